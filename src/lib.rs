@@ -1,0 +1,23 @@
+//! # steerd — a predictive, steering-aware poll-mode forwarding appliance
+//!
+//! Module map (hot = on the per-packet fast path; cold = set-up or control threads):
+//!
+//! | module | owns | hot/cold |
+//! | --- | --- | --- |
+//! | [`wire`] | checked packet views and `Repr`s: Ethernet, ARP, IPv4, IPv6, UDP, TCP, ICMP, NSH | hot |
+//! | [`route`] | IPv4 DIR-24-8 and IPv6 LPM, next hops, ECMP groups, routes files | hot lookups, cold builds |
+//! | [`port`] | the `RxQueue`/`TxQueue` traits, buffers and pools, port backends | hot |
+//!
+//! Rules of the fast path (see docs/design.md):
+//! 1. Bursts of 32 everywhere; the clock is read at most once per burst.
+//! 2. No allocation, no locks, no syscalls except a port's own I/O, no logging after start-up.
+//! 3. Share nothing: each core owns its pool, queues and counters (cache-padded).
+//! 4. Untrusted bytes go through checked constructors; a malformed packet is a counted
+//!    drop with a `DropReason`, never a panic.
+//! 5. `unsafe` only in port backends, buffer pools and rings, each with a `// SAFETY:` comment.
+#![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod port;
+pub mod route;
+pub mod wire;

@@ -1,0 +1,38 @@
+//! Ports: where packets come from and go to.
+//!
+//! A port is opened once at start-up (cold) and split into per-worker queues (hot):
+//! each worker owns one [`RxQueue`] (if the port has a queue for it) and one [`TxQueue`]
+//! per port, so no queue is ever shared between cores. Queues are burst-only, in the
+//! style of ixy and DPDK: `rx_burst` appends up to a burst of buffers, `tx_burst` sends
+//! from the front of a vector and leaves what it could not send.
+//!
+//! Backends are chosen at start-up and wrapped in the [`AnyRx`]/[`AnyTx`] enums, so the
+//! worker loop is monomorphic (one `match` per burst, no `Box<dyn>`).
+
+pub mod buf;
+
+pub use buf::{Buf, BUF_SIZE, HEADROOM, MAX_FRAME, PktBuf, Pool};
+
+/// Receive side of one queue of a port, owned by one worker.
+pub trait RxQueue: Send {
+    /// Buffer type the queue fills.
+    type Buf: Buf;
+    /// Where buffers come from.
+    type Pool;
+    /// Receives up to `max` packets, appending them to `out`; returns how many.
+    /// Never blocks; returns 0 when nothing is waiting.
+    fn rx_burst(&mut self, pool: &mut Self::Pool, out: &mut Vec<Self::Buf>, max: usize) -> usize;
+}
+
+/// Transmit side of one queue of a port, owned by one worker.
+pub trait TxQueue: Send {
+    /// Buffer type the queue sends.
+    type Buf: Buf;
+    /// Where sent buffers go back to.
+    type Pool;
+    /// Sends packets from the front of `bufs`, removes the ones sent (returning their
+    /// buffers to `pool`) and returns how many were sent. Unsent packets stay in `bufs`.
+    fn tx_burst(&mut self, pool: &mut Self::Pool, bufs: &mut Vec<Self::Buf>) -> usize;
+    /// Pushes out anything the backend holds back for batching.
+    fn flush(&mut self) {}
+}
