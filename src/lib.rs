@@ -7,6 +7,12 @@
 //! | [`wire`] | checked packet views and `Repr`s: Ethernet, ARP, IPv4, IPv6, UDP, TCP, ICMP, NSH | hot |
 //! | [`route`] | IPv4 DIR-24-8 and IPv6 LPM, next hops, ECMP groups, routes files | hot lookups, cold builds |
 //! | [`port`] | the `RxQueue`/`TxQueue` traits, buffers and pools, port backends | hot |
+//! | [`safe`] | worker loops, burst pipeline, tx staging, counters, table publication | hot |
+//! | [`steering`] | steering table, keys, header authentication | hot lookups |
+//! | [`telemetry`] | per-worker per-destination counters | hot writes, cold reads |
+//! | [`config`] | typed, validated configuration | cold |
+//! | [`app`] | building ports/tables/workers from config, running, summaries | cold |
+//! | [`bench`] | the in-memory benchmark harness behind `steerd bench` | cold |
 //!
 //! Rules of the fast path (see docs/design.md):
 //! 1. Bursts of 32 everywhere; the clock is read at most once per burst.
@@ -18,6 +24,12 @@
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod app;
+pub mod bench;
+pub mod config;
 pub mod port;
 pub mod route;
+pub mod safe;
+pub mod steering;
+pub mod telemetry;
 pub mod wire;

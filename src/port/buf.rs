@@ -157,7 +157,13 @@ pub struct Pool {
 impl Pool {
     /// Allocates `n` buffers (start-up only).
     pub fn new(n: usize) -> Self {
-        let mut free = Vec::with_capacity(n);
+        Self::with_reserve(n, n)
+    }
+
+    /// Allocates `n` buffers and reserves room to hold `reserve` (≥ n) without
+    /// reallocating, for a worker that receives buffers from other cores.
+    pub fn with_reserve(n: usize, reserve: usize) -> Self {
+        let mut free = Vec::with_capacity(reserve.max(n));
         for _ in 0..n {
             free.push(PktBuf::new());
         }

@@ -22,6 +22,11 @@ pub trait RxQueue: Send {
     /// Receives up to `max` packets, appending them to `out`; returns how many.
     /// Never blocks; returns 0 when nothing is waiting.
     fn rx_burst(&mut self, pool: &mut Self::Pool, out: &mut Vec<Self::Buf>, max: usize) -> usize;
+    /// True when the queue will never receive again (a replayed file reached its end,
+    /// a generator sent its packet budget). Live ports never are.
+    fn exhausted(&self) -> bool {
+        false
+    }
 }
 
 /// Transmit side of one queue of a port, owned by one worker.
@@ -35,4 +40,75 @@ pub trait TxQueue: Send {
     fn tx_burst(&mut self, pool: &mut Self::Pool, bufs: &mut Vec<Self::Buf>) -> usize;
     /// Pushes out anything the backend holds back for batching.
     fn flush(&mut self) {}
+    /// True when a full queue should be waited for rather than dropped from (file
+    /// output, where the writer thread always catches up).
+    fn lossless(&self) -> bool {
+        false
+    }
+}
+
+pub mod mem;
+pub mod pcap;
+
+/// A receive queue of any backend this build has (enum dispatch, one `match` a burst).
+pub enum AnyRx {
+    /// In-memory generator.
+    Mem(mem::MemRx),
+    /// Capture replay.
+    Pcap(pcap::PcapRx),
+}
+
+/// A transmit queue of any backend this build has.
+pub enum AnyTx {
+    /// In-memory sink.
+    Mem(mem::MemTx),
+    /// Capture writer.
+    Pcap(pcap::PcapTx),
+    /// A port that only receives: everything sent to it is refused (counted by the worker).
+    None,
+}
+
+impl RxQueue for AnyRx {
+    type Buf = PktBuf;
+    type Pool = Pool;
+    #[inline]
+    fn rx_burst(&mut self, pool: &mut Pool, out: &mut Vec<PktBuf>, max: usize) -> usize {
+        match self {
+            AnyRx::Mem(q) => q.rx_burst(pool, out, max),
+            AnyRx::Pcap(q) => q.rx_burst(pool, out, max),
+        }
+    }
+    fn exhausted(&self) -> bool {
+        match self {
+            AnyRx::Mem(q) => q.exhausted(),
+            AnyRx::Pcap(q) => q.exhausted(),
+        }
+    }
+}
+
+impl TxQueue for AnyTx {
+    type Buf = PktBuf;
+    type Pool = Pool;
+    #[inline]
+    fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<PktBuf>) -> usize {
+        match self {
+            AnyTx::Mem(q) => q.tx_burst(pool, bufs),
+            AnyTx::Pcap(q) => q.tx_burst(pool, bufs),
+            AnyTx::None => 0,
+        }
+    }
+    fn flush(&mut self) {
+        match self {
+            AnyTx::Mem(q) => q.flush(),
+            AnyTx::Pcap(q) => q.flush(),
+            AnyTx::None => {}
+        }
+    }
+    fn lossless(&self) -> bool {
+        match self {
+            AnyTx::Mem(q) => q.lossless(),
+            AnyTx::Pcap(q) => q.lossless(),
+            AnyTx::None => false,
+        }
+    }
 }

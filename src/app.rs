@@ -1,0 +1,669 @@
+//! Building and running the appliance (cold): config → tables and ports → pinned
+//! workers → a stats line a second → stop, drain, summary.
+//!
+//! Threads: one worker per core (hot, see [`crate::safe::worker`]); the calling thread
+//! is the controller (stats printing, stop conditions, signals); each pcap output port
+//! has a writer thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use crate::config::{Config, ConfigError, SizeSpec, parse_cidr, parse_mac};
+use crate::port::mem::{GenConfig, GenPrefix, GenSteering, MemPortStats, MemRx, MemTx, Templates};
+use crate::port::pcap::{Capture, PcapOut, PcapRx};
+use crate::port::{AnyRx, AnyTx, Pool};
+use crate::route::{self, NextHop, RouteTable};
+use crate::safe::counters::{Local, WorkerStats};
+use crate::safe::pipeline::Mode;
+use crate::safe::tables::{PortFlags, TableHandle, Tables};
+use crate::safe::worker::{Distributor, Hist, Inbound, RunControl, Worker, new_hist};
+use crate::safe::{DropReason, MAX_PORTS};
+use crate::steering::{Fallback, Key, SteerEntry, SteeringKeys, SteeringTable};
+use crate::telemetry::DestCounters;
+
+/// Errors while setting up (each names what to fix).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A configuration error.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// A routes file or table error.
+    #[error("{0}")]
+    Routes(String),
+    /// A port could not be opened.
+    #[error("{0}")]
+    Port(String),
+    /// Something else at start-up.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How a run ends and reports.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Write the final stats here as JSON.
+    pub json: Option<PathBuf>,
+    /// No per-second lines.
+    pub quiet: bool,
+    /// Override the number of workers.
+    pub workers: Option<usize>,
+    /// Forwarding or io mode.
+    pub io_mode: bool,
+}
+
+/// Builds the forwarding tables a config describes.
+pub fn build_tables(cfg: &Config, extra: &[route::RouteSpec]) -> Result<Tables, SetupError> {
+    let port_idx = |name: &str| cfg.ports.iter().position(|p| p.name == name);
+    let mut hops = Vec::new();
+    let mut nh_dest = Vec::new();
+    for (i, n) in cfg.next_hops.iter().enumerate() {
+        let port = port_idx(&n.port).ok_or_else(|| cfg.error(&format!("next_hops[{i}].port"), "unknown port"))?;
+        let p = &cfg.ports[port];
+        if p.backend == "pcap" && p.tx_file.is_none() {
+            return Err(cfg
+                .error(
+                    &format!("next_hops[{i}].port"),
+                    format!("port \"{}\" cannot send: it has no tx_file", p.name),
+                )
+                .into());
+        }
+        let src_mac = port_mac(cfg, port)?;
+        let dst_mac = parse_mac(&n.mac).map_err(|e| cfg.error(&format!("next_hops[{i}].mac"), e))?;
+        hops.push(NextHop {
+            name: n.name.clone(),
+            port: port as u16,
+            src_mac,
+            dst_mac,
+        });
+        nh_dest.push(n.dest.unwrap_or(u16::MAX));
+    }
+    let mut specs = Vec::new();
+    for (i, r) in cfg.routes.iter().enumerate() {
+        let prefix: route::Prefix = r
+            .prefix
+            .parse()
+            .map_err(|e| cfg.error(&format!("routes[{i}].prefix"), format!("{e}")))?;
+        specs.push(route::RouteSpec {
+            prefix,
+            next_hops: r.via.names(),
+            line: i + 1,
+        });
+    }
+    if let Some(f) = &cfg.routing.routes_file {
+        let path = cfg.resolve(f);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            SetupError::Routes(format!(
+                "{}: routing.routes_file: cannot read {}: {e}",
+                cfg.source.name,
+                path.display()
+            ))
+        })?;
+        let more = route::parse_routes(&text, &path).map_err(|e| SetupError::Routes(e.to_string()))?;
+        specs.extend(more);
+    }
+    specs.extend_from_slice(extra);
+    let opts = route::LpmOptions {
+        tbl8_groups: cfg.routing.tbl8_groups,
+        v6_groups: cfg.routing.v6_groups,
+    };
+    let routes = RouteTable::build(&specs, hops, opts).map_err(|e| SetupError::Routes(e.to_string()))?;
+    let keys = match cfg.steering.keys.as_slice() {
+        [] => SteeringKeys {
+            current: Key::from_bytes([0; 16]),
+            previous: None,
+        },
+        [c, rest @ ..] => SteeringKeys {
+            current: Key::from_hex(c).map_err(|e| cfg.error("steering.keys[0]", e))?,
+            previous: match rest.first() {
+                Some(p) => Some(Key::from_hex(p).map_err(|e| cfg.error("steering.keys[1]", e))?),
+                None => None,
+            },
+        },
+    };
+    let mut steering = SteeringTable::new(keys, cfg.steering.epoch, cfg.steering.max_epoch_age);
+    for (i, d) in cfg.steering.destinations.iter().enumerate() {
+        let nh = cfg
+            .next_hops
+            .iter()
+            .position(|n| n.name == d.next_hop)
+            .ok_or_else(|| cfg.error(&format!("steering.destinations[{i}].next_hop"), "unknown next hop"))?;
+        steering
+            .insert(
+                d.id,
+                SteerEntry {
+                    next_hop: nh as u16,
+                    max_priority: d.max_priority,
+                },
+            )
+            .map_err(|e| cfg.error(&format!("steering.destinations[{i}].id"), e))?;
+    }
+    let ports = cfg
+        .ports
+        .iter()
+        .map(|p| PortFlags {
+            trusted: p.trusted,
+            strip_nsh: p.strip_nsh,
+            mtu: p.mtu,
+        })
+        .collect();
+    Ok(Tables {
+        routes,
+        steering,
+        ports,
+        nh_dest,
+    })
+}
+
+/// The MAC of port `i` (configured, or a locally administered one derived from the index).
+fn port_mac(cfg: &Config, i: usize) -> Result<[u8; 6], SetupError> {
+    match &cfg.ports[i].mac {
+        Some(m) => Ok(parse_mac(m).map_err(|e| cfg.error(&format!("ports[{i}].mac"), e))?),
+        None => Ok([0x02, 0, 0, 0, 0, i as u8]),
+    }
+}
+
+fn gen_prefix(s: &str) -> Result<GenPrefix, String> {
+    let (addr, len) = parse_cidr(s)?;
+    Ok(GenPrefix { addr, len })
+}
+
+/// Builds the generator settings of mem port `i`.
+pub fn gen_config(cfg: &Config, i: usize) -> Result<Option<GenConfig>, SetupError> {
+    let p = &cfg.ports[i];
+    let Some(g) = p.generator.as_ref().filter(|g| g.enabled) else {
+        return Ok(None);
+    };
+    let f = |k: &str| format!("ports[{i}].generator.{k}");
+    let dst = g
+        .dst
+        .iter()
+        .map(|d| gen_prefix(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| cfg.error(&f("dst"), e))?;
+    let steering = if cfg.steering.destinations.is_empty() || cfg.steering.keys.is_empty() {
+        None
+    } else {
+        Some(GenSteering {
+            dests: cfg.steering.destinations.iter().map(|d| d.id).collect(),
+            key: Key::from_hex(&cfg.steering.keys[0]).map_err(|e| cfg.error("steering.keys[0]", e))?,
+            epoch: cfg.steering.epoch,
+            priority: g.priority,
+            app_class: g.app_class,
+        })
+    };
+    Ok(Some(GenConfig {
+        flows: g.flows,
+        dst,
+        src_v4: gen_prefix(&g.src_v4).map_err(|e| cfg.error(&f("src_v4"), e))?,
+        src_v6: gen_prefix(&g.src_v6).map_err(|e| cfg.error(&f("src_v6"), e))?,
+        sizes: g
+            .sizes
+            .iter()
+            .map(|s| match s {
+                SizeSpec::Plain(s) => (*s, 1),
+                SizeSpec::Weighted(s, w) => (*s, *w),
+            })
+            .collect(),
+        steered_fraction: g.steered_fraction,
+        steering,
+        fault_fraction: g.fault_fraction,
+        rate_pps: g.rate_pps,
+        packets: g.packets,
+        seed: g.seed.wrapping_add(i as u64 * 7919),
+        dst_mac: port_mac(cfg, i)?,
+        src_mac: [0x02, 0xee, 0, 0, 0, i as u8],
+    }))
+}
+
+/// A built, not yet started appliance.
+pub struct Appliance {
+    workers: Vec<Worker>,
+    /// Published tables.
+    pub tables: Arc<TableHandle>,
+    /// Run control.
+    pub ctl: Arc<RunControl>,
+    /// Per-worker counters.
+    pub stats: Vec<Arc<WorkerStats>>,
+    /// Per-worker telemetry.
+    pub telemetry: Vec<Arc<DestCounters>>,
+    hist_from: Vec<rtrb::Consumer<Hist>>,
+    hist_to: Vec<rtrb::Producer<Hist>>,
+    pcap_outs: Vec<PcapOut>,
+    mem_stats: Vec<Arc<MemPortStats>>,
+    port_names: Vec<String>,
+    /// The config it was built from.
+    pub config: Config,
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Summed counters.
+    pub total: Local,
+    /// Workers used.
+    pub workers: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Latency percentiles (ns): p50, p90, p99, p99.9, max.
+    pub latency_ns: [u64; 5],
+    /// Port names.
+    pub ports: Vec<String>,
+}
+
+impl Summary {
+    /// The final stats as one JSON object.
+    pub fn to_json(&self) -> Value {
+        let t = &self.total;
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let mut drops = serde_json::Map::new();
+        for i in 0..DropReason::COUNT {
+            let r = DropReason::from_index(i).expect("index in range");
+            if t.drops[i] > 0 {
+                drops.insert(r.as_str().into(), json!(t.drops[i]));
+            }
+        }
+        let mut fb = serde_json::Map::new();
+        for f in Fallback::ALL {
+            if t.fallback[f as usize] > 0 {
+                fb.insert(f.as_str().into(), json!(t.fallback[f as usize]));
+            }
+        }
+        let ports: Vec<Value> = self
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, n)| json!({"name": n, "rx_packets": t.port_rx[i.min(MAX_PORTS - 1)], "tx_packets": t.port_tx[i.min(MAX_PORTS - 1)]}))
+            .collect();
+        json!({
+            "rx_packets": t.rx,
+            "tx_packets": t.tx,
+            "tx_bytes": t.tx_bytes,
+            "steered_packets": t.steered,
+            "routed_packets": t.routed,
+            "drops": drops,
+            "drops_total": t.total_drops(),
+            "steering_fallbacks": fb,
+            "p50_ns": self.latency_ns[0],
+            "p90_ns": self.latency_ns[1],
+            "p99_ns": self.latency_ns[2],
+            "p999_ns": self.latency_ns[3],
+            "max_ns": self.latency_ns[4],
+            "duration_s": secs,
+            "mpps_in": t.rx as f64 / secs / 1e6,
+            "mpps_out": t.tx as f64 / secs / 1e6,
+            "workers": self.workers,
+            "ports": ports,
+            "accounted": t.rx == t.tx + t.total_drops(),
+        })
+    }
+}
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+/// Installs SIGINT/SIGTERM handlers that request a graceful stop.
+pub fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `on_signal` is async-signal-safe (one atomic store) and has the
+        // signature `signal` expects; replacing the default disposition is intended.
+        unsafe {
+            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+fn worker_count(cfg: &Config, opts: &RunOptions) -> usize {
+    let cores = core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(1).max(1);
+    let w = opts.workers.unwrap_or(cfg.general.workers);
+    if w == 0 { cores } else { w }
+}
+
+impl Appliance {
+    /// Opens ports, builds tables and prepares the workers (nothing runs yet).
+    pub fn build(cfg: Config, opts: &RunOptions) -> Result<Appliance, SetupError> {
+        Self::build_with_routes(cfg, opts, &[])
+    }
+
+    /// Like [`Appliance::build`], with routes given in code added to the config's.
+    pub fn build_with_routes(
+        cfg: Config,
+        opts: &RunOptions,
+        extra: &[route::RouteSpec],
+    ) -> Result<Appliance, SetupError> {
+        let nw = worker_count(&cfg, opts);
+        let n_ports = cfg.ports.len();
+        let tables = build_tables(&cfg, extra)?;
+        let mut rx_own: Vec<Vec<AnyRx>> = (0..nw).map(|_| Vec::new()).collect();
+        let mut rx_single: Vec<AnyRx> = Vec::new();
+        let mut tx: Vec<Vec<AnyTx>> = (0..nw).map(|_| Vec::new()).collect();
+        let mut pcap_outs = Vec::new();
+        let mut mem_stats = Vec::new();
+        for (i, p) in cfg.ports.iter().enumerate() {
+            match p.backend.as_str() {
+                "mem" => {
+                    if let Some(gc) = gen_config(&cfg, i)? {
+                        let tpl = Arc::new(Templates::build(&gc).map_err(|e| {
+                            SetupError::Port(format!("port {}: {e}", p.name))
+                        })?);
+                        for (q, v) in rx_own.iter_mut().enumerate() {
+                            v.push(AnyRx::Mem(MemRx::new(i as u16, tpl.clone(), &gc, q, nw)));
+                        }
+                    }
+                    let st = Arc::new(MemPortStats::default());
+                    for v in tx.iter_mut() {
+                        v.push(AnyTx::Mem(MemTx::new(st.clone())));
+                    }
+                    mem_stats.push(st);
+                }
+                "pcap" => {
+                    if let Some(f) = &p.rx_file {
+                        let path = cfg.resolve(f);
+                        let cap = Arc::new(Capture::load(&p.name, &path).map_err(|e| SetupError::Port(e.to_string()))?);
+                        let q = AnyRx::Pcap(PcapRx::new(i as u16, cap, p.repeat));
+                        if nw == 1 { rx_own[0].push(q) } else { rx_single.push(q) }
+                    }
+                    match &p.tx_file {
+                        Some(f) => {
+                            let path = cfg.resolve(f);
+                            let (out, qs) = PcapOut::open(&p.name, &path, nw).map_err(|e| SetupError::Port(e.to_string()))?;
+                            for (v, q) in tx.iter_mut().zip(qs) {
+                                v.push(AnyTx::Pcap(q));
+                            }
+                            pcap_outs.push(out);
+                        }
+                        None => {
+                            for v in tx.iter_mut() {
+                                v.push(AnyTx::None);
+                            }
+                        }
+                    }
+                }
+                other => return Err(SetupError::Port(format!("port {}: backend {other} is not available", p.name))),
+            }
+        }
+        let handle = TableHandle::new(tables, nw);
+        let distributors = usize::from(!rx_single.is_empty());
+        let ctl = RunControl::new(nw, distributors);
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let pool_n = cfg.general.pool_buffers;
+        let mut dist = if rx_single.is_empty() {
+            None
+        } else {
+            Some(Distributor {
+                to: (0..nw).map(|_| None).collect(),
+                back: Vec::new(),
+                rx: rx_single,
+            })
+        };
+        let mut inbound: Vec<Option<Inbound>> = (0..nw).map(|_| None).collect();
+        if let Some(d) = dist.as_mut() {
+            for (k, slot) in inbound.iter_mut().enumerate().skip(1) {
+                let (p, c) = rtrb::RingBuffer::new(1024);
+                let (bp, bc) = rtrb::RingBuffer::new(pool_n);
+                d.to[k] = Some(p);
+                d.back.push(bc);
+                *slot = Some(Inbound {
+                    from: c,
+                    back: bp,
+                    own_buffers: pool_n,
+                });
+            }
+        }
+        let epoch = Instant::now();
+        let mut workers = Vec::new();
+        let mut stats = Vec::new();
+        let mut telemetry = Vec::new();
+        let mut hist_from = Vec::new();
+        let mut hist_to = Vec::new();
+        let peers: Vec<u16> = (0..n_ports as u16).map(|p| if n_ports > 1 { p ^ 1 } else { p }).map(|p| p.min(n_ports as u16 - 1)).collect();
+        for (w, ((rx, txq), inb)) in rx_own.into_iter().zip(tx).zip(inbound).enumerate() {
+            let st = Arc::new(WorkerStats::new());
+            let tel = Arc::new(DestCounters::new(cfg.general.telemetry_destinations, 16));
+            let (ho, hi_c) = rtrb::RingBuffer::new(4);
+            let (mut hp, hi) = rtrb::RingBuffer::new(4);
+            for _ in 0..2 {
+                let _ = hp.push(new_hist());
+            }
+            // A receiver of hand-offs may hold everyone's buffers at once.
+            let pool = Pool::with_reserve(pool_n, pool_n * nw);
+            workers.push(Worker {
+                id: w,
+                core: if cfg.general.pin_cores && !cores.is_empty() {
+                    Some(cores[(cfg.general.first_core + w) % cores.len()])
+                } else {
+                    None
+                },
+                rx,
+                tx: txq,
+                dist: if w == 0 { dist.take() } else { None },
+                inbound: inb,
+                pool,
+                tables: handle.reader(w),
+                stats: st.clone(),
+                hist_out: ho,
+                hist_in: hi,
+                telemetry: tel.clone(),
+                mode: if opts.io_mode { Mode::Io } else { Mode::Forward },
+                io_peer: peers.clone(),
+                burst: cfg.general.burst,
+                drain: Duration::from_micros(cfg.general.drain_us),
+                ctl: ctl.clone(),
+                epoch,
+            });
+            stats.push(st);
+            telemetry.push(tel);
+            hist_from.push(hi_c);
+            hist_to.push(hp);
+        }
+        Ok(Appliance {
+            workers,
+            tables: handle,
+            ctl,
+            stats,
+            telemetry,
+            hist_from,
+            hist_to,
+            pcap_outs,
+            mem_stats,
+            port_names: cfg.port_names(),
+            config: cfg,
+        })
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Runs until the duration passes, a signal arrives or (with `exit_on_eof`) every
+    /// input is exhausted; then drains and returns the summary.
+    pub fn run(mut self, opts: &RunOptions) -> Result<Summary, SetupError> {
+        let nw = self.workers.len();
+        let start = Instant::now();
+        let mut handles = Vec::new();
+        for w in self.workers.drain(..) {
+            let name = format!("safe-{}", w.id);
+            let h = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || w.run())
+                .map_err(|e| SetupError::Other(format!("cannot start a worker thread: {e}")))?;
+            handles.push(h);
+        }
+        let interval = Duration::from_millis(self.config.general.stats_interval_ms.max(50));
+        let mut total_hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2).expect("static bounds");
+        let mut win_hist = total_hist.clone();
+        let mut prev = Local::default();
+        let mut prev_t = start;
+        let mut next_line = start + interval;
+        let mut exhausted_seen = 0;
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            self.collect_hists(&mut total_hist, &mut win_hist);
+            let now = Instant::now();
+            let done_time = opts.duration.is_some_and(|d| now.duration_since(start) >= d);
+            if self.config.general.exit_on_eof && self.ctl.all_exhausted() {
+                exhausted_seen += 1;
+            } else {
+                exhausted_seen = 0;
+            }
+            let stop = done_time || exhausted_seen >= 3 || SIGNALLED.load(Ordering::SeqCst);
+            if now >= next_line && !opts.quiet && !stop {
+                let cur = self.sum();
+                eprintln!("{}", stats_line(now.duration_since(start), &cur, &prev, now.duration_since(prev_t), &win_hist));
+                win_hist.reset();
+                prev = cur;
+                prev_t = now;
+                next_line += interval;
+            }
+            if stop {
+                break;
+            }
+        }
+        self.ctl.stop.store(true, Ordering::SeqCst);
+        let mut finals = Vec::new();
+        for h in handles {
+            finals.push(h.join().map_err(|_| SetupError::Other("a worker thread panicked".into()))?);
+        }
+        let elapsed = start.elapsed();
+        for w in 0..nw {
+            self.tables.retire_reader(w);
+        }
+        self.collect_hists(&mut total_hist, &mut win_hist);
+        for o in self.pcap_outs.iter_mut() {
+            o.finish().map_err(|e| SetupError::Port(format!("pcap output: {e}")))?;
+        }
+        let mut total = Local::default();
+        for f in &finals {
+            total.add(f);
+        }
+        let q = |p: f64| total_hist.value_at_quantile(p);
+        let s = Summary {
+            total,
+            workers: nw,
+            elapsed,
+            latency_ns: [q(0.5), q(0.9), q(0.99), q(0.999), total_hist.max()],
+            ports: self.port_names.clone(),
+        };
+        let _ = &self.mem_stats;
+        if let Some(p) = &opts.json {
+            let text = serde_json::to_string_pretty(&s.to_json()).expect("JSON of plain values");
+            std::fs::write(p, text + "\n").map_err(|e| SetupError::Other(format!("cannot write {}: {e}", p.display())))?;
+        }
+        Ok(s)
+    }
+
+    fn sum(&self) -> Local {
+        let mut t = Local::default();
+        for s in &self.stats {
+            t.add(&s.snapshot());
+        }
+        t
+    }
+
+    fn collect_hists(&mut self, total: &mut Histogram<u64>, win: &mut Histogram<u64>) {
+        for (from, to) in self.hist_from.iter_mut().zip(self.hist_to.iter_mut()) {
+            while let Ok(mut h) = from.pop() {
+                let _ = total.add(&*h);
+                let _ = win.add(&*h);
+                h.reset();
+                let _ = to.push(h);
+            }
+        }
+    }
+}
+
+fn fmt_ns(ns: u64) -> String {
+    if ns >= 1_000_000 {
+        format!("{:.1}ms", ns as f64 / 1e6)
+    } else if ns >= 1_000 {
+        format!("{:.1}us", ns as f64 / 1e3)
+    } else {
+        format!("{ns}ns")
+    }
+}
+
+/// One line of live stats.
+fn stats_line(t: Duration, cur: &Local, prev: &Local, dt: Duration, h: &Histogram<u64>) -> String {
+    let s = dt.as_secs_f64().max(1e-9);
+    let rx = (cur.rx - prev.rx) as f64 / s / 1e6;
+    let tx = (cur.tx - prev.tx) as f64 / s / 1e6;
+    let fwd = (cur.steered + cur.routed - prev.steered - prev.routed).max(1);
+    let steered = (cur.steered - prev.steered) as f64 * 100.0 / fwd as f64;
+    let mut drops = String::new();
+    let mut dsum = 0;
+    for i in 0..DropReason::COUNT {
+        let d = cur.drops[i] - prev.drops[i];
+        if d > 0 {
+            dsum += d;
+            let r = DropReason::from_index(i).expect("index in range");
+            drops.push_str(&format!(" {}={}", r.as_str(), d));
+        }
+    }
+    format!(
+        "[{:>5.1}s] rx {:>7.3} Mpps  tx {:>7.3} Mpps  steered {:>5.1}%  drops {}{}  p50 {} p99 {}",
+        t.as_secs_f64(),
+        rx,
+        tx,
+        steered,
+        dsum,
+        if drops.is_empty() { String::new() } else { format!(" [{}]", drops.trim()) },
+        fmt_ns(h.value_at_quantile(0.5)),
+        fmt_ns(h.value_at_quantile(0.99)),
+    )
+}
+
+/// Prints a human summary.
+pub fn print_summary(s: &Summary) {
+    let j = s.to_json();
+    let t = &s.total;
+    eprintln!("--- steerd summary ---");
+    eprintln!(
+        "workers {}  duration {:.2}s  rx {}  tx {}  steered {}  routed {}  drops {}",
+        s.workers,
+        s.elapsed.as_secs_f64(),
+        t.rx,
+        t.tx,
+        t.steered,
+        t.routed,
+        t.total_drops()
+    );
+    eprintln!(
+        "rate in {:.3} Mpps, out {:.3} Mpps; latency p50 {} p99 {} max {}",
+        j["mpps_in"].as_f64().unwrap_or(0.0),
+        j["mpps_out"].as_f64().unwrap_or(0.0),
+        fmt_ns(s.latency_ns[0]),
+        fmt_ns(s.latency_ns[2]),
+        fmt_ns(s.latency_ns[4])
+    );
+    if t.total_drops() > 0 {
+        eprintln!("drops by reason: {}", j["drops"]);
+    }
+    if t.fallback.iter().sum::<u64>() > 0 {
+        eprintln!("steering headers routed by LPM instead, by reason: {}", j["steering_fallbacks"]);
+    }
+    eprintln!(
+        "accounting: rx {} = tx {} + drops {} : {}",
+        t.rx,
+        t.tx,
+        t.total_drops(),
+        if t.rx == t.tx + t.total_drops() { "ok" } else { "MISMATCH" }
+    );
+}
+
+/// Loads the config at `path`, or the embedded default.
+pub fn load_config(path: Option<&Path>) -> Result<Config, SetupError> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::embedded()?,
+    })
+}

@@ -1,0 +1,218 @@
+//! `steerd bench`: the in-memory pipeline measured on this machine, printing JSON.
+//!
+//! Two mem ports: p0 generates (pktgen-style, unlimited rate), p1 absorbs. Paths:
+//! - `io`: no parsing or rewriting (the testpmd `io` baseline: generator + sink cost);
+//! - `lpm`: plain IPv4/UDP to destinations spread over every prefix of an N-route table;
+//! - `steer`: the same packets behind a valid steering header, the same N-route table
+//!   loaded, so the difference to `lpm` is the steering fast path versus the LPM lookup.
+//!
+//! Several paths in one call run alternately (A B C A B C …) `repeat` times and report
+//! each run and the median per path, so comparisons are side by side in one run.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::app::{Appliance, RunOptions, SetupError};
+use crate::config::{
+    Config, General, GeneratorConfig, NextHopConfig, PortConfig, RoutingConfig, SizeSpec, SteerDestConfig,
+    SteeringConfig,
+};
+use crate::route;
+
+/// Benchmark settings.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Paths to run: io, lpm, steer.
+    pub paths: Vec<String>,
+    /// Routes in the table (1 = a single covering route).
+    pub routes: usize,
+    /// Workers.
+    pub workers: usize,
+    /// Frame size in bytes.
+    pub size: usize,
+    /// Seconds per run.
+    pub duration: f64,
+    /// Runs per path (alternating).
+    pub repeat: usize,
+    /// Distinct flows (destinations) generated.
+    pub flows: usize,
+}
+
+const KEY: &str = "62656e63686d61726b206b6579203031";
+const N_HOPS: usize = 4;
+
+fn next_hops() -> Vec<NextHopConfig> {
+    (0..N_HOPS)
+        .map(|i| NextHopConfig {
+            name: format!("nh{i}"),
+            port: "p1".into(),
+            mac: format!("02:00:00:00:01:{i:02x}"),
+            dest: Some(i as u16),
+        })
+        .collect()
+}
+
+/// The synthetic route table and the generator destinations for `n` routes.
+fn routes_and_dsts(n: usize, flows: usize) -> (Vec<route::RouteSpec>, Vec<String>) {
+    if n <= 1 {
+        let p: route::Prefix = "198.18.0.0/15".parse().expect("static prefix");
+        return (
+            vec![route::RouteSpec {
+                prefix: p,
+                next_hops: vec!["nh0".into()],
+                line: 1,
+            }],
+            vec!["198.18.0.0/15".into()],
+        );
+    }
+    let table = route::synthetic_v4_routes(n, 42);
+    let specs: Vec<route::RouteSpec> = table
+        .iter()
+        .enumerate()
+        .map(|(i, (a, l))| route::RouteSpec {
+            prefix: route::Prefix::new(std::net::IpAddr::V4(*a), *l).expect("generated prefixes are clean"),
+            next_hops: vec![format!("nh{}", i % N_HOPS)],
+            line: i + 1,
+        })
+        .collect();
+    // Destinations: one per flow, spread over the whole table.
+    let step = (table.len() / flows.max(1)).max(1);
+    let dsts = table
+        .iter()
+        .step_by(step)
+        .take(flows)
+        .map(|(a, l)| format!("{a}/{l}"))
+        .collect();
+    (specs, dsts)
+}
+
+/// The configuration of one benchmark run.
+pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
+    let steer = path == "steer";
+    let gen_cfg = GeneratorConfig {
+        flows: o.flows,
+        dst: dsts,
+        sizes: vec![SizeSpec::Plain(o.size)],
+        steered_fraction: if steer { 1.0 } else { 0.0 },
+        priority: 1,
+        ..GeneratorConfig::default()
+    };
+    let port = |name: &str, mac: &str, generator: Option<GeneratorConfig>| PortConfig {
+        name: name.into(),
+        backend: "mem".into(),
+        mac: Some(mac.into()),
+        mtu: 9000,
+        trusted: true,
+        strip_nsh: true,
+        generator,
+        rx_file: None,
+        repeat: 1,
+        tx_file: None,
+    };
+    Config {
+        general: General {
+            workers: o.workers,
+            stats_interval_ms: 1000,
+            exit_on_eof: false,
+            ..General::default()
+        },
+        ports: vec![port("p0", "02:00:00:00:00:10", Some(gen_cfg)), port("p1", "02:00:00:00:00:11", None)],
+        next_hops: next_hops(),
+        routes: Vec::new(),
+        routing: RoutingConfig {
+            tbl8_groups: 65536,
+            ..RoutingConfig::default()
+        },
+        steering: SteeringConfig {
+            keys: vec![KEY.into()],
+            destinations: (0..16)
+                .map(|i| SteerDestConfig {
+                    id: 100 + i,
+                    next_hop: format!("nh{}", i as usize % N_HOPS),
+                    max_priority: 3,
+                })
+                .collect(),
+            ..SteeringConfig::default()
+        },
+        source: Default::default(),
+    }
+}
+
+/// Runs the benchmark; returns one JSON object.
+pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
+    for p in &o.paths {
+        if !["io", "lpm", "steer"].contains(&p.as_str()) {
+            return Err(SetupError::Other(format!("--path: unknown path \"{p}\" (io, lpm, steer)")));
+        }
+    }
+    let (specs, dsts) = routes_and_dsts(o.routes, o.flows);
+    let mut runs: Vec<(String, Value)> = Vec::new();
+    for _ in 0..o.repeat.max(1) {
+        for p in &o.paths {
+            let cfg = bench_config(p, o, dsts.clone());
+            cfg.validate()?;
+            let opts = RunOptions {
+                duration: Some(Duration::from_secs_f64(o.duration)),
+                quiet: true,
+                workers: Some(o.workers),
+                io_mode: p == "io",
+                ..RunOptions::default()
+            };
+            let app = Appliance::build_with_routes(cfg, &opts, &specs)?;
+            let s = app.run(&opts)?;
+            let secs = s.elapsed.as_secs_f64();
+            let pkts = s.total.tx.max(1);
+            runs.push((
+                p.clone(),
+                json!({
+                    "path": p,
+                    "mpps": s.total.tx as f64 / secs / 1e6,
+                    "ns_per_pkt": secs * 1e9 * s.workers as f64 / pkts as f64,
+                    "p50_ns": s.latency_ns[0],
+                    "p99_ns": s.latency_ns[2],
+                    "drops": s.total.total_drops(),
+                    "steered": s.total.steered,
+                    "routed": s.total.routed,
+                    "accounted": s.total.rx == s.total.tx + s.total.total_drops(),
+                }),
+            ));
+        }
+    }
+    let median = |p: &str, k: &str| -> f64 {
+        let mut v: Vec<f64> = runs.iter().filter(|(q, _)| q == p).filter_map(|(_, r)| r[k].as_f64()).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("workers".into(), json!(o.workers));
+    out.insert("routes".into(), json!(o.routes));
+    out.insert("size".into(), json!(o.size));
+    out.insert("duration_s".into(), json!(o.duration));
+    out.insert("repeat".into(), json!(o.repeat));
+    if o.paths.len() == 1 {
+        let p = &o.paths[0];
+        out.insert("path".into(), json!(p));
+        for k in ["mpps", "ns_per_pkt", "p50_ns", "p99_ns", "drops"] {
+            out.insert(k.into(), json!(median(p, k)));
+        }
+    } else {
+        let mut per = serde_json::Map::new();
+        for p in &o.paths {
+            per.insert(
+                p.clone(),
+                json!({
+                    "mpps": median(p, "mpps"),
+                    "ns_per_pkt": median(p, "ns_per_pkt"),
+                    "p50_ns": median(p, "p50_ns"),
+                    "p99_ns": median(p, "p99_ns"),
+                    "drops": median(p, "drops"),
+                }),
+            );
+        }
+        out.insert("path".into(), json!(o.paths.join(",")));
+        out.insert("paths".into(), Value::Object(per));
+    }
+    out.insert("runs".into(), Value::Array(runs.into_iter().map(|(_, v)| v).collect()));
+    Ok(Value::Object(out))
+}

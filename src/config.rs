@@ -1,0 +1,793 @@
+//! Typed, validated configuration (cold).
+//!
+//! Sources, later ones overriding earlier ones: the TOML file (or the embedded
+//! `conf/default.toml`), then environment variables `STEERD_<SECTION>__<KEY>` (for
+//! example `STEERD_GENERAL__WORKERS=2`), merged by the `config` crate. Unknown keys are
+//! refused (typos don't pass silently). Every error names the file, the line where it can
+//! be found, and the field path, e.g.
+//! `conf/lab.toml:14: ports[1].mtu: invalid value: integer 70000, expected u16`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The configuration compiled into the binary (`conf/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../conf/default.toml");
+
+/// A configuration error a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File (or `<embedded default>`).
+    pub file: String,
+    /// 1-based line, when it could be located.
+    pub line: Option<usize>,
+    /// Field path, e.g. `ports[1].backend`.
+    pub field: String,
+    /// What is wrong.
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: ", self.file, l)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if self.field.is_empty() {
+            write!(f, "{}", self.msg)
+        } else {
+            write!(f, "{}: {}", self.field, self.msg)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Whole-appliance settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct General {
+    /// Forwarding workers (one per core); 0 = one per available core.
+    pub workers: usize,
+    /// Packets per burst (1..=32).
+    pub burst: usize,
+    /// Transmit drain deadline in microseconds.
+    pub drain_us: u64,
+    /// Buffers per worker pool.
+    pub pool_buffers: usize,
+    /// Pin workers to cores.
+    pub pin_cores: bool,
+    /// First core to pin worker 0 to.
+    pub first_core: usize,
+    /// Stats line interval in milliseconds.
+    pub stats_interval_ms: u64,
+    /// Exit when every input is exhausted (replayed files, finite generators).
+    pub exit_on_eof: bool,
+    /// Telemetry destinations (indices 0..n) counted per worker.
+    pub telemetry_destinations: usize,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        General {
+            workers: 0,
+            burst: 32,
+            drain_us: 100,
+            pool_buffers: 8192,
+            pin_cores: true,
+            first_core: 0,
+            stats_interval_ms: 1000,
+            exit_on_eof: true,
+            telemetry_destinations: 256,
+        }
+    }
+}
+
+/// A size entry of a generator: a plain size, or `[size, weight]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum SizeSpec {
+    /// A size with weight 1.
+    Plain(usize),
+    /// `[size, weight]`.
+    Weighted(usize, u32),
+}
+
+/// Generator settings of a `mem` port.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeneratorConfig {
+    /// Generate on this port (false = sink only).
+    pub enabled: bool,
+    /// Distinct flows.
+    pub flows: usize,
+    /// Destination prefixes (CIDR, IPv4 or IPv6).
+    pub dst: Vec<String>,
+    /// IPv4 source prefix.
+    pub src_v4: String,
+    /// IPv6 source prefix.
+    pub src_v6: String,
+    /// Frame sizes in bytes (without FCS), optionally weighted.
+    pub sizes: Vec<SizeSpec>,
+    /// Fraction of flows carrying a valid steering header.
+    pub steered_fraction: f64,
+    /// Fraction of flows that are faulty (TTL 1, truncated, bad checksum, forged …).
+    pub fault_fraction: f64,
+    /// Rate for the port in packets per second (0 = unlimited).
+    pub rate_pps: u64,
+    /// Packets to send in total (0 = unlimited).
+    pub packets: u64,
+    /// Seed for the templates.
+    pub seed: u64,
+    /// Steering priority written into headers.
+    pub priority: u8,
+    /// Application class written into headers.
+    pub app_class: u8,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            enabled: true,
+            flows: 1024,
+            dst: Vec::new(),
+            src_v4: "10.0.0.0/8".into(),
+            src_v6: "2001:db8:ffff::/48".into(),
+            sizes: vec![SizeSpec::Plain(64)],
+            steered_fraction: 0.0,
+            fault_fraction: 0.0,
+            rate_pps: 0,
+            packets: 0,
+            seed: 1,
+            priority: 1,
+            app_class: 0,
+        }
+    }
+}
+
+/// One port.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Unique name.
+    pub name: String,
+    /// Backend: mem, pcap (others arrive with their features).
+    pub backend: String,
+    /// The port's own MAC address.
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Largest IP packet sent (bytes); 0 = no check.
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    /// Honour steering headers received on this port.
+    #[serde(default)]
+    pub trusted: bool,
+    /// Remove steering headers from packets sent on this port.
+    #[serde(default = "yes")]
+    pub strip_nsh: bool,
+    /// mem: generator settings.
+    #[serde(default)]
+    pub generator: Option<GeneratorConfig>,
+    /// pcap: file to replay.
+    #[serde(default)]
+    pub rx_file: Option<PathBuf>,
+    /// pcap: times to replay the file (0 = forever).
+    #[serde(default = "one")]
+    pub repeat: u64,
+    /// pcap: file to write what is sent.
+    #[serde(default)]
+    pub tx_file: Option<PathBuf>,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> u64 {
+    1
+}
+
+/// A next hop.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NextHopConfig {
+    /// Unique name, used by routes and steering entries.
+    pub name: String,
+    /// Egress port name.
+    pub port: String,
+    /// The neighbour's MAC address.
+    pub mac: String,
+    /// Telemetry destination index for traffic routed here.
+    #[serde(default)]
+    pub dest: Option<u16>,
+}
+
+/// One or several next-hop names.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Via {
+    /// One next hop.
+    One(String),
+    /// An ECMP group.
+    Many(Vec<String>),
+}
+
+impl Via {
+    /// The names.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Via::One(s) => vec![s.clone()],
+            Via::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// A route in the config file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// CIDR prefix.
+    pub prefix: String,
+    /// Next hop name(s).
+    pub via: Via,
+}
+
+/// Routing settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// A routes file (format in docs/routes-format.md), relative to the config file.
+    pub routes_file: Option<PathBuf>,
+    /// IPv4 tbl8 groups (prefixes longer than /24).
+    pub tbl8_groups: u32,
+    /// IPv6 table groups.
+    pub v6_groups: u32,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            routes_file: None,
+            tbl8_groups: 16384,
+            v6_groups: 65536,
+        }
+    }
+}
+
+/// A steering destination.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SteerDestConfig {
+    /// Destination id carried in steering headers.
+    pub id: u32,
+    /// Next hop name.
+    pub next_hop: String,
+    /// Highest transmit priority class granted (0..=3).
+    #[serde(default = "max_prio")]
+    pub max_priority: u8,
+}
+
+fn max_prio() -> u8 {
+    3
+}
+
+/// Steering settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SteeringConfig {
+    /// Keys, 32 hex digits each: the current one first, then optionally the previous.
+    pub keys: Vec<String>,
+    /// Current prediction epoch.
+    pub epoch: u32,
+    /// Accepted age of a header's epoch.
+    pub max_epoch_age: u32,
+    /// Destinations.
+    pub destinations: Vec<SteerDestConfig>,
+}
+
+impl Default for SteeringConfig {
+    fn default() -> Self {
+        SteeringConfig {
+            keys: Vec::new(),
+            epoch: 1,
+            max_epoch_age: 4,
+            destinations: Vec::new(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Appliance settings.
+    #[serde(default)]
+    pub general: General,
+    /// Ports (index = position).
+    pub ports: Vec<PortConfig>,
+    /// Next hops.
+    #[serde(default)]
+    pub next_hops: Vec<NextHopConfig>,
+    /// Routes given inline.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Routing settings.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Steering settings.
+    #[serde(default)]
+    pub steering: SteeringConfig,
+    /// Where this config came from (set by the loader).
+    #[serde(skip)]
+    pub source: ConfigSource,
+}
+
+/// Where a configuration came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigSource {
+    /// Name used in messages.
+    pub name: String,
+    /// Directory relative paths are resolved against.
+    pub dir: PathBuf,
+    /// The TOML text.
+    pub text: String,
+}
+
+/// Parses a MAC address `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(format!("\"{s}\" is not a MAC address (want aa:bb:cc:dd:ee:ff)"));
+    }
+    let mut m = [0u8; 6];
+    for (d, p) in m.iter_mut().zip(parts) {
+        *d = u8::from_str_radix(p, 16)
+            .map_err(|_| format!("\"{s}\" is not a MAC address (want aa:bb:cc:dd:ee:ff)"))?;
+    }
+    Ok(m)
+}
+
+/// Parses a CIDR prefix with host bits zero.
+pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
+    let (a, l) = s
+        .split_once('/')
+        .ok_or_else(|| format!("\"{s}\" is not a prefix (want ADDRESS/LENGTH)"))?;
+    let addr: IpAddr = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{a}\" is not an IP address"))?;
+    let len: u8 = l
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{l}\" is not a prefix length"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if len > max {
+        return Err(format!("prefix length {len} is above {max}"));
+    }
+    Ok((addr, len))
+}
+
+/// Backends this build can open.
+pub const BACKENDS: &[&str] = &["mem", "pcap"];
+
+impl Config {
+    /// The embedded default configuration.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Self::from_toml(DEFAULT_TOML, "<embedded conf/default.toml>", Path::new("."), true)
+    }
+
+    /// Loads a configuration file, with environment overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            field: String::new(),
+            msg: format!("cannot read the configuration file: {e}"),
+        })?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::from_toml(&text, &path.display().to_string(), &dir, true)
+    }
+
+    /// Parses and validates TOML text; `env` applies `STEERD_*` overrides.
+    pub fn from_toml(text: &str, name: &str, dir: &Path, env: bool) -> Result<Config, ConfigError> {
+        let err = |line, field: String, msg: String| ConfigError {
+            file: name.to_string(),
+            line,
+            field,
+            msg,
+        };
+        // Syntax first, with the toml crate's precise positions.
+        if let Err(e) = text.parse::<toml::Table>() {
+            let line = e.span().map(|s| line_of(text, s.start));
+            return Err(err(line, String::new(), e.message().to_string()));
+        }
+        let mut b = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml));
+        if env {
+            b = b.add_source(
+                config::Environment::with_prefix("STEERD")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true),
+            );
+        }
+        let merged = b
+            .build()
+            .map_err(|e| err(None, String::new(), e.to_string()))?;
+        let mut cfg: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let inner = e.into_inner().to_string();
+            let line = locate(text, &path);
+            err(line, path, strip_config_suffix(&inner))
+        })?;
+        cfg.source = ConfigSource {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            text: text.to_string(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// An error about `field` in this config, located in its text.
+    pub fn error(&self, field: &str, msg: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.source.name.clone(),
+            line: locate(&self.source.text, field),
+            field: field.to_string(),
+            msg: msg.into(),
+        }
+    }
+
+    /// Resolves a path from the config relative to the config file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.source.dir.join(p)
+        }
+    }
+
+    /// Checks everything that types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let g = &self.general;
+        if !(1..=32).contains(&g.burst) {
+            return Err(self.error("general.burst", format!("{} is outside 1..=32", g.burst)));
+        }
+        if g.pool_buffers < 256 {
+            return Err(self.error("general.pool_buffers", "at least 256 buffers per worker are needed"));
+        }
+        if self.ports.is_empty() {
+            return Err(self.error("ports", "at least one port is needed"));
+        }
+        if self.ports.len() > crate::safe::MAX_PORTS {
+            return Err(self.error("ports", format!("at most {} ports", crate::safe::MAX_PORTS)));
+        }
+        let mut names = HashMap::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let f = |k: &str| format!("ports[{i}].{k}");
+            if names.insert(p.name.as_str(), i).is_some() {
+                return Err(self.error(&f("name"), format!("port name \"{}\" is used twice", p.name)));
+            }
+            if !BACKENDS.contains(&p.backend.as_str()) {
+                let later = ["tap", "afpacket", "afxdp", "dpdk"];
+                let msg = if later.contains(&p.backend.as_str()) {
+                    format!(
+                        "backend \"{}\" is not available in this build (available: {})",
+                        p.backend,
+                        BACKENDS.join(", ")
+                    )
+                } else {
+                    format!("unknown backend \"{}\" (expected one of: {})", p.backend, BACKENDS.join(", "))
+                };
+                return Err(self.error(&f("backend"), msg));
+            }
+            if let Some(m) = &p.mac {
+                parse_mac(m).map_err(|e| self.error(&f("mac"), e))?;
+            }
+            match p.backend.as_str() {
+                "mem" => {
+                    if p.rx_file.is_some() || p.tx_file.is_some() {
+                        return Err(self.error(&f("backend"), "rx_file/tx_file belong to the pcap backend"));
+                    }
+                    if let Some(gc) = &p.generator {
+                        let gf = |k: &str| format!("ports[{i}].generator.{k}");
+                        if gc.enabled && gc.dst.is_empty() {
+                            return Err(self.error(&gf("dst"), "a generator needs at least one destination prefix"));
+                        }
+                        for (j, d) in gc.dst.iter().enumerate() {
+                            parse_cidr(d).map_err(|e| self.error(&format!("ports[{i}].generator.dst[{j}]"), e))?;
+                        }
+                        for k in ["src_v4", "src_v6"] {
+                            let v = if k == "src_v4" { &gc.src_v4 } else { &gc.src_v6 };
+                            let (a, _) = parse_cidr(v).map_err(|e| self.error(&gf(k), e))?;
+                            if a.is_ipv4() != (k == "src_v4") {
+                                return Err(self.error(&gf(k), format!("\"{v}\" is the wrong address family")));
+                            }
+                        }
+                        if !(0.0..=1.0).contains(&gc.steered_fraction) {
+                            return Err(self.error(&gf("steered_fraction"), "must be within 0..=1"));
+                        }
+                        if !(0.0..=1.0).contains(&gc.fault_fraction) {
+                            return Err(self.error(&gf("fault_fraction"), "must be within 0..=1"));
+                        }
+                        if gc.sizes.is_empty() {
+                            return Err(self.error(&gf("sizes"), "at least one frame size is needed"));
+                        }
+                        for s in &gc.sizes {
+                            let sz = match s {
+                                SizeSpec::Plain(s) | SizeSpec::Weighted(s, _) => *s,
+                            };
+                            if !(60..=crate::port::MAX_FRAME).contains(&sz) {
+                                return Err(self.error(
+                                    &gf("sizes"),
+                                    format!("frame size {sz} is outside 60..={}", crate::port::MAX_FRAME),
+                                ));
+                            }
+                        }
+                        if gc.steered_fraction > 0.0 && self.steering.destinations.is_empty() {
+                            return Err(self.error(
+                                &gf("steered_fraction"),
+                                "steered traffic needs [[steering.destinations]]",
+                            ));
+                        }
+                        if gc.steered_fraction > 0.0 && self.steering.keys.is_empty() {
+                            return Err(self.error("steering.keys", "steered traffic needs a steering key"));
+                        }
+                    }
+                }
+                "pcap" => {
+                    if p.generator.is_some() {
+                        return Err(self.error(&f("generator"), "a generator belongs to the mem backend"));
+                    }
+                    if p.rx_file.is_none() && p.tx_file.is_none() {
+                        return Err(self.error(&f("rx_file"), "a pcap port needs rx_file, tx_file or both"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut nh_names = HashMap::new();
+        for (i, n) in self.next_hops.iter().enumerate() {
+            if nh_names.insert(n.name.as_str(), i).is_some() {
+                return Err(self.error(&format!("next_hops[{i}].name"), format!("next hop \"{}\" is defined twice", n.name)));
+            }
+            if !names.contains_key(n.port.as_str()) {
+                return Err(self.error(
+                    &format!("next_hops[{i}].port"),
+                    format!("no port named \"{}\" (ports: {})", n.port, self.port_names().join(", ")),
+                ));
+            }
+            parse_mac(&n.mac).map_err(|e| self.error(&format!("next_hops[{i}].mac"), e))?;
+            if let Some(d) = n.dest
+                && d as usize >= g.telemetry_destinations
+            {
+                return Err(self.error(
+                    &format!("next_hops[{i}].dest"),
+                    format!("{d} is not below general.telemetry_destinations ({})", g.telemetry_destinations),
+                ));
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            parse_cidr(&r.prefix).map_err(|e| self.error(&format!("routes[{i}].prefix"), e))?;
+            for n in r.via.names() {
+                if !nh_names.contains_key(n.as_str()) {
+                    return Err(self.error(&format!("routes[{i}].via"), format!("no next hop named \"{n}\"")));
+                }
+            }
+        }
+        for (i, k) in self.steering.keys.iter().enumerate() {
+            crate::steering::Key::from_hex(k).map_err(|e| self.error(&format!("steering.keys[{i}]"), e))?;
+        }
+        if self.steering.keys.len() > 2 {
+            return Err(self.error("steering.keys", "give the current key and at most one previous key"));
+        }
+        for (i, d) in self.steering.destinations.iter().enumerate() {
+            if !nh_names.contains_key(d.next_hop.as_str()) {
+                return Err(self.error(
+                    &format!("steering.destinations[{i}].next_hop"),
+                    format!("no next hop named \"{}\"", d.next_hop),
+                ));
+            }
+            if d.id > crate::steering::MAX_DEST_ID {
+                return Err(self.error(
+                    &format!("steering.destinations[{i}].id"),
+                    format!("{} is above {}", d.id, crate::steering::MAX_DEST_ID),
+                ));
+            }
+            if d.max_priority > 3 {
+                return Err(self.error(&format!("steering.destinations[{i}].max_priority"), "must be 0..=3"));
+            }
+        }
+        if !self.steering.destinations.is_empty() && self.steering.keys.is_empty() {
+            return Err(self.error("steering.keys", "steering destinations need a key to verify headers"));
+        }
+        Ok(())
+    }
+
+    /// Port names in index order.
+    pub fn port_names(&self) -> Vec<String> {
+        self.ports.iter().map(|p| p.name.clone()).collect()
+    }
+}
+
+fn strip_config_suffix(s: &str) -> String {
+    s.to_string()
+}
+
+/// 1-based line of byte offset `off`.
+fn line_of(text: &str, off: usize) -> usize {
+    text[..off.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// Finds the line a field path like `ports[1].generator.dst[0]` is written on.
+/// Best effort over the usual layouts (`[[ports]]` array tables, `[section]` tables,
+/// `key = value` lines, and inline tables); returns the closest enclosing line found.
+pub fn locate(text: &str, path: &str) -> Option<usize> {
+    if path.is_empty() {
+        return None;
+    }
+    // Split into segments: name with optional index.
+    let segs: Vec<(String, Option<usize>)> = path
+        .split('.')
+        .map(|s| match s.split_once('[') {
+            Some((n, rest)) => (n.to_string(), rest.trim_end_matches(']').parse().ok()),
+            None => (s.to_string(), None),
+        })
+        .collect();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut best: Option<usize> = None;
+    // Table header prefix built so far, e.g. "ports" then "ports.generator".
+    let mut start = 0usize;
+    let mut end = lines.len();
+    let mut header = String::new();
+    for (si, (name, idx)) in segs.iter().enumerate() {
+        let full = if header.is_empty() { name.clone() } else { format!("{header}.{name}") };
+        // Array of tables: find the idx-th [[full]] within [start, end).
+        let aot = format!("[[{full}]]");
+        let tbl = format!("[{full}]");
+        let mut found = false;
+        if let Some(k) = idx {
+            let hits: Vec<usize> = (start..end).filter(|&l| lines[l].trim() == aot).collect();
+            if let Some(&h) = hits.get(*k) {
+                let next = (h + 1..end)
+                    .find(|&l| lines[l].trim() == aot)
+                    .unwrap_or(end);
+                start = h;
+                end = next;
+                best = Some(h + 1);
+                header = full.clone();
+                found = true;
+            }
+        }
+        if !found && let Some(h) = (start..end).find(|&l| lines[l].trim() == tbl) {
+            start = h;
+            best = Some(h + 1);
+            header = full.clone();
+            found = true;
+        }
+        if !found {
+            // A key line within the current section.
+            let key_line = (start..end).find(|&l| {
+                let t = lines[l].trim_start();
+                t.starts_with(name.as_str())
+                    && t[name.len()..].trim_start().starts_with('=')
+            });
+            if let Some(l) = key_line {
+                best = Some(l + 1);
+                if si + 1 < segs.len() {
+                    start = l;
+                }
+                header = full;
+                continue;
+            }
+            break;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(t, "t.toml", Path::new("."), false)
+    }
+
+    const OK: &str = r#"
+[general]
+workers = 1
+
+[[ports]]
+name = "p0"
+backend = "mem"
+trusted = true
+[ports.generator]
+dst = ["198.18.0.0/16"]
+
+[[ports]]
+name = "p1"
+backend = "mem"
+
+[[next_hops]]
+name = "nh1"
+port = "p1"
+mac = "02:00:00:00:01:01"
+
+[[routes]]
+prefix = "198.18.0.0/16"
+via = "nh1"
+"#;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::embedded().unwrap();
+        assert!(!c.ports.is_empty());
+    }
+
+    #[test]
+    fn good_config_parses() {
+        let c = parse(OK).unwrap();
+        assert_eq!(c.ports.len(), 2);
+        assert_eq!(c.general.workers, 1);
+        assert_eq!(c.routes[0].via.names(), vec!["nh1"]);
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let e = parse("[general]\nworkers = = 2\n").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn type_error_names_field_and_line() {
+        let t = OK.replace("backend = \"mem\"\n\n[[next", "backend = \"mem\"\nmtu = 70000\n\n[[next");
+        let e = parse(&t).unwrap_err();
+        assert_eq!(e.field, "ports[1].mtu", "{e}");
+        assert_eq!(e.line, Some(16), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let t = OK.replace("workers = 1", "workers = 1\nwrokers = 2");
+        let e = parse(&t).unwrap_err();
+        assert!(e.to_string().contains("wrokers"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_field_and_line() {
+        let t = OK.replace("port = \"p1\"", "port = \"p9\"");
+        let e = parse(&t).unwrap_err();
+        assert_eq!(e.field, "next_hops[0].port");
+        assert_eq!(e.line, Some(18), "{e}");
+        assert!(e.msg.contains("p9"));
+        let t = OK.replace("backend = \"mem\"\ntrusted", "backend = \"nope\"\ntrusted");
+        let e = parse(&t).unwrap_err();
+        assert_eq!(e.field, "ports[0].backend");
+        assert_eq!(e.line, Some(7), "{e}");
+        let t = OK.replace("dst = [\"198.18.0.0/16\"]", "dst = [\"198.18.0.0/33\"]");
+        let e = parse(&t).unwrap_err();
+        assert_eq!(e.field, "ports[0].generator.dst[0]");
+        assert_eq!(e.line, Some(11), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_apply() {
+        // SAFETY-free: set_var is unsafe in edition 2024 because of other threads reading
+        // the environment; this test's variable name is unique to it.
+        let name = "STEERD_GENERAL__STATS_INTERVAL_MS";
+        // SAFETY: no other test reads or writes this variable.
+        unsafe { std::env::set_var(name, "250") };
+        let c = Config::from_toml(OK, "t.toml", Path::new("."), true).unwrap();
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(name) };
+        assert_eq!(c.general.stats_interval_ms, 250);
+    }
+}

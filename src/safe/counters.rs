@@ -1,0 +1,213 @@
+//! Per-core counters.
+//!
+//! Each worker keeps plain `u64` counters while it processes a burst ([`Local`]) and
+//! publishes them once per burst into its own cache-padded atomics ([`WorkerStats`]) with
+//! relaxed stores: one writer, any number of readers (stats printer, ctl, TPE), no RMW
+//! and no locks. Readers sum over workers.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crossbeam::utils::CachePadded;
+
+use super::drop::DropReason;
+use crate::steering::Fallback;
+
+/// Ports a worker keeps per-port counters for.
+pub const MAX_PORTS: usize = 16;
+
+/// Counters a worker updates while processing (not shared).
+#[derive(Clone, Debug)]
+pub struct Local {
+    /// Packets received (including those handed to other workers).
+    pub rx: u64,
+    /// Packets handed off to this worker by another one (software RSS).
+    pub rx_handoff: u64,
+    /// Packets transmitted.
+    pub tx: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+    /// Packets forwarded by the steering table.
+    pub steered: u64,
+    /// Packets forwarded by LPM.
+    pub routed: u64,
+    /// Packets with a steering header that fell back to LPM, by reason.
+    pub fallback: [u64; Fallback::COUNT],
+    /// Drops by reason.
+    pub drops: [u64; DropReason::COUNT],
+    /// Receive per port.
+    pub port_rx: [u64; MAX_PORTS],
+    /// Transmit per port.
+    pub port_tx: [u64; MAX_PORTS],
+    /// Loop iterations that received nothing.
+    pub idle_polls: u64,
+    /// Loop iterations that received something.
+    pub busy_polls: u64,
+}
+
+impl Default for Local {
+    fn default() -> Self {
+        Local {
+            rx: 0,
+            rx_handoff: 0,
+            tx: 0,
+            tx_bytes: 0,
+            steered: 0,
+            routed: 0,
+            fallback: [0; Fallback::COUNT],
+            drops: [0; DropReason::COUNT],
+            port_rx: [0; MAX_PORTS],
+            port_tx: [0; MAX_PORTS],
+            idle_polls: 0,
+            busy_polls: 0,
+        }
+    }
+}
+
+impl Local {
+    /// Counts a drop.
+    #[inline]
+    pub fn drop(&mut self, r: DropReason) {
+        self.drops[r.index()] += 1;
+    }
+
+    /// Sum of all drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Adds another snapshot into this one.
+    pub fn add(&mut self, o: &Local) {
+        self.rx += o.rx;
+        self.rx_handoff += o.rx_handoff;
+        self.tx += o.tx;
+        self.tx_bytes += o.tx_bytes;
+        self.steered += o.steered;
+        self.routed += o.routed;
+        for (a, b) in self.fallback.iter_mut().zip(o.fallback.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.port_rx.iter_mut().zip(o.port_rx.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.port_tx.iter_mut().zip(o.port_tx.iter()) {
+            *a += b;
+        }
+        self.idle_polls += o.idle_polls;
+        self.busy_polls += o.busy_polls;
+    }
+}
+
+/// The published copy of a worker's counters, readable from any thread.
+pub struct WorkerStats {
+    cells: CachePadded<Box<[AtomicU64]>>,
+}
+
+const FIXED: usize = 8;
+const N_CELLS: usize = FIXED + Fallback::COUNT + DropReason::COUNT + 2 * MAX_PORTS;
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WorkerStats {
+    /// Zeroed counters (start-up).
+    pub fn new() -> Self {
+        WorkerStats {
+            cells: CachePadded::new((0..N_CELLS).map(|_| AtomicU64::new(0)).collect()),
+        }
+    }
+
+    /// Publishes `l` (called by the owning worker only, once per burst).
+    #[inline]
+    pub fn publish(&self, l: &Local) {
+        let c = &self.cells;
+        let fixed = [
+            l.rx,
+            l.rx_handoff,
+            l.tx,
+            l.tx_bytes,
+            l.steered,
+            l.routed,
+            l.idle_polls,
+            l.busy_polls,
+        ];
+        let rest = fixed
+            .iter()
+            .chain(l.fallback.iter())
+            .chain(l.drops.iter())
+            .chain(l.port_rx.iter())
+            .chain(l.port_tx.iter());
+        for (cell, v) in c.iter().zip(rest) {
+            cell.store(*v, Relaxed);
+        }
+    }
+
+    /// Reads a consistent-enough snapshot (each counter is exact; they are read one by one).
+    pub fn snapshot(&self) -> Local {
+        let v: Vec<u64> = self.cells.iter().map(|a| a.load(Relaxed)).collect();
+        let mut l = Local {
+            rx: v[0],
+            rx_handoff: v[1],
+            tx: v[2],
+            tx_bytes: v[3],
+            steered: v[4],
+            routed: v[5],
+            idle_polls: v[6],
+            busy_polls: v[7],
+            ..Local::default()
+        };
+        let mut i = FIXED;
+        for x in l.fallback.iter_mut() {
+            *x = v[i];
+            i += 1;
+        }
+        for x in l.drops.iter_mut() {
+            *x = v[i];
+            i += 1;
+        }
+        for x in l.port_rx.iter_mut() {
+            *x = v[i];
+            i += 1;
+        }
+        for x in l.port_tx.iter_mut() {
+            *x = v[i];
+            i += 1;
+        }
+        l
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_snapshot_round_trip() {
+        let mut l = Local {
+            rx: 10,
+            tx: 7,
+            steered: 3,
+            routed: 4,
+            ..Local::default()
+        };
+        l.drop(DropReason::TtlExpired);
+        l.drop(DropReason::TtlExpired);
+        l.fallback[Fallback::BadTag as usize] = 5;
+        l.port_rx[3] = 9;
+        l.port_tx[15] = 2;
+        let s = WorkerStats::new();
+        s.publish(&l);
+        let r = s.snapshot();
+        assert_eq!(r.rx, 10);
+        assert_eq!(r.drops[DropReason::TtlExpired.index()], 2);
+        assert_eq!(r.fallback[Fallback::BadTag as usize], 5);
+        assert_eq!(r.port_rx[3], 9);
+        assert_eq!(r.port_tx[15], 2);
+        assert_eq!(r.total_drops(), 2);
+    }
+}

@@ -1,0 +1,343 @@
+//! Burst processing: the per-packet decisions of the fast path, generic over the buffer
+//! type so it runs on steerd's own buffers and on DPDK mbufs alike.
+//!
+//! One burst goes through two passes, l3fwd-style:
+//! 1. classify every packet (checked parse), decide steer / LPM / drop, and gather the
+//!    IPv4 destinations that need an LPM lookup;
+//! 2. resolve all those lookups in one `lookup_burst` (prefetching the table), then
+//!    rewrite (TTL with incremental checksum, MACs, NSH removal) and stage for transmit.
+//!
+//! Nothing here allocates, locks or panics on any input: malformed packets become a
+//! [`DropReason`], steering headers that fail a check become a counted [`Fallback`].
+
+use super::counters::Local;
+use super::drop::DropReason;
+use super::tables::Tables;
+use super::tx::TxStage;
+use crate::port::Buf;
+use crate::steering::{Fallback, TagCache, TagFields};
+use crate::telemetry::DestCounters;
+use crate::wire::{self, Classified, L3};
+
+/// Packets per burst.
+pub const BURST: usize = 32;
+
+/// What the pipeline does with packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Full forwarding: steering fast path, else LPM.
+    Forward,
+    /// No parsing or rewriting: packets from port p go out of `peer[p]` as they are
+    /// (the testpmd `io` baseline).
+    Io,
+}
+
+#[derive(Clone, Copy)]
+enum Action {
+    Drop(DropReason),
+    Steer { nh: u16, prio: u8 },
+    Lpm4,
+    Lpm6,
+}
+
+/// Scratch space for one burst, owned by a worker (allocated once).
+pub struct Scratch {
+    meta: [Option<Classified>; BURST],
+    action: [Action; BURST],
+    dst4: [u32; BURST],
+    idx4: [u8; BURST],
+    res4: [Option<u32>; BURST],
+    /// Verified steering tags (cleared whenever the tables change).
+    pub tags: TagCache,
+    tags_generation: u64,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            meta: [None; BURST],
+            action: [Action::Lpm4; BURST],
+            dst4: [0; BURST],
+            idx4: [0; BURST],
+            res4: [None; BURST],
+            tags: TagCache::new(4096),
+            tags_generation: 0,
+        }
+    }
+}
+
+/// Context of one burst.
+pub struct BurstCtx<'a> {
+    /// Tables in use for this burst.
+    pub tables: &'a Tables,
+    /// Time the burst was received (ns since the run started).
+    pub now_ns: u64,
+    /// Port → peer port for [`Mode::Io`].
+    pub io_peer: &'a [u16],
+    /// Per-destination telemetry of this worker.
+    pub telemetry: &'a DestCounters,
+    /// Generation of `tables` (the tag cache is cleared when it changes).
+    pub generation: u64,
+}
+
+/// Processes `pkts` (all drained): each packet is staged on its egress port's
+/// [`TxStage`] or given to `free` and counted as a drop. Returns nothing; counts go to `c`.
+#[inline]
+pub fn process_burst<B: Buf>(
+    mode: Mode,
+    ctx: &BurstCtx<'_>,
+    pkts: &mut Vec<B>,
+    s: &mut Scratch,
+    stages: &mut [TxStage<B>],
+    c: &mut Local,
+    mut free: impl FnMut(B),
+) {
+    if mode == Mode::Io {
+        for b in pkts.drain(..) {
+            let p = b.rx_port() as usize;
+            let out = ctx.io_peer.get(p).copied().unwrap_or(p as u16) as usize;
+            match stages.get_mut(out) {
+                Some(st) => {
+                    c.routed += 1;
+                    st.push(0, b, ctx.now_ns);
+                }
+                None => {
+                    c.drop(DropReason::BadEgressPort);
+                    free(b);
+                }
+            }
+        }
+        return;
+    }
+    let t = ctx.tables;
+    if s.tags_generation != ctx.generation {
+        s.tags.clear();
+        s.tags_generation = ctx.generation;
+    }
+    let n = pkts.len().min(BURST);
+    let mut n4 = 0usize;
+    // Pass 1: classify and decide.
+    for (i, b) in pkts.iter().take(n).enumerate() {
+        let (meta, act) = decide(t, &mut s.tags, b, c);
+        if let (Action::Lpm4, Some(m)) = (act, meta.as_ref()) {
+            s.dst4[n4] = m.dst_v4;
+            s.idx4[n4] = i as u8;
+            n4 += 1;
+        }
+        s.meta[i] = meta;
+        s.action[i] = act;
+    }
+    // Batched IPv4 LPM (prefetches the whole burst's tbl24 entries first).
+    t.routes.v4.lookup_burst(&s.dst4[..n4], &mut s.res4[..n4]);
+    let mut k = 0usize;
+    // Pass 2: resolve, rewrite, stage.
+    for (i, mut b) in pkts.drain(..).enumerate() {
+        let Some(m) = (if i < n { s.meta[i] } else { None }) else {
+            // Either parse failed (action is a drop) or beyond the burst size.
+            let r = if i < n {
+                match s.action[i] {
+                    Action::Drop(r) => r,
+                    _ => DropReason::UnsupportedEthertype,
+                }
+            } else {
+                DropReason::TxFull
+            };
+            c.drop(r);
+            free(b);
+            continue;
+        };
+        let (nh, prio, dest) = match s.action[i] {
+            Action::Drop(r) => {
+                c.drop(r);
+                free(b);
+                continue;
+            }
+            Action::Steer { nh, prio } => {
+                c.steered += 1;
+                let dest = m.nsh.map(|h| h.dest_id as u16).unwrap_or(u16::MAX);
+                (nh, prio, dest)
+            }
+            Action::Lpm4 => {
+                let r = s.res4[k];
+                k += 1;
+                match r {
+                    Some(v) => {
+                        c.routed += 1;
+                        let nh = t.routes.next_hops.resolve(v, m.flow_hash);
+                        (nh, 0, nh_dest(t, nh))
+                    }
+                    None => {
+                        c.drop(DropReason::NoRouteV4);
+                        free(b);
+                        continue;
+                    }
+                }
+            }
+            Action::Lpm6 => match t.routes.v6.lookup(m.dst_v6) {
+                Some(v) => {
+                    c.routed += 1;
+                    let nh = t.routes.next_hops.resolve(v, m.flow_hash);
+                    (nh, 0, nh_dest(t, nh))
+                }
+                None => {
+                    c.drop(DropReason::NoRouteV6);
+                    free(b);
+                    continue;
+                }
+            },
+        };
+        match rewrite(t, &mut b, &m, nh) {
+            Ok(port) => {
+                ctx.telemetry.add(dest, m.nsh.map(|h| h.app_class).unwrap_or(0), b.len() as u32);
+                match stages.get_mut(port as usize) {
+                    Some(st) => st.push(prio, b, ctx.now_ns),
+                    None => {
+                        c.drop(DropReason::BadEgressPort);
+                        free(b);
+                    }
+                }
+            }
+            Err(r) => {
+                c.drop(r);
+                free(b);
+            }
+        }
+    }
+}
+
+#[inline]
+fn nh_dest(t: &Tables, nh: u16) -> u16 {
+    t.nh_dest.get(nh as usize).copied().unwrap_or(u16::MAX)
+}
+
+/// Classifies one packet and decides what to do with it.
+#[inline]
+fn decide<B: Buf>(t: &Tables, tags: &mut TagCache, b: &B, c: &mut Local) -> (Option<Classified>, Action) {
+    let m = match wire::classify(b.data()) {
+        Ok(m) => m,
+        Err(e) => return (None, Action::Drop(DropReason::Parse(e))),
+    };
+    match m.l3 {
+        L3::Ipv4 | L3::Ipv6 => {}
+        L3::Arp => return (Some(m), Action::Drop(DropReason::ArpNotHandled)),
+        L3::Other(_) => return (Some(m), Action::Drop(DropReason::UnsupportedEthertype)),
+    }
+    if m.ttl <= 1 {
+        return (Some(m), Action::Drop(DropReason::TtlExpired));
+    }
+    let lpm = if matches!(m.l3, L3::Ipv4) {
+        Action::Lpm4
+    } else {
+        Action::Lpm6
+    };
+    if m.nsh_len == 0 {
+        return (Some(m), lpm);
+    }
+    let port = b.rx_port() as usize;
+    let trusted = t.ports.get(port).map(|p| p.trusted).unwrap_or(false);
+    let fb = match (trusted, m.nsh) {
+        (false, _) => Fallback::Untrusted,
+        (true, None) => Fallback::NoSteeringTlv,
+        (true, Some(h)) => {
+            let f = TagFields {
+                dest_id: h.dest_id,
+                app_class: h.app_class,
+                priority: h.priority,
+                flags: h.flags,
+                epoch: h.epoch,
+                spi: h.spi,
+                si: h.si,
+            };
+            let (src, dst) = addr_bytes(b.data(), &m);
+            match t.steering.admit_cached(tags, &f, h.tag, src, dst) {
+                Ok(e) => {
+                    let prio = h.priority.min(e.max_priority).min(TxStage::<B>::MAX_CLASS);
+                    return (Some(m), Action::Steer { nh: e.next_hop, prio });
+                }
+                Err(fb) => fb,
+            }
+        }
+    };
+    c.fallback[fb as usize] += 1;
+    (Some(m), lpm)
+}
+
+/// The inner packet's source and destination address bytes (4 or 16 each).
+#[inline]
+fn addr_bytes<'a>(d: &'a [u8], m: &Classified) -> (&'a [u8], &'a [u8]) {
+    let o = m.l3_off as usize;
+    let (s, l) = match m.l3 {
+        L3::Ipv4 => (o + 12, 4),
+        _ => (o + 8, 16),
+    };
+    let src = d.get(s..s + l).unwrap_or(&[]);
+    let dst = d.get(s + l..s + 2 * l).unwrap_or(&[]);
+    (src, dst)
+}
+
+/// Rewrites a packet for next hop `nh`: TTL/hop limit, optional NSH removal, MACs.
+/// Returns the egress port.
+#[inline]
+fn rewrite<B: Buf>(t: &Tables, b: &mut B, m: &Classified, nh: u16) -> Result<u16, DropReason> {
+    let Some(hop) = t.routes.next_hops.get(nh) else {
+        return Err(DropReason::BadEgressPort);
+    };
+    let port = hop.port;
+    let flags = t
+        .ports
+        .get(port as usize)
+        .copied()
+        .ok_or(DropReason::BadEgressPort)?;
+    let l3 = m.l3_off as usize;
+    {
+        let d = b.data_mut();
+        let ip = d.get_mut(l3..).ok_or(DropReason::NshStripFailed)?;
+        match m.l3 {
+            L3::Ipv4 => {
+                let mut p = wire::ipv4::Packet::new_unchecked(ip);
+                p.decrement_ttl();
+            }
+            _ => {
+                let mut p = wire::ipv6::Packet::new_unchecked(ip);
+                let h = p.hop_limit();
+                p.set_hop_limit(h.saturating_sub(1));
+            }
+        }
+    }
+    let l3_len = b.len().saturating_sub(l3);
+    if flags.mtu != 0 && l3_len > flags.mtu as usize {
+        return Err(DropReason::MtuExceeded);
+    }
+    if m.nsh_len != 0 && flags.strip_nsh {
+        strip_nsh(b, m)?;
+    }
+    let d = b.data_mut();
+    if d.len() < 12 {
+        return Err(DropReason::NshStripFailed);
+    }
+    d[0..6].copy_from_slice(&hop.dst_mac);
+    d[6..12].copy_from_slice(&hop.src_mac);
+    Ok(port)
+}
+
+/// Removes the NSH header between L2 and the inner IP packet: the L2 header moves
+/// forward over it and its EtherType becomes the inner packet's.
+#[inline]
+fn strip_nsh<B: Buf>(b: &mut B, m: &Classified) -> Result<(), DropReason> {
+    let l2 = m.l2_len as usize;
+    let nsh = m.nsh_len as usize;
+    let et: u16 = match m.l3 {
+        L3::Ipv4 => wire::ethernet::ethertype::IPV4,
+        _ => wire::ethernet::ethertype::IPV6,
+    };
+    let d = b.data_mut();
+    if l2 < 14 || d.len() < l2 + nsh {
+        return Err(DropReason::NshStripFailed);
+    }
+    d.copy_within(0..l2, nsh);
+    d[nsh + l2 - 2..nsh + l2].copy_from_slice(&et.to_be_bytes());
+    if !b.adj(nsh) {
+        return Err(DropReason::NshStripFailed);
+    }
+    Ok(())
+}

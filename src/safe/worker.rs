@@ -1,0 +1,407 @@
+//! The per-core poll loop (hot).
+//!
+//! ```text
+//! loop:
+//!   refresh tables (one atomic load)          take back lent buffers (distributor)
+//!   rx burst on each own queue ──► process ──► stage per port/priority
+//!   rx burst on single-queue ports (worker 0 only) ──► hash ──► own share: process
+//!                                                          └─► SPSC ring to worker k
+//!   pop hand-off ring ──► process
+//!   flush ports with a full burst or past the drain deadline
+//!   publish counters; every 100 ms hand the latency histogram to the stats thread
+//! ```
+//! On stop: receive stops, rings and stages drain, every packet is sent or counted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::counters::{Local, MAX_PORTS, WorkerStats};
+use super::drop::DropReason;
+use super::pipeline::{BURST, BurstCtx, Mode, Scratch, process_burst};
+use super::tables::TableReader;
+use super::tx::{N_CLASSES, TxStage};
+use crate::port::{AnyRx, AnyTx, Buf, PktBuf, Pool, RxQueue, TxQueue};
+use crate::telemetry::DestCounters;
+
+/// Latency histograms travel between a worker and the stats thread in these.
+pub type Hist = Box<Histogram<u64>>;
+
+/// A fresh latency histogram (1 ns .. 60 s, 2 significant digits).
+pub fn new_hist() -> Hist {
+    Box::new(Histogram::new_with_bounds(1, 60_000_000_000, 2).expect("static bounds are valid"))
+}
+
+/// Run-wide control flags shared by all workers and the controller.
+pub struct RunControl {
+    /// Set to stop: receive stops, everything in flight drains.
+    pub stop: AtomicBool,
+    /// Distributors (workers feeding others) that finished their last hand-off.
+    pub distributors_done: AtomicUsize,
+    /// Number of distributors.
+    pub distributors: usize,
+    /// Per worker: all its inputs are exhausted and it holds nothing.
+    pub idle_exhausted: Box<[AtomicBool]>,
+    /// Workers that have exited their loop.
+    pub exited: AtomicUsize,
+}
+
+impl RunControl {
+    /// Control for `workers` workers of which `distributors` feed others.
+    pub fn new(workers: usize, distributors: usize) -> Arc<Self> {
+        Arc::new(RunControl {
+            stop: AtomicBool::new(false),
+            distributors_done: AtomicUsize::new(0),
+            distributors,
+            idle_exhausted: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+            exited: AtomicUsize::new(0),
+        })
+    }
+
+    /// True when every worker reports its inputs exhausted.
+    pub fn all_exhausted(&self) -> bool {
+        self.idle_exhausted.iter().all(|a| a.load(Ordering::Acquire))
+    }
+}
+
+/// The sending side of software RSS, owned by the worker that polls single-queue ports.
+pub struct Distributor {
+    /// Ring to each worker (None at this worker's own index).
+    pub to: Vec<Option<rtrb::Producer<PktBuf>>>,
+    /// Buffers coming back from each worker.
+    pub back: Vec<rtrb::Consumer<PktBuf>>,
+    /// The single-queue ports this worker polls for everybody.
+    pub rx: Vec<AnyRx>,
+}
+
+/// The receiving side of software RSS.
+pub struct Inbound {
+    /// Packets from the distributor.
+    pub from: rtrb::Consumer<PktBuf>,
+    /// Buffers given back to the distributor's pool.
+    pub back: rtrb::Producer<PktBuf>,
+    /// Buffers this worker's own pool started with (the rest is returned).
+    pub own_buffers: usize,
+}
+
+/// Everything a worker owns.
+pub struct Worker {
+    /// Index.
+    pub id: usize,
+    /// Core to pin to.
+    pub core: Option<core_affinity::CoreId>,
+    /// Own receive queues.
+    pub rx: Vec<AnyRx>,
+    /// One transmit queue per port (index = port).
+    pub tx: Vec<AnyTx>,
+    /// Software RSS sender (worker 0 when single-queue ports exist).
+    pub dist: Option<Distributor>,
+    /// Software RSS receiver.
+    pub inbound: Option<Inbound>,
+    /// Buffer pool.
+    pub pool: Pool,
+    /// Table snapshot reader.
+    pub tables: TableReader,
+    /// Published counters.
+    pub stats: Arc<WorkerStats>,
+    /// Filled histograms to the stats thread.
+    pub hist_out: rtrb::Producer<Hist>,
+    /// Empty histograms from the stats thread.
+    pub hist_in: rtrb::Consumer<Hist>,
+    /// Per-destination telemetry.
+    pub telemetry: Arc<DestCounters>,
+    /// Forwarding or io.
+    pub mode: Mode,
+    /// Io-mode port peers.
+    pub io_peer: Vec<u16>,
+    /// Burst size.
+    pub burst: usize,
+    /// Drain deadline.
+    pub drain: Duration,
+    /// Run control.
+    pub ctl: Arc<RunControl>,
+    /// Clock origin shared by all workers.
+    pub epoch: Instant,
+}
+
+/// Flow hash over raw bytes for software RSS (IPv4/IPv6 addresses and ports at fixed
+/// offsets, no validation: it only has to spread flows consistently).
+#[inline]
+fn rss_hash(d: &[u8]) -> u32 {
+    let et = match d.get(12..14) {
+        Some(e) => u16::from_be_bytes([e[0], e[1]]),
+        None => return 0,
+    };
+    let (lo, hi) = match et {
+        0x0800 => (26, 38),
+        0x86dd => (22, 58),
+        0x894f => (46 + 12, 46 + 24), // behind steerd's 32-byte NSH header, IPv4
+        _ => (0, 14),
+    };
+    let s = d.get(lo..hi.min(d.len())).unwrap_or(&[]);
+    let mut h: u32 = 0x9e37_79b9;
+    for c in s.chunks(4) {
+        let mut w = [0u8; 4];
+        w[..c.len()].copy_from_slice(c);
+        h = (h ^ u32::from_le_bytes(w)).wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+    }
+    h
+}
+
+impl Worker {
+    /// Runs the poll loop until stopped and drained. Returns the final counters.
+    pub fn run(mut self) -> Local {
+        if let Some(c) = self.core {
+            core_affinity::set_for_current(c);
+        }
+        let n_ports = self.tx.len().min(MAX_PORTS);
+        let mut stages: Vec<TxStage<PktBuf>> = (0..n_ports).map(|_| TxStage::new(2 * BURST)).collect();
+        let mut scratch = Scratch::default();
+        let mut local = Local::default();
+        let mut mine: Vec<PktBuf> = Vec::with_capacity(2 * BURST);
+        let mut rxv: Vec<PktBuf> = Vec::with_capacity(2 * BURST);
+        let mut hist = new_hist();
+        let burst = self.burst.clamp(1, BURST);
+        let drain_ns = self.drain.as_nanos() as u64;
+        let mut last_hist_ns = 0u64;
+        let mut stopping = false;
+        let mut dist_done = false;
+        let mut idle_iters = 0u32;
+        loop {
+            let now = self.epoch.elapsed().as_nanos() as u64;
+            self.tables.refresh();
+            if !stopping && self.ctl.stop.load(Ordering::Relaxed) {
+                stopping = true;
+            }
+            let mut got = 0usize;
+            if let Some(d) = self.dist.as_mut() {
+                for c in d.back.iter_mut() {
+                    while let Ok(b) = c.pop() {
+                        self.pool.put(b);
+                    }
+                }
+            }
+            let tables = self.tables.get();
+            let ctx = BurstCtx {
+                tables,
+                now_ns: now,
+                io_peer: &self.io_peer,
+                telemetry: &self.telemetry,
+                generation: self.tables.generation(),
+            };
+            if !stopping {
+                for q in self.rx.iter_mut() {
+                    let n = q.rx_burst(&mut self.pool, &mut mine, burst);
+                    if n == 0 {
+                        continue;
+                    }
+                    got += n;
+                    count_rx(&mut local, &mine);
+                    process_burst(self.mode, &ctx, &mut mine, &mut scratch, &mut stages, &mut local, |b| {
+                        self.pool.put(b)
+                    });
+                    flush_full(&mut stages, &mut self.tx, &mut self.pool, &mut local, &mut hist, now, burst);
+                }
+                if let Some(d) = self.dist.as_mut() {
+                    let room = d.to.iter().all(|p| p.as_ref().is_none_or(|p| p.slots() >= burst));
+                    if room {
+                        let nw = d.to.len() as u64;
+                        for q in d.rx.iter_mut() {
+                            let n = q.rx_burst(&mut self.pool, &mut rxv, burst);
+                            if n == 0 {
+                                continue;
+                            }
+                            got += n;
+                            count_rx(&mut local, &rxv);
+                            for b in rxv.drain(..) {
+                                let w = ((rss_hash(b.data()) as u64 * nw) >> 32) as usize;
+                                match d.to.get_mut(w).and_then(Option::as_mut) {
+                                    // Room for a whole burst was checked above.
+                                    Some(p) => {
+                                        if let Err(rtrb::PushError::Full(b)) = p.push(b) {
+                                            mine.push(b);
+                                        }
+                                    }
+                                    None => mine.push(b),
+                                }
+                            }
+                            process_burst(self.mode, &ctx, &mut mine, &mut scratch, &mut stages, &mut local, |b| {
+                                self.pool.put(b)
+                            });
+                            flush_full(&mut stages, &mut self.tx, &mut self.pool, &mut local, &mut hist, now, burst);
+                        }
+                    }
+                }
+            }
+            if let Some(inb) = self.inbound.as_mut() {
+                while mine.len() < burst {
+                    match inb.from.pop() {
+                        Ok(b) => mine.push(b),
+                        Err(_) => break,
+                    }
+                }
+                if !mine.is_empty() {
+                    got += mine.len();
+                    local.rx_handoff += mine.len() as u64;
+                    process_burst(self.mode, &ctx, &mut mine, &mut scratch, &mut stages, &mut local, |b| {
+                        self.pool.put(b)
+                    });
+                    flush_full(&mut stages, &mut self.tx, &mut self.pool, &mut local, &mut hist, now, burst);
+                }
+                // Give back what this worker received beyond its own share of buffers.
+                while self.pool.available() > inb.own_buffers && inb.back.slots() > 0 {
+                    match self.pool.get() {
+                        Some(b) => {
+                            let _ = inb.back.push(b);
+                        }
+                        None => break,
+                    }
+                }
+            }
+            // Drain deadline.
+            for (p, st) in stages.iter_mut().enumerate() {
+                if st.staged > 0 && (stopping || now.saturating_sub(st.oldest_ns) >= drain_ns) {
+                    flush_port(st, &mut self.tx[p], &mut self.pool, &mut local, &mut hist, now, p);
+                }
+            }
+            if got > 0 {
+                local.busy_polls += 1;
+                idle_iters = 0;
+                self.stats.publish(&local);
+            } else {
+                local.idle_polls += 1;
+                idle_iters = idle_iters.saturating_add(1);
+                if idle_iters % 1024 == 0 {
+                    self.stats.publish(&local);
+                }
+                let exhausted = self.rx.iter().all(|q| q.exhausted())
+                    && self.dist.as_ref().is_none_or(|d| d.rx.iter().all(|q| q.exhausted()))
+                    && stages.iter().all(|s| s.staged == 0);
+                self.ctl.idle_exhausted[self.id].store(exhausted, Ordering::Release);
+                std::hint::spin_loop();
+            }
+            if now.saturating_sub(last_hist_ns) >= 100_000_000 || stopping {
+                if let Ok(mut fresh) = self.hist_in.pop() {
+                    std::mem::swap(&mut hist, &mut fresh);
+                    // The ring has room: the stats thread owns the other histograms.
+                    let _ = self.hist_out.push(fresh);
+                }
+                last_hist_ns = now;
+            }
+            if stopping && got == 0 {
+                // Distributors finish first; receivers keep draining until they are done.
+                if self.dist.is_some() && !dist_done {
+                    dist_done = true;
+                    self.ctl.distributors_done.fetch_add(1, Ordering::AcqRel);
+                }
+                let feeders_done =
+                    self.ctl.distributors_done.load(Ordering::Acquire) >= self.ctl.distributors;
+                let inbound_empty = self.inbound.as_ref().is_none_or(|i| i.from.is_empty());
+                if feeders_done && inbound_empty && stages.iter().all(|s| s.staged == 0) {
+                    break;
+                }
+            }
+        }
+        for q in self.tx.iter_mut() {
+            q.flush();
+        }
+        self.stats.publish(&local);
+        // Hand over the last histogram (the stats thread collects it after the join).
+        let _ = self.hist_out.push(hist);
+        self.ctl.exited.fetch_add(1, Ordering::AcqRel);
+        local
+    }
+}
+
+#[inline]
+fn count_rx(local: &mut Local, v: &[PktBuf]) {
+    local.rx += v.len() as u64;
+    for b in v {
+        let p = b.port as usize;
+        if p < MAX_PORTS {
+            local.port_rx[p] += 1;
+        }
+    }
+}
+
+#[inline]
+fn flush_full(
+    stages: &mut [TxStage<PktBuf>],
+    tx: &mut [AnyTx],
+    pool: &mut Pool,
+    local: &mut Local,
+    hist: &mut Histogram<u64>,
+    now: u64,
+    burst: usize,
+) {
+    for (p, st) in stages.iter_mut().enumerate() {
+        if st.full(burst) {
+            flush_port(st, &mut tx[p], pool, local, hist, now, p);
+        }
+    }
+}
+
+/// Sends everything staged on one port, highest priority first. A lossless queue is
+/// waited for (bounded); otherwise what the queue refuses after a few tries is dropped.
+#[inline]
+fn flush_port(
+    st: &mut TxStage<PktBuf>,
+    q: &mut AnyTx,
+    pool: &mut Pool,
+    local: &mut Local,
+    hist: &mut Histogram<u64>,
+    now: u64,
+    port: usize,
+) {
+    let lat = now.saturating_sub(st.oldest_ns).max(1);
+    let lossless = q.lossless();
+    let mut sent_total = 0u64;
+    for c in (0..N_CLASSES).rev() {
+        let v = &mut st.classes[c];
+        if v.is_empty() {
+            continue;
+        }
+        let mut tries = 0u32;
+        let mut waited: Option<Instant> = None;
+        while !v.is_empty() {
+            let bytes: u64 = v.iter().map(|b| b.len() as u64).sum();
+            let before = v.len();
+            let sent = q.tx_burst(pool, v);
+            if sent > 0 {
+                let left: u64 = v.iter().map(|b| b.len() as u64).sum();
+                local.tx_bytes += bytes - left;
+                sent_total += sent as u64;
+                tries = 0;
+                continue;
+            }
+            debug_assert_eq!(before, v.len());
+            tries += 1;
+            if lossless {
+                // File output: the writer thread catches up; give it up to a second.
+                let t0 = *waited.get_or_insert_with(Instant::now);
+                if t0.elapsed() < Duration::from_secs(1) {
+                    std::thread::yield_now();
+                    continue;
+                }
+            } else if tries < 4 {
+                continue;
+            }
+            for b in v.drain(..) {
+                local.drop(DropReason::TxFull);
+                pool.put(b);
+            }
+        }
+    }
+    q.flush();
+    st.staged = 0;
+    if sent_total > 0 {
+        local.tx += sent_total;
+        if port < MAX_PORTS {
+            local.port_tx[port] += sent_total;
+        }
+        hist.saturating_record_n(lat, sent_total);
+    }
+}
