@@ -27,9 +27,13 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod icmpv4;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod pcap;
+pub mod tcp;
+pub mod udp;
 
 #[cfg(test)]
 pub(crate) mod testdata;
