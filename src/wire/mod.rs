@@ -31,6 +31,7 @@ pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod nsh;
 pub mod pcap;
 pub mod tcp;
 pub mod udp;
