@@ -26,6 +26,7 @@
 
 pub mod arp;
 pub mod checksum;
+pub mod classify;
 pub mod ethernet;
 pub mod icmpv4;
 pub mod icmpv6;
@@ -38,6 +39,8 @@ pub mod udp;
 
 #[cfg(test)]
 pub(crate) mod testdata;
+
+pub use classify::{Classified, L3, ParseError, classify};
 
 /// Why a packet view or `Repr` rejected a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
