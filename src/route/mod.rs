@@ -1,1 +1,22 @@
-//! Routing tables (in progress).
+//! Routing tables (in progress): IPv4 longest-prefix match.
+//!
+//! Hot: [`Lpm4::lookup`] and [`Lpm4::lookup_burst`]: no allocation, no panics; a miss is
+//! `None`. Cold: building and changing tables.
+
+pub mod lpm4;
+
+pub use lpm4::{Lpm4, LpmError, MemoryUsage};
+
+/// Hints the CPU to fetch the cache line holding `*p` (no-op off x86_64).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch is only a hint: it never faults and has no architectural
+        // effect, and the pointer comes from a live reference.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(p).cast::<i8>()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
