@@ -1,11 +1,13 @@
-//! Routing tables (in progress): IPv4 longest-prefix match.
+//! Routing tables (in progress): IPv4 and IPv6 longest-prefix match.
 //!
-//! Hot: [`Lpm4::lookup`] and [`Lpm4::lookup_burst`]: no allocation, no panics; a miss is
-//! `None`. Cold: building and changing tables.
+//! Hot: [`Lpm4::lookup`], [`Lpm6::lookup`] and their `lookup_burst`: no allocation, no
+//! panics; a miss is `None`. Cold: building and changing tables.
 
 pub mod lpm4;
+pub mod lpm6;
 
 pub use lpm4::{Lpm4, LpmError, MemoryUsage};
+pub use lpm6::Lpm6;
 
 /// Hints the CPU to fetch the cache line holding `*p` (no-op off x86_64).
 #[inline(always)]
