@@ -196,37 +196,42 @@ pub fn parse_routes(text: &str, path: &Path) -> Result<Vec<RouteSpec>, RoutesErr
             text: first.to_string(),
             source,
         })?;
-        let mut rest: Vec<&str> = fields.collect();
-        if rest.first() == Some(&"via") {
-            rest.remove(0);
+        let mut next = fields.next();
+        if next == Some("via") {
+            next = fields.next();
         }
-        if rest.is_empty() {
+        let Some(list0) = next else {
             return Err(RoutesError::MissingNextHop {
                 path: path.to_path_buf(),
                 line,
                 prefix,
             });
-        }
+        };
         // Join "a, b" / "a ,b" into one list; anything else after the list is an error.
-        let mut list = rest[0].to_string();
-        for field in &rest[1..] {
+        // (Allocates only when the list was split by spaces.)
+        let mut joined: Option<String> = None;
+        for field in fields {
+            let list = joined.as_deref().unwrap_or(list0);
             if list.ends_with(',') || field.starts_with(',') {
-                list.push_str(field);
+                joined
+                    .get_or_insert_with(|| list0.to_string())
+                    .push_str(field);
             } else {
                 return Err(RoutesError::UnexpectedField {
                     path: path.to_path_buf(),
                     line,
-                    field: (*field).to_string(),
+                    field: field.to_string(),
                 });
             }
         }
+        let list = joined.as_deref().unwrap_or(list0);
         let mut next_hops = Vec::new();
         for name in list.split(',') {
             if name.is_empty() {
                 return Err(RoutesError::EmptyNextHop {
                     path: path.to_path_buf(),
                     line,
-                    field: list.clone(),
+                    field: list.to_string(),
                 });
             }
             if !valid_name(name) || name == "via" {

@@ -115,14 +115,17 @@ fn boxed_top(v: Vec<u32>) -> Box<[u32; TOP_LEN]> {
 impl Lpm6 {
     /// Largest value a route can carry (24 bits).
     pub const MAX_VALUE: u32 = VALUE_MASK;
-    /// A sensible default for `max_groups`.
-    pub const DEFAULT_GROUPS: u32 = 65536;
+    /// Default for `max_groups`: 2^18 groups (at most 320 MiB, allocated only as used).
+    /// A realistic table needs about one group per route longer than /40 (100k generated
+    /// BGP-like routes used ~92k groups), so this fits a full IPv6 table of today.
+    pub const DEFAULT_GROUPS: u32 = 1 << 18;
     /// Largest usable `max_groups` (the group index has 24 bits).
     pub const MAX_GROUPS: u32 = 1 << 24;
 
     /// Creates an empty table that may use up to `max_groups` groups of 256 entries
-    /// (clamped to [`Self::MAX_GROUPS`]). A route of length `len > 16` needs up to
-    /// `level` groups on its path, shared with the routes next to it.
+    /// (1.25 KiB each with their depths; clamped to [`Self::MAX_GROUPS`]). A route of
+    /// length `len > 16` needs up to `level` groups on its path, shared with the routes
+    /// next to it.
     pub fn new(max_groups: u32) -> Self {
         Lpm6 {
             top: boxed_top(vec![0; TOP_LEN]),

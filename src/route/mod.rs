@@ -59,8 +59,9 @@ pub(crate) fn prefetch<T>(p: &T) {
 pub struct LpmOptions {
     /// Most IPv4 tbl8 groups: one per /24 holding routes longer than /24, 1 KiB each.
     pub v4_tbl8_groups: u32,
-    /// Most IPv6 groups: one per block (/16, /24, /32, …) holding longer routes, 1 KiB
-    /// each; a /48 needs up to 4.
+    /// Most IPv6 groups: one per block (/16, /24, /32, /40, …) holding longer routes,
+    /// 1.25 KiB each, allocated as needed; a /48 needs up to 4 (shared with its
+    /// neighbors). A realistic table needs about one per route longer than /40.
     pub v6_groups: u32,
 }
 
@@ -342,6 +343,67 @@ mod tests {
         let status = std::fs::read_to_string("/proc/self/status").ok()?;
         let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
         line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    #[test]
+    #[ignore = "reads $STEERD_ROUTES_FILE (e.g. from scripts/gen-routes.py); run with --release"]
+    fn build_routes_file_from_env() {
+        let Some(path) = std::env::var_os("STEERD_ROUTES_FILE") else {
+            println!("STEERD_ROUTES_FILE is not set; skipping");
+            return;
+        };
+        let path = Path::new(&path);
+        let t = Instant::now();
+        let routes = read_routes(path).unwrap();
+        let parse = t.elapsed();
+        let mut names: Vec<&String> = routes.iter().flat_map(|r| &r.next_hops).collect();
+        names.sort_unstable();
+        names.dedup();
+        let next_hops: Vec<NextHop> = (0u16..)
+            .zip(names)
+            .map(|(i, name)| NextHop {
+                name: name.clone(),
+                port: i,
+                src_mac: [2, 0, 0, 0, 0, 1],
+                dst_mac: [2, 0, 0, 0, 1, i as u8],
+            })
+            .collect();
+        let opts = LpmOptions {
+            v4_tbl8_groups: Lpm4::DEFAULT_TBL8_GROUPS,
+            v6_groups: Lpm6::DEFAULT_GROUPS,
+        };
+        let t = Instant::now();
+        let table = RouteTable::build(&routes, next_hops, opts).unwrap();
+        let build = t.elapsed();
+        let (m4, m6) = (table.v4.memory(), table.v6.memory());
+        let mib = |b: usize| b as f64 / (1 << 20) as f64;
+        println!(
+            "{}: {} routes parsed in {parse:?}, built in {build:?}",
+            path.display(),
+            routes.len()
+        );
+        println!(
+            "v4: {} routes, {} tbl8 groups, {:.1} MiB lookup + {:.1} MiB rules",
+            table.v4.len(),
+            table.v4.tbl8_groups_used(),
+            mib(m4.lookup_bytes),
+            mib(m4.build_bytes)
+        );
+        println!(
+            "v6: {} routes, {} groups, {:.1} MiB lookup + {:.1} MiB build state",
+            table.v6.len(),
+            table.v6.groups_used(),
+            mib(m6.lookup_bytes),
+            mib(m6.build_bytes)
+        );
+        println!("ECMP groups: {}", table.next_hops.groups().len());
+        for r in routes.iter().step_by(101) {
+            let hit = match r.prefix.addr() {
+                IpAddr::V4(a) => table.lookup_v4(u32::from(a), 0),
+                IpAddr::V6(a) => table.lookup_v6(u128::from(a), 0),
+            };
+            assert!(hit.is_some(), "{r}");
+        }
     }
 
     #[test]
