@@ -212,6 +212,15 @@ impl Lpm4 {
         }
     }
 
+    /// Releases spare capacity of the growable parts (tbl8, rules) after a bulk build.
+    pub fn shrink_to_fit(&mut self) {
+        self.tbl8.shrink_to_fit();
+        self.free_groups.shrink_to_fit();
+        for rules in &mut self.rules {
+            rules.shrink_to_fit();
+        }
+    }
+
     /// The value of the route for exactly `prefix/len`, if present (cold).
     pub fn get(&self, prefix: Ipv4Addr, len: u8) -> Option<u32> {
         let ip = u32::from(prefix);

@@ -175,6 +175,16 @@ impl Lpm6 {
         }
     }
 
+    /// Releases spare capacity of the growable parts (groups, rules) after a bulk build.
+    pub fn shrink_to_fit(&mut self) {
+        self.groups.shrink_to_fit();
+        self.group_depth.shrink_to_fit();
+        self.free_groups.shrink_to_fit();
+        for rules in &mut self.rules {
+            rules.shrink_to_fit();
+        }
+    }
+
     /// The value of the route for exactly `prefix/len`, if present (cold).
     pub fn get(&self, prefix: Ipv6Addr, len: u8) -> Option<u32> {
         self.rules
