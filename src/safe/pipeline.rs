@@ -188,7 +188,11 @@ pub fn process_burst<B: Buf>(
         };
         match rewrite(t, &mut b, &m, nh) {
             Ok(port) => {
-                ctx.telemetry.add(dest, m.nsh.map(|h| h.app_class).unwrap_or(0), b.len() as u32);
+                ctx.telemetry.add(
+                    dest,
+                    m.nsh.map(|h| h.app_class).unwrap_or(0),
+                    b.len() as u32,
+                );
                 match stages.get_mut(port as usize) {
                     Some(st) => st.push(prio, b, ctx.now_ns),
                     None => {
@@ -212,7 +216,12 @@ fn nh_dest(t: &Tables, nh: u16) -> u16 {
 
 /// Classifies one packet and decides what to do with it.
 #[inline]
-fn decide<B: Buf>(t: &Tables, tags: &mut TagCache, b: &B, c: &mut Local) -> (Option<Classified>, Action) {
+fn decide<B: Buf>(
+    t: &Tables,
+    tags: &mut TagCache,
+    b: &B,
+    c: &mut Local,
+) -> (Option<Classified>, Action) {
     let m = match wire::classify(b.data()) {
         Ok(m) => m,
         Err(e) => return (None, Action::Drop(DropReason::Parse(e))),
@@ -252,7 +261,13 @@ fn decide<B: Buf>(t: &Tables, tags: &mut TagCache, b: &B, c: &mut Local) -> (Opt
             match t.steering.admit_cached(tags, &f, h.tag, src, dst) {
                 Ok(e) => {
                     let prio = h.priority.min(e.max_priority).min(TxStage::<B>::MAX_CLASS);
-                    return (Some(m), Action::Steer { nh: e.next_hop, prio });
+                    return (
+                        Some(m),
+                        Action::Steer {
+                            nh: e.next_hop,
+                            prio,
+                        },
+                    );
                 }
                 Err(fb) => fb,
             }

@@ -62,7 +62,9 @@ impl RunControl {
 
     /// True when every worker reports its inputs exhausted.
     pub fn all_exhausted(&self) -> bool {
-        self.idle_exhausted.iter().all(|a| a.load(Ordering::Acquire))
+        self.idle_exhausted
+            .iter()
+            .all(|a| a.load(Ordering::Acquire))
     }
 }
 
@@ -158,7 +160,8 @@ impl Worker {
             core_affinity::set_for_current(c);
         }
         let n_ports = self.tx.len().min(MAX_PORTS);
-        let mut stages: Vec<TxStage<PktBuf>> = (0..n_ports).map(|_| TxStage::new(2 * BURST)).collect();
+        let mut stages: Vec<TxStage<PktBuf>> =
+            (0..n_ports).map(|_| TxStage::new(2 * BURST)).collect();
         let mut scratch = Scratch::default();
         let mut local = Local::default();
         let mut mine: Vec<PktBuf> = Vec::with_capacity(2 * BURST);
@@ -170,8 +173,14 @@ impl Worker {
         let mut stopping = false;
         let mut dist_done = false;
         let mut idle_iters = 0u32;
+        // Batches flushed in the previous iteration: (receive time of the oldest, count).
+        // Their latency is taken at the next clock read, so the loop reads the clock once.
+        let mut pending: Vec<(u64, u64)> = Vec::with_capacity(4 * MAX_PORTS);
         loop {
             let now = self.epoch.elapsed().as_nanos() as u64;
+            for (t0, n) in pending.drain(..) {
+                hist.saturating_record_n(now.saturating_sub(t0).max(1), n);
+            }
             self.tables.refresh();
             if !stopping && self.ctl.stop.load(Ordering::Relaxed) {
                 stopping = true;
@@ -200,13 +209,29 @@ impl Worker {
                     }
                     got += n;
                     count_rx(&mut local, &mine);
-                    process_burst(self.mode, &ctx, &mut mine, &mut scratch, &mut stages, &mut local, |b| {
-                        self.pool.put(b)
-                    });
-                    flush_full(&mut stages, &mut self.tx, &mut self.pool, &mut local, &mut hist, now, burst);
+                    process_burst(
+                        self.mode,
+                        &ctx,
+                        &mut mine,
+                        &mut scratch,
+                        &mut stages,
+                        &mut local,
+                        |b| self.pool.put(b),
+                    );
+                    flush_full(
+                        &mut stages,
+                        &mut self.tx,
+                        &mut self.pool,
+                        &mut local,
+                        &mut pending,
+                        now,
+                        burst,
+                    );
                 }
                 if let Some(d) = self.dist.as_mut() {
-                    let room = d.to.iter().all(|p| p.as_ref().is_none_or(|p| p.slots() >= burst));
+                    let room =
+                        d.to.iter()
+                            .all(|p| p.as_ref().is_none_or(|p| p.slots() >= burst));
                     if room {
                         let nw = d.to.len() as u64;
                         for q in d.rx.iter_mut() {
@@ -228,10 +253,24 @@ impl Worker {
                                     None => mine.push(b),
                                 }
                             }
-                            process_burst(self.mode, &ctx, &mut mine, &mut scratch, &mut stages, &mut local, |b| {
-                                self.pool.put(b)
-                            });
-                            flush_full(&mut stages, &mut self.tx, &mut self.pool, &mut local, &mut hist, now, burst);
+                            process_burst(
+                                self.mode,
+                                &ctx,
+                                &mut mine,
+                                &mut scratch,
+                                &mut stages,
+                                &mut local,
+                                |b| self.pool.put(b),
+                            );
+                            flush_full(
+                                &mut stages,
+                                &mut self.tx,
+                                &mut self.pool,
+                                &mut local,
+                                &mut pending,
+                                now,
+                                burst,
+                            );
                         }
                     }
                 }
@@ -246,10 +285,24 @@ impl Worker {
                 if !mine.is_empty() {
                     got += mine.len();
                     local.rx_handoff += mine.len() as u64;
-                    process_burst(self.mode, &ctx, &mut mine, &mut scratch, &mut stages, &mut local, |b| {
-                        self.pool.put(b)
-                    });
-                    flush_full(&mut stages, &mut self.tx, &mut self.pool, &mut local, &mut hist, now, burst);
+                    process_burst(
+                        self.mode,
+                        &ctx,
+                        &mut mine,
+                        &mut scratch,
+                        &mut stages,
+                        &mut local,
+                        |b| self.pool.put(b),
+                    );
+                    flush_full(
+                        &mut stages,
+                        &mut self.tx,
+                        &mut self.pool,
+                        &mut local,
+                        &mut pending,
+                        now,
+                        burst,
+                    );
                 }
                 // Give back what this worker received beyond its own share of buffers.
                 while self.pool.available() > inb.own_buffers && inb.back.slots() > 0 {
@@ -264,7 +317,15 @@ impl Worker {
             // Drain deadline.
             for (p, st) in stages.iter_mut().enumerate() {
                 if st.staged > 0 && (stopping || now.saturating_sub(st.oldest_ns) >= drain_ns) {
-                    flush_port(st, &mut self.tx[p], &mut self.pool, &mut local, &mut hist, now, p);
+                    flush_port(
+                        st,
+                        &mut self.tx[p],
+                        &mut self.pool,
+                        &mut local,
+                        &mut pending,
+                        now,
+                        p,
+                    );
                 }
             }
             if got > 0 {
@@ -274,11 +335,14 @@ impl Worker {
             } else {
                 local.idle_polls += 1;
                 idle_iters = idle_iters.saturating_add(1);
-                if idle_iters % 1024 == 0 {
+                if idle_iters.is_multiple_of(1024) {
                     self.stats.publish(&local);
                 }
                 let exhausted = self.rx.iter().all(|q| q.exhausted())
-                    && self.dist.as_ref().is_none_or(|d| d.rx.iter().all(|q| q.exhausted()))
+                    && self
+                        .dist
+                        .as_ref()
+                        .is_none_or(|d| d.rx.iter().all(|q| q.exhausted()))
                     && stages.iter().all(|s| s.staged == 0);
                 self.ctl.idle_exhausted[self.id].store(exhausted, Ordering::Release);
                 std::hint::spin_loop();
@@ -308,6 +372,10 @@ impl Worker {
         for q in self.tx.iter_mut() {
             q.flush();
         }
+        let end = self.epoch.elapsed().as_nanos() as u64;
+        for (t0, n) in pending.drain(..) {
+            hist.saturating_record_n(end.saturating_sub(t0).max(1), n);
+        }
         self.stats.publish(&local);
         // Hand over the last histogram (the stats thread collects it after the join).
         let _ = self.hist_out.push(hist);
@@ -333,13 +401,13 @@ fn flush_full(
     tx: &mut [AnyTx],
     pool: &mut Pool,
     local: &mut Local,
-    hist: &mut Histogram<u64>,
+    pending: &mut Vec<(u64, u64)>,
     now: u64,
     burst: usize,
 ) {
     for (p, st) in stages.iter_mut().enumerate() {
         if st.full(burst) {
-            flush_port(st, &mut tx[p], pool, local, hist, now, p);
+            flush_port(st, &mut tx[p], pool, local, pending, now, p);
         }
     }
 }
@@ -352,11 +420,11 @@ fn flush_port(
     q: &mut AnyTx,
     pool: &mut Pool,
     local: &mut Local,
-    hist: &mut Histogram<u64>,
+    pending: &mut Vec<(u64, u64)>,
     now: u64,
     port: usize,
 ) {
-    let lat = now.saturating_sub(st.oldest_ns).max(1);
+    let _ = now;
     let lossless = q.lossless();
     let mut sent_total = 0u64;
     for c in (0..N_CLASSES).rev() {
@@ -402,6 +470,8 @@ fn flush_port(
         if port < MAX_PORTS {
             local.port_tx[port] += sent_total;
         }
-        hist.saturating_record_n(lat, sent_total);
+        if pending.len() < pending.capacity() {
+            pending.push((st.oldest_ns, sent_total));
+        }
     }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 /// True when running under CI (`CI=true`), where a skip is a failure.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Skips the calling test with a printed reason, or fails it under CI.
