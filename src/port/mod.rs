@@ -22,6 +22,11 @@ pub trait RxQueue: Send {
     /// Receives up to `max` packets, appending them to `out`; returns how many.
     /// Never blocks; returns 0 when nothing is waiting.
     fn rx_burst(&mut self, pool: &mut Self::Pool, out: &mut Vec<Self::Buf>, max: usize) -> usize;
+    /// True when the queue will never receive again (a replayed file reached its end,
+    /// a generator sent its packet budget). Live ports never are.
+    fn exhausted(&self) -> bool {
+        false
+    }
 }
 
 /// Transmit side of one queue of a port, owned by one worker.
@@ -35,4 +40,9 @@ pub trait TxQueue: Send {
     fn tx_burst(&mut self, pool: &mut Self::Pool, bufs: &mut Vec<Self::Buf>) -> usize;
     /// Pushes out anything the backend holds back for batching.
     fn flush(&mut self) {}
+    /// True when a full queue should be waited for rather than dropped from (file
+    /// output, where the writer thread always catches up).
+    fn lossless(&self) -> bool {
+        false
+    }
 }
