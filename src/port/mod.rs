@@ -9,9 +9,16 @@
 //! Backends are chosen at start-up and wrapped in the [`AnyRx`]/[`AnyTx`] enums, so the
 //! worker loop is monomorphic (one `match` per burst, no `Box<dyn>`).
 
+pub mod afpacket;
 pub mod buf;
+pub mod netdev;
+pub mod stats;
+#[cfg(test)]
+pub(crate) mod testnet;
 
-pub use buf::{Buf, BUF_SIZE, HEADROOM, MAX_FRAME, PktBuf, Pool};
+pub use buf::{BUF_SIZE, Buf, HEADROOM, MAX_FRAME, PktBuf, Pool};
+pub use netdev::{Mac, PortOpenError};
+pub use stats::{PortCounters, PortTotals};
 
 /// Receive side of one queue of a port, owned by one worker.
 pub trait RxQueue: Send {
