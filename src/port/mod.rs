@@ -13,6 +13,7 @@ pub mod afpacket;
 pub mod buf;
 pub mod netdev;
 pub mod stats;
+pub mod tap;
 #[cfg(test)]
 pub(crate) mod testnet;
 
