@@ -60,12 +60,15 @@ pub struct AfPacketConfig {
     pub promisc: bool,
     /// Set the interface MTU before opening (at most [`MAX_MTU`]).
     pub mtu: Option<u32>,
-    /// Bytes per rx ring block: a power of two, at least 4096 (default 256 KiB).
+    /// Bytes per rx ring block: a power of two, at least 4096 (default 64 KiB, about 450
+    /// minimum-size or 40 full-size frames). Smaller blocks fill, and so reach the worker,
+    /// sooner under light load.
     pub rx_block_size: u32,
-    /// Blocks per rx ring, at least 2 (default 32: 8 MiB per queue).
+    /// Blocks per rx ring, at least 2 (default 128: 8 MiB per queue).
     pub rx_block_nr: u32,
-    /// Milliseconds after which the kernel hands over a block that is not full (the
-    /// latency floor under light load; default 1, rounded up to a jiffy by the kernel).
+    /// Milliseconds after which the kernel hands over a block that is not full: the
+    /// added latency under light load (default 1, which the kernel rounds up to one
+    /// jiffy, 4 ms with HZ=250).
     pub rx_block_timeout_ms: u32,
     /// Frames in the tx ring, a multiple of 32 (default 1024: 2 MiB per queue).
     pub tx_frame_nr: u32,
@@ -79,8 +82,8 @@ impl AfPacketConfig {
             queues: 1,
             promisc: false,
             mtu: None,
-            rx_block_size: 1 << 18,
-            rx_block_nr: 32,
+            rx_block_size: 1 << 16,
+            rx_block_nr: 128,
             rx_block_timeout_ms: 1,
             tx_frame_nr: 1024,
         }
