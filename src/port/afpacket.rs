@@ -375,7 +375,9 @@ impl Ctx<'_> {
 
     /// Joins `group`, or creates a new group with a kernel-chosen id; returns the id.
     fn join_fanout(&self, fd: &OwnedFd, group: Option<u16>) -> Result<u16, PortOpenError> {
-        let kind = libc::PACKET_FANOUT_HASH;
+        // A fanout group receives through its own hook, which ignores outgoing frames
+        // only with this flag (the socket option covers the socket's own hook).
+        let kind = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
         let val: u32 = match group {
             Some(id) => u32::from(id) | (kind << 16),
             None => (kind | libc::PACKET_FANOUT_FLAG_UNIQUEID) << 16,

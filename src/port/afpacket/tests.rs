@@ -442,6 +442,43 @@ fn vlan_tagged_frames_keep_their_tag() {
     });
 }
 
+#[test]
+fn frames_the_kernel_sends_on_the_interface_are_not_received() {
+    let Some(ns) = Netns::new_or_skip("afp-out") else {
+        return;
+    };
+    ns.veth("p0", "p1", true);
+    ns.run(|| {
+        for queues in [1, 2] {
+            let cfg = AfPacketConfig {
+                queues,
+                ..AfPacketConfig::new("p1")
+            };
+            let mut port = open("lan0", &cfg, 0).unwrap();
+            // Another socket's sends on p1 pass the packet taps as PACKET_OUTGOING.
+            let other = RawSock::bind("p1");
+            for i in 0..20 {
+                other.send(&udp_frame(i, 0));
+            }
+            // And one frame really coming in, to know the queues are live.
+            RawSock::bind("p0").send(&udp_frame(99, 1));
+            let mut pool = Pool::new(64);
+            let mut v = Vec::with_capacity(64);
+            let mut got = 0;
+            let end = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < end {
+                for q in port.rx.iter_mut() {
+                    got += q.rx_burst(&mut pool, &mut v, 32);
+                    for b in v.drain(..) {
+                        pool.put(b);
+                    }
+                }
+            }
+            assert_eq!(got, 1, "{queues} queue(s): only the incoming frame");
+        }
+    });
+}
+
 /// A UDP/IPv4 frame of flow `flow` (source port), for the fanout hash.
 fn udp_frame(flow: u16, seq: u16) -> Vec<u8> {
     let mut f = Vec::with_capacity(64);
