@@ -27,11 +27,11 @@
 use std::io;
 use std::mem::{offset_of, size_of};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::netdev::{self, Mac, PortOpenError};
+use super::ringmem::RingMem;
 use super::stats::{PortCounters, RxTally, bump};
 use super::{Buf, MAX_FRAME, PktBuf, Pool, RxQueue, TxQueue};
 
@@ -350,7 +350,7 @@ impl Ctx<'_> {
         setsockopt(&fd, libc::PACKET_RX_RING, &req)
             .map_err(|e| self.err("creating the rx ring", e))?;
         let len = cfg.rx_block_size as usize * cfg.rx_block_nr as usize;
-        let mem = RingMem::map(&fd, len).map_err(|e| self.err("mapping the rx ring", e))?;
+        let mem = RingMem::map(&fd, len, 0).map_err(|e| self.err("mapping the rx ring", e))?;
         match setsockopt(&fd, libc::PACKET_IGNORE_OUTGOING, &(1 as libc::c_int)) {
             // Kernels before 4.20 lack it; the tx side bypasses the taps anyway.
             Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {}
@@ -427,7 +427,7 @@ impl Ctx<'_> {
         setsockopt(&fd, libc::PACKET_TX_RING, &req)
             .map_err(|e| self.err("creating the tx ring", e))?;
         let len = TX_FRAME_SIZE as usize * cfg.tx_frame_nr as usize;
-        let mem = RingMem::map(&fd, len).map_err(|e| self.err("mapping the tx ring", e))?;
+        let mem = RingMem::map(&fd, len, 0).map_err(|e| self.err("mapping the tx ring", e))?;
         // Protocol 0: bound to the interface for sending, never receives.
         self.bind(&fd, 0)?;
         Ok((fd, mem))
@@ -450,139 +450,6 @@ fn setsockopt<T>(fd: &OwnedFd, name: libc::c_int, val: &T) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Ring memory
-
-/// Ring memory shared with the kernel: the mmap of a packet socket (or, in tests, a plain
-/// page-aligned allocation). All access goes through bounds-checked accessors; words the
-/// kernel writes concurrently (status words) are read and written as atomics, everything
-/// else only while the status word says user space owns it.
-pub(crate) struct RingMem {
-    ptr: NonNull<u8>,
-    len: usize,
-    mapped: bool,
-}
-
-// SAFETY: the memory is owned by exactly one queue object, which is moved to its worker
-// thread as a whole; the kernel side synchronises through the status words.
-unsafe impl Send for RingMem {}
-
-impl RingMem {
-    fn map(fd: &OwnedFd, len: usize) -> io::Result<RingMem> {
-        // SAFETY: a fresh shared mapping of the socket's ring, length as configured with
-        // PACKET_*_RING; the result is checked before use.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(p.cast::<u8>())
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
-        Ok(RingMem {
-            ptr,
-            len,
-            mapped: true,
-        })
-    }
-
-    /// Zeroed, page-aligned memory standing in for a ring (tests).
-    #[cfg(test)]
-    pub(crate) fn alloc(len: usize) -> RingMem {
-        let layout = std::alloc::Layout::from_size_align(len, 4096).unwrap();
-        // SAFETY: the layout has a non-zero size (tests never ask for 0).
-        let p = unsafe { std::alloc::alloc_zeroed(layout) };
-        RingMem {
-            ptr: NonNull::new(p).expect("test ring allocation"),
-            len,
-            mapped: false,
-        }
-    }
-
-    #[inline]
-    fn check(&self, off: usize, n: usize) {
-        assert!(
-            off.checked_add(n).is_some_and(|e| e <= self.len),
-            "ring access out of bounds"
-        );
-    }
-
-    /// The 32-bit status word at `off` (4-byte aligned).
-    #[inline]
-    fn status(&self, off: usize) -> &AtomicU32 {
-        self.check(off, 4);
-        assert!(off.is_multiple_of(4));
-        // SAFETY: in bounds and aligned (the base is page-aligned); the kernel accesses
-        // the word with its own atomic/ordered accesses, and it lives as long as `self`.
-        unsafe { &*self.ptr.as_ptr().add(off).cast::<AtomicU32>() }
-    }
-
-    #[inline]
-    fn read_u32(&self, off: usize) -> u32 {
-        self.check(off, 4);
-        // SAFETY: in bounds; the word belongs to user space at this point (see type docs).
-        unsafe { self.ptr.as_ptr().add(off).cast::<u32>().read_unaligned() }
-    }
-
-    #[inline]
-    fn read_u16(&self, off: usize) -> u16 {
-        self.check(off, 2);
-        // SAFETY: as for read_u32.
-        unsafe { self.ptr.as_ptr().add(off).cast::<u16>().read_unaligned() }
-    }
-
-    #[inline]
-    fn write_u32(&self, off: usize, v: u32) {
-        self.check(off, 4);
-        // SAFETY: in bounds; the frame belongs to user space at this point.
-        unsafe { self.ptr.as_ptr().add(off).cast::<u32>().write_unaligned(v) }
-    }
-
-    #[inline]
-    fn copy_out(&self, off: usize, dst: &mut [u8]) {
-        self.check(off, dst.len());
-        // SAFETY: the source range is in bounds and owned by user space at this point; the
-        // destination is a distinct Rust slice.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
-        }
-    }
-
-    #[inline]
-    fn copy_in(&self, off: usize, src: &[u8]) {
-        self.check(off, src.len());
-        // SAFETY: the destination range is in bounds and owned by user space at this
-        // point; the source is a distinct Rust slice.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len())
-        }
-    }
-}
-
-impl Drop for RingMem {
-    fn drop(&mut self) {
-        if self.mapped {
-            // SAFETY: unmapping exactly the region mapped in `map`; no references into it
-            // outlive `self`.
-            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-        } else {
-            #[cfg(test)]
-            {
-                let layout = std::alloc::Layout::from_size_align(self.len, 4096).unwrap();
-                // SAFETY: allocated in `alloc` with this layout.
-                unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) };
-            }
-        }
     }
 }
 
@@ -622,7 +489,7 @@ pub(crate) struct V3Ring {
 
 impl V3Ring {
     pub(crate) fn new(mem: RingMem, block_size: usize, block_nr: usize) -> V3Ring {
-        assert!(block_size * block_nr <= mem.len);
+        assert!(block_size * block_nr <= mem.len());
         V3Ring {
             mem,
             block_size,
@@ -638,7 +505,7 @@ impl V3Ring {
     #[inline]
     fn release(&mut self) {
         self.mem
-            .status(self.block * self.block_size + BD_STATUS)
+            .atomic_u32(self.block * self.block_size + BD_STATUS)
             .store(libc::TP_STATUS_KERNEL, Ordering::Release);
         self.block += 1;
         if self.block == self.block_nr {
@@ -677,7 +544,10 @@ impl V3Ring {
         while n < max {
             let base = self.block * self.block_size;
             if !self.open {
-                let st = self.mem.status(base + BD_STATUS).load(Ordering::Acquire);
+                let st = self
+                    .mem
+                    .atomic_u32(base + BD_STATUS)
+                    .load(Ordering::Acquire);
                 if st & libc::TP_STATUS_USER == 0 {
                     break;
                 }
@@ -798,7 +668,7 @@ impl V2TxRing {
         frame_nr: usize,
         max_len: usize,
     ) -> V2TxRing {
-        assert!(frame_size * frame_nr <= mem.len && max_len + TX_DATA_OFF <= frame_size);
+        assert!(frame_size * frame_nr <= mem.len() && max_len + TX_DATA_OFF <= frame_size);
         V2TxRing {
             mem,
             frame_size,
@@ -816,7 +686,7 @@ impl V2TxRing {
             return Push::Refused;
         }
         let f = self.head * self.frame_size;
-        let st = self.mem.status(f + H2_STATUS);
+        let st = self.mem.atomic_u32(f + H2_STATUS);
         if st.load(Ordering::Acquire) != libc::TP_STATUS_AVAILABLE {
             return Push::Full;
         }

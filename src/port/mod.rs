@@ -12,6 +12,7 @@
 pub mod afpacket;
 pub mod buf;
 pub mod netdev;
+mod ringmem;
 pub mod stats;
 pub mod tap;
 #[cfg(test)]

@@ -58,12 +58,12 @@ fn put_block(mem: &RingMem, b: usize, frames: &[FakeFrame]) {
     }
     mem.write_u32(base + BD_NUM_PKTS, frames.len() as u32);
     mem.write_u32(base + BD_FIRST, BD_SIZE as u32);
-    mem.status(base + BD_STATUS)
+    mem.atomic_u32(base + BD_STATUS)
         .store(libc::TP_STATUS_USER, Ordering::Release);
 }
 
 fn block_status(r: &V3Ring, b: usize) -> u32 {
-    r.mem.status(b * BS + BD_STATUS).load(Ordering::Acquire)
+    r.mem.atomic_u32(b * BS + BD_STATUS).load(Ordering::Acquire)
 }
 
 fn fake_ring(blocks: usize) -> V3Ring {
@@ -202,7 +202,7 @@ fn v2_tx_fills_frames_in_order_and_stops_when_full() {
     for i in 0..4usize {
         let base = i * fs;
         assert_eq!(
-            r.mem.status(base).load(Ordering::Acquire),
+            r.mem.atomic_u32(base).load(Ordering::Acquire),
             libc::TP_STATUS_SEND_REQUEST
         );
         let len = r.mem.read_u32(base + H2_LEN) as usize;
@@ -213,7 +213,7 @@ fn v2_tx_fills_frames_in_order_and_stops_when_full() {
     }
     // The kernel finishes frame 0: the ring takes the next packet there.
     r.mem
-        .status(0)
+        .atomic_u32(0)
         .store(libc::TP_STATUS_AVAILABLE, Ordering::Release);
     assert_eq!(r.push(&f(4, 70)), Push::Queued);
     assert_eq!(r.mem.read_u32(H2_LEN), 70);
