@@ -295,3 +295,41 @@ fn tap_mode_carries_ping_and_tcp() {
         println!("tap: side-a {ta:?}\ntap: side-b {tb_:?}");
     });
 }
+
+#[cfg(feature = "afxdp")]
+#[test]
+fn afxdp_mode_carries_ping_and_tcp() {
+    use steerd::port::afxdp::{self, AfXdpConfig};
+    let Some(tb) = Testbed::up_or_skip("afxdp") else {
+        return;
+    };
+    let stop = AtomicBool::new(false);
+    tb.in_router(|| {
+        let mut a = afxdp::open("side-a", &AfXdpConfig::new("veth-ra"), 0).unwrap();
+        let mut b = afxdp::open("side-b", &AfXdpConfig::new("veth-rb"), 1).unwrap();
+        println!("afxdp: XDP attached in {:?} mode", a.info.xdp_mode);
+        let our = [a.info.mac, b.info.mac];
+        let hosts = [Mac::parse(MAC_A).unwrap(), Mac::parse(MAC_B).unwrap()];
+        std::thread::scope(|s| {
+            let fw = s.spawn(|| {
+                let (ra, ta) = (&mut a.rx[0], &mut a.tx[0]);
+                let (rb, tb_) = (&mut b.rx[0], &mut b.tx[0]);
+                rewrite_and_forward([(ra, ta), (rb, tb_)], our, hosts, &stop)
+            });
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                traffic_crosses(&tb, "afxdp")
+            }));
+            stop.store(true, Ordering::Relaxed);
+            let moved = fw.join().unwrap();
+            println!("afxdp: forwarder moved {moved} frames");
+            if let Err(p) = r {
+                std::panic::resume_unwind(p);
+            }
+        });
+        println!(
+            "afxdp: side-a {:?}\nafxdp: side-b {:?}",
+            a.counters.totals(),
+            b.counters.totals()
+        );
+    });
+}

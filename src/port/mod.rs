@@ -10,6 +10,8 @@
 //! worker loop is monomorphic (one `match` per burst, no `Box<dyn>`).
 
 pub mod afpacket;
+#[cfg(feature = "afxdp")]
+pub mod afxdp;
 pub mod buf;
 pub mod netdev;
 mod ringmem;
