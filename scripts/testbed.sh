@@ -119,6 +119,9 @@ up() {
   for n in $NS_A $NS_R $NS_B; do
     exists "$n" && die "namespace $n exists: the test bed is up already ($PROG down first)"
   done
+  # From here on a failing step removes what was built, so `up` can simply be retried.
+  set -E
+  trap 'trap - ERR; echo "$PROG: up failed, removing the half-built test bed" >&2; down >/dev/null 2>&1' ERR
   for n in $NS_A $NS_R $NS_B; do ip netns add "$n"; ip -n "$n" link set lo up; done
   ip link add veth-a netns $NS_A address $MAC_A type veth peer name veth-ra netns $NS_R address $MAC_RA
   ip link add veth-b netns $NS_B address $MAC_B type veth peer name veth-rb netns $NS_R address $MAC_RB
@@ -160,7 +163,8 @@ up() {
   esac
   offloads off
   mkdir -p "$STATE_DIR"; echo "$mode" > "$STATE_DIR/mode"
-  [ -n "$arp_a" ] && static_arp "$arp_a" "$arp_b"
+  if [ -n "$arp_a" ]; then static_arp "$arp_a" "$arp_b"; fi
+  trap - ERR
   say "up in $mode mode"
   case $mode in
     tap) say "steerd ports: tap-a (mac $TAP_MAC_A, hosts 10.1.0.0/24 fd01::/64), tap-b (mac $TAP_MAC_B, 10.2.0.0/24 fd02::/64); run it with: $PROG run -- steerd ..." ;;
