@@ -21,7 +21,7 @@
 //! port. The kernel of that namespace must not use the interface itself (no addresses on
 //! it, `ip_forward` off), or it answers and forwards beside steerd.
 //!
-//! Ring layouts are walked by [`V3Ring`] and [`V2TxRing`], which only see memory, so
+//! Ring layouts are walked by `V3Ring` and `V2TxRing`, which only see memory, so
 //! their logic is tested on rings built in memory (see the tests).
 
 use std::io;

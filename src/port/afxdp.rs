@@ -18,7 +18,7 @@
 //!
 //! MAC: the interface's own MAC is steerd's on this port, as with `afpacket`.
 //!
-//! The ring walkers ([`XskRing`] and the burst bodies) see only memory and are tested on
+//! The ring walkers (`RxWalk`, `TxWalk` over `XskRing`s) see only memory and are tested on
 //! rings built in memory.
 
 use std::io;
