@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::config::{Config, ConfigError, SizeSpec, parse_cidr, parse_mac};
 use crate::port::mem::{GenConfig, GenPrefix, GenSteering, MemPortStats, MemRx, MemTx, Templates};
 use crate::port::pcap::{Capture, PcapOut, PcapRx};
-use crate::port::{AnyRx, AnyTx, Pool};
+use crate::port::{AnyRx, AnyTx, Mac, Pool, PortCounters, afpacket, tap};
 use crate::route::{self, NextHop, RouteTable};
 use crate::safe::counters::{Local, WorkerStats};
 use crate::safe::pipeline::Mode;
@@ -59,7 +59,13 @@ pub struct RunOptions {
 }
 
 /// Builds the forwarding tables a config describes.
-pub fn build_tables(cfg: &Config, extra: &[route::RouteSpec]) -> Result<Tables, SetupError> {
+/// `macs` are the ports' own MAC addresses as opened (an AF_PACKET port uses its
+/// interface's); without them, the configured or derived ones are used.
+pub fn build_tables(
+    cfg: &Config,
+    extra: &[route::RouteSpec],
+    macs: Option<&[[u8; 6]]>,
+) -> Result<Tables, SetupError> {
     let port_idx = |name: &str| cfg.ports.iter().position(|p| p.name == name);
     let mut hops = Vec::new();
     let mut nh_dest = Vec::new();
@@ -75,7 +81,10 @@ pub fn build_tables(cfg: &Config, extra: &[route::RouteSpec]) -> Result<Tables, 
                 )
                 .into());
         }
-        let src_mac = port_mac(cfg, port)?;
+        let src_mac = match macs.and_then(|m| m.get(port)) {
+            Some(m) => *m,
+            None => port_mac(cfg, port)?,
+        };
         let dst_mac =
             parse_mac(&n.mac).map_err(|e| cfg.error(&format!("next_hops[{i}].mac"), e))?;
         hops.push(NextHop {
@@ -247,6 +256,8 @@ pub struct Appliance {
     hist_to: Vec<rtrb::Producer<Hist>>,
     pcap_outs: Vec<PcapOut>,
     mem_stats: Vec<Arc<MemPortStats>>,
+    /// Counters of the Linux interface ports.
+    pub port_counters: Vec<Arc<PortCounters>>,
     port_names: Vec<String>,
     /// The config it was built from.
     pub config: Config,
@@ -332,6 +343,29 @@ pub fn install_signal_handlers() {
     }
 }
 
+/// Gives one receive queue to each worker when there is one per worker (or fewer than
+/// workers but more than one: the first workers get them); a single queue shared by
+/// several workers goes to the distributor (software RSS).
+fn assign_rx(qs: Vec<AnyRx>, own: &mut [Vec<AnyRx>], single: &mut Vec<AnyRx>) {
+    if qs.len() == 1 && own.len() > 1 {
+        single.extend(qs);
+        return;
+    }
+    for (k, q) in qs.into_iter().enumerate() {
+        let n = own.len();
+        own[k % n].push(q);
+    }
+}
+
+/// Gives each worker a transmit queue: its own when there are enough, otherwise the
+/// port cannot be shared lock-free and setup refuses (backends open one per worker).
+fn assign_tx(qs: Vec<AnyTx>, tx: &mut [Vec<AnyTx>]) {
+    let mut it = qs.into_iter();
+    for v in tx.iter_mut() {
+        v.push(it.next().unwrap_or(AnyTx::None));
+    }
+}
+
 fn worker_count(cfg: &Config, opts: &RunOptions) -> usize {
     let cores = core_affinity::get_core_ids()
         .map(|c| c.len())
@@ -355,12 +389,15 @@ impl Appliance {
     ) -> Result<Appliance, SetupError> {
         let nw = worker_count(&cfg, opts);
         let n_ports = cfg.ports.len();
-        let tables = build_tables(&cfg, extra)?;
         let mut rx_own: Vec<Vec<AnyRx>> = (0..nw).map(|_| Vec::new()).collect();
         let mut rx_single: Vec<AnyRx> = Vec::new();
         let mut tx: Vec<Vec<AnyTx>> = (0..nw).map(|_| Vec::new()).collect();
         let mut pcap_outs = Vec::new();
         let mut mem_stats = Vec::new();
+        let mut counters = Vec::new();
+        let mut macs: Vec<[u8; 6]> = (0..n_ports)
+            .map(|i| port_mac(&cfg, i))
+            .collect::<Result<_, _>>()?;
         for (i, p) in cfg.ports.iter().enumerate() {
             match p.backend.as_str() {
                 "mem" => {
@@ -410,14 +447,86 @@ impl Appliance {
                         }
                     }
                 }
+                "tap" => {
+                    let mut tc = tap::TapConfig::new(p.ifname.as_deref().unwrap_or_default());
+                    tc.queues = p.queues.unwrap_or(nw);
+                    tc.mtu = (p.mtu != 0 && p.mtu != 1500).then_some(p.mtu as u32);
+                    tc.mac =
+                        match &p.mac {
+                            Some(m) => Some(Mac(parse_mac(m)
+                                .map_err(|e| cfg.error(&format!("ports[{i}].mac"), e))?)),
+                            None => None,
+                        };
+                    let port = tap::open(&p.name, &tc, i as u16)
+                        .map_err(|e| SetupError::Port(e.to_string()))?;
+                    if let Some(n) = &port.info.note {
+                        eprintln!("steerd: port {}: {n}", p.name);
+                    }
+                    macs[i] = port.info.mac.0;
+                    assign_rx(
+                        port.rx.into_iter().map(AnyRx::Tap).collect(),
+                        &mut rx_own,
+                        &mut rx_single,
+                    );
+                    assign_tx(port.tx.into_iter().map(AnyTx::Tap).collect(), &mut tx);
+                    counters.push(port.counters);
+                }
+                "afpacket" => {
+                    let mut ac =
+                        afpacket::AfPacketConfig::new(p.ifname.as_deref().unwrap_or_default());
+                    ac.queues = p.queues.unwrap_or(nw);
+                    ac.promisc = p.promisc;
+                    let port = afpacket::open(&p.name, &ac, i as u16)
+                        .map_err(|e| SetupError::Port(e.to_string()))?;
+                    macs[i] = match &p.mac {
+                        Some(m) => {
+                            parse_mac(m).map_err(|e| cfg.error(&format!("ports[{i}].mac"), e))?
+                        }
+                        None => port.info.mac.0,
+                    };
+                    assign_rx(
+                        port.rx.into_iter().map(AnyRx::AfPacket).collect(),
+                        &mut rx_own,
+                        &mut rx_single,
+                    );
+                    assign_tx(port.tx.into_iter().map(AnyTx::AfPacket).collect(), &mut tx);
+                    counters.push(port.counters);
+                }
+                #[cfg(feature = "afxdp")]
+                "afxdp" => {
+                    use crate::port::afxdp;
+                    let mut xc = afxdp::AfXdpConfig::new(p.ifname.as_deref().unwrap_or_default());
+                    xc.queues = p.queues.unwrap_or(1);
+                    xc.xdp_mode = match p.xdp_mode.as_deref() {
+                        Some("native") => afxdp::XdpMode::Native,
+                        Some("generic") => afxdp::XdpMode::Generic,
+                        _ => afxdp::XdpMode::Auto,
+                    };
+                    let port = afxdp::open(&p.name, &xc, i as u16)
+                        .map_err(|e| SetupError::Port(e.to_string()))?;
+                    macs[i] = match &p.mac {
+                        Some(m) => {
+                            parse_mac(m).map_err(|e| cfg.error(&format!("ports[{i}].mac"), e))?
+                        }
+                        None => port.info.mac.0,
+                    };
+                    assign_rx(
+                        port.rx.into_iter().map(AnyRx::AfXdp).collect(),
+                        &mut rx_own,
+                        &mut rx_single,
+                    );
+                    assign_tx(port.tx.into_iter().map(AnyTx::AfXdp).collect(), &mut tx);
+                    counters.push(port.counters);
+                }
                 other => {
                     return Err(SetupError::Port(format!(
-                        "port {}: backend {other} is not available",
+                        "port {}: backend {other} is not available in this build",
                         p.name
                     )));
                 }
             }
         }
+        let tables = build_tables(&cfg, extra, Some(&macs))?;
         let handle = TableHandle::new(tables, nw);
         let distributors = usize::from(!rx_single.is_empty());
         let ctl = RunControl::new(nw, distributors);
@@ -509,6 +618,7 @@ impl Appliance {
             hist_to,
             pcap_outs,
             mem_stats,
+            port_counters: counters,
             port_names: cfg.port_names(),
             config: cfg,
         })

@@ -110,6 +110,10 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
         rx_file: None,
         repeat: 1,
         tx_file: None,
+        ifname: None,
+        queues: None,
+        promisc: false,
+        xdp_mode: None,
     };
     Config {
         general: General {

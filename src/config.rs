@@ -180,6 +180,18 @@ pub struct PortConfig {
     /// pcap: file to write what is sent.
     #[serde(default)]
     pub tx_file: Option<PathBuf>,
+    /// tap, afpacket, afxdp: the Linux interface (a tap is created when missing).
+    #[serde(default)]
+    pub ifname: Option<String>,
+    /// tap, afpacket, afxdp: queues (default: one per worker).
+    #[serde(default)]
+    pub queues: Option<usize>,
+    /// afpacket: put the interface in promiscuous mode.
+    #[serde(default)]
+    pub promisc: bool,
+    /// afxdp: where the XDP program runs: auto, native, generic.
+    #[serde(default)]
+    pub xdp_mode: Option<String>,
 }
 
 fn default_mtu() -> u16 {
@@ -375,7 +387,11 @@ pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
 }
 
 /// Backends this build can open.
-pub const BACKENDS: &[&str] = &["mem", "pcap"];
+#[cfg(feature = "afxdp")]
+pub const BACKENDS: &[&str] = &["mem", "pcap", "tap", "afpacket", "afxdp"];
+/// Backends this build can open.
+#[cfg(not(feature = "afxdp"))]
+pub const BACKENDS: &[&str] = &["mem", "pcap", "tap", "afpacket"];
 
 impl Config {
     /// The embedded default configuration.
@@ -489,11 +505,11 @@ impl Config {
                 ));
             }
             if !BACKENDS.contains(&p.backend.as_str()) {
-                let later = ["tap", "afpacket", "afxdp", "dpdk"];
-                let msg = if later.contains(&p.backend.as_str()) {
+                let msg = if p.backend == "afxdp" {
+                    "backend \"afxdp\" needs a build with the afxdp feature (cargo build --release --features afxdp)".to_string()
+                } else if p.backend == "dpdk" {
                     format!(
-                        "backend \"{}\" is not available in this build (available: {})",
-                        p.backend,
+                        "backend \"dpdk\" is not available in this build (available: {})",
                         BACKENDS.join(", ")
                     )
                 } else {
@@ -578,6 +594,30 @@ impl Config {
                                 self.error("steering.keys", "steered traffic needs a steering key")
                             );
                         }
+                    }
+                }
+                "tap" | "afpacket" | "afxdp" => {
+                    if p.ifname.as_deref().is_none_or(str::is_empty) {
+                        return Err(
+                            self.error(&f("backend"), format!("a {} port needs ifname", p.backend))
+                        );
+                    }
+                    if p.generator.is_some() || p.rx_file.is_some() || p.tx_file.is_some() {
+                        return Err(self.error(
+                            &f("backend"),
+                            "generator/rx_file/tx_file do not belong to a Linux interface port",
+                        ));
+                    }
+                    if p.queues == Some(0) {
+                        return Err(self.error(&f("queues"), "at least one queue"));
+                    }
+                    if let Some(m) = &p.xdp_mode
+                        && !["auto", "native", "generic"].contains(&m.as_str())
+                    {
+                        return Err(self.error(
+                            &f("xdp_mode"),
+                            format!("\"{m}\" is not one of auto, native, generic"),
+                        ));
                     }
                 }
                 "pcap" => {

@@ -117,7 +117,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
         }
         Cmd::Check { config } => {
             let cfg = app::load_config(config.as_deref())?;
-            app::build_tables(&cfg, &[])?;
+            app::build_tables(&cfg, &[], None)?;
             println!("{}: ok ({} ports)", cfg.source.name, cfg.ports.len());
             Ok(ExitCode::SUCCESS)
         }

@@ -9,9 +9,20 @@
 //! Backends are chosen at start-up and wrapped in the [`AnyRx`]/[`AnyTx`] enums, so the
 //! worker loop is monomorphic (one `match` per burst, no `Box<dyn>`).
 
+pub mod afpacket;
+#[cfg(feature = "afxdp")]
+pub mod afxdp;
 pub mod buf;
+pub mod netdev;
+mod ringmem;
+pub mod stats;
+pub mod tap;
+#[cfg(test)]
+pub(crate) mod testnet;
 
 pub use buf::{BUF_SIZE, Buf, HEADROOM, MAX_FRAME, PktBuf, Pool};
+pub use netdev::{Mac, PortOpenError};
+pub use stats::{PortCounters, PortTotals};
 
 /// Receive side of one queue of a port, owned by one worker.
 pub trait RxQueue: Send {
@@ -56,6 +67,13 @@ pub enum AnyRx {
     Mem(mem::MemRx),
     /// Capture replay.
     Pcap(pcap::PcapRx),
+    /// TAP device.
+    Tap(tap::TapRx),
+    /// AF_PACKET TPACKET_V3 ring.
+    AfPacket(afpacket::AfPacketRx),
+    /// AF_XDP socket.
+    #[cfg(feature = "afxdp")]
+    AfXdp(afxdp::AfXdpRx),
 }
 
 /// A transmit queue of any backend this build has.
@@ -64,6 +82,13 @@ pub enum AnyTx {
     Mem(mem::MemTx),
     /// Capture writer.
     Pcap(pcap::PcapTx),
+    /// TAP device.
+    Tap(tap::TapTx),
+    /// AF_PACKET TPACKET_V2 ring.
+    AfPacket(afpacket::AfPacketTx),
+    /// AF_XDP socket.
+    #[cfg(feature = "afxdp")]
+    AfXdp(afxdp::AfXdpTx),
     /// A port that only receives: everything sent to it is refused (counted by the worker).
     None,
 }
@@ -76,12 +101,20 @@ impl RxQueue for AnyRx {
         match self {
             AnyRx::Mem(q) => q.rx_burst(pool, out, max),
             AnyRx::Pcap(q) => q.rx_burst(pool, out, max),
+            AnyRx::Tap(q) => q.rx_burst(pool, out, max),
+            AnyRx::AfPacket(q) => q.rx_burst(pool, out, max),
+            #[cfg(feature = "afxdp")]
+            AnyRx::AfXdp(q) => q.rx_burst(pool, out, max),
         }
     }
     fn exhausted(&self) -> bool {
         match self {
             AnyRx::Mem(q) => q.exhausted(),
             AnyRx::Pcap(q) => q.exhausted(),
+            AnyRx::Tap(q) => q.exhausted(),
+            AnyRx::AfPacket(q) => q.exhausted(),
+            #[cfg(feature = "afxdp")]
+            AnyRx::AfXdp(q) => q.exhausted(),
         }
     }
 }
@@ -94,6 +127,10 @@ impl TxQueue for AnyTx {
         match self {
             AnyTx::Mem(q) => q.tx_burst(pool, bufs),
             AnyTx::Pcap(q) => q.tx_burst(pool, bufs),
+            AnyTx::Tap(q) => q.tx_burst(pool, bufs),
+            AnyTx::AfPacket(q) => q.tx_burst(pool, bufs),
+            #[cfg(feature = "afxdp")]
+            AnyTx::AfXdp(q) => q.tx_burst(pool, bufs),
             AnyTx::None => 0,
         }
     }
@@ -101,6 +138,10 @@ impl TxQueue for AnyTx {
         match self {
             AnyTx::Mem(q) => q.flush(),
             AnyTx::Pcap(q) => q.flush(),
+            AnyTx::Tap(q) => q.flush(),
+            AnyTx::AfPacket(q) => q.flush(),
+            #[cfg(feature = "afxdp")]
+            AnyTx::AfXdp(q) => q.flush(),
             AnyTx::None => {}
         }
     }
@@ -108,6 +149,10 @@ impl TxQueue for AnyTx {
         match self {
             AnyTx::Mem(q) => q.lossless(),
             AnyTx::Pcap(q) => q.lossless(),
+            AnyTx::Tap(q) => q.lossless(),
+            AnyTx::AfPacket(q) => q.lossless(),
+            #[cfg(feature = "afxdp")]
+            AnyTx::AfXdp(q) => q.lossless(),
             AnyTx::None => false,
         }
     }
