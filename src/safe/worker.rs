@@ -415,9 +415,9 @@ fn flush_full(
 /// Sends everything staged on one port, highest priority first. A lossless queue is
 /// waited for (bounded); otherwise what the queue refuses after a few tries is dropped.
 #[inline]
-fn flush_port(
+fn flush_port<Q: TxQueue<Buf = PktBuf, Pool = Pool>>(
     st: &mut TxStage<PktBuf>,
-    q: &mut AnyTx,
+    q: &mut Q,
     pool: &mut Pool,
     local: &mut Local,
     pending: &mut Vec<(u64, u64)>,
@@ -473,5 +473,72 @@ fn flush_port(
         if pending.len() < pending.capacity() {
             pending.push((st.oldest_ns, sent_total));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transmit queue with room for `room` packets, then full.
+    struct Limited {
+        room: usize,
+        sent: Vec<u8>,
+    }
+
+    impl TxQueue for Limited {
+        type Buf = PktBuf;
+        type Pool = Pool;
+        fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<PktBuf>) -> usize {
+            let n = bufs.len().min(self.room);
+            self.room -= n;
+            for b in bufs.drain(..n) {
+                self.sent.push(b.data()[0]);
+                pool.put(b);
+            }
+            n
+        }
+    }
+
+    #[test]
+    fn flush_sends_high_priority_first_and_drops_low_when_full() {
+        let mut pool = Pool::new(64);
+        let mut st = TxStage::new(64);
+        // 8 packets per class, the first byte says the class.
+        for class in 0..N_CLASSES as u8 {
+            for _ in 0..8 {
+                let mut b = pool.get().unwrap();
+                b.fill(&[class; 60]);
+                st.push(class, b, 5);
+            }
+        }
+        let mut q = Limited {
+            room: 20,
+            sent: Vec::new(),
+        };
+        let mut local = Local::default();
+        let mut pending = Vec::with_capacity(8);
+        flush_port(&mut st, &mut q, &mut pool, &mut local, &mut pending, 10, 0);
+        assert_eq!(local.tx, 20);
+        assert_eq!(local.drops[DropReason::TxFull.index()], 12);
+        assert_eq!(&q.sent[..8], &[3; 8], "class 3 first");
+        assert_eq!(&q.sent[8..16], &[2; 8]);
+        assert_eq!(&q.sent[16..20], &[1; 4], "class 1 partly; class 0 dropped");
+        assert_eq!(pool.available(), 64, "every buffer back in the pool");
+        assert_eq!(st.staged, 0);
+        assert_eq!(pending, vec![(5, 20)]);
+    }
+
+    #[test]
+    fn rss_hash_is_stable_per_flow() {
+        let mut a = [0u8; 64];
+        a[12] = 0x08;
+        a[26..34].copy_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        let mut b = a;
+        b[40] = 99; // payload differs, same flow
+        assert_eq!(rss_hash(&a), rss_hash(&b));
+        b[33] = 3;
+        assert_ne!(rss_hash(&a), rss_hash(&b));
+        assert_eq!(rss_hash(&[1, 2, 3]), 0, "short frames do not panic");
     }
 }
