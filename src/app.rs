@@ -663,7 +663,12 @@ impl Appliance {
             } else {
                 exhausted_seen = 0;
             }
-            let stop = done_time || exhausted_seen >= 3 || SIGNALLED.load(Ordering::SeqCst);
+            // Stop requests: the duration, the end of every input, a signal, or another thread
+            // (ctl, tests) setting the run's stop flag.
+            let stop = done_time
+                || exhausted_seen >= 3
+                || SIGNALLED.load(Ordering::SeqCst)
+                || self.ctl.stop.load(Ordering::SeqCst);
             if now >= next_line && !opts.quiet && !stop {
                 let cur = self.sum();
                 eprintln!(
