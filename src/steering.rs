@@ -317,34 +317,37 @@ impl SteeringTable {
         }
         let mut buf = [0u8; MAX_TAG_INPUT];
         let n = tag_input(f, src, dst, &mut buf);
-        if cache.hit(tag, &buf[..n]) {
+        if cache.hit(tag, n, &buf) {
             return Ok(e);
         }
         if !self.keys.verify_input(&buf[..n], tag) {
             return Err(Fallback::BadTag);
         }
-        cache.insert(tag, &buf[..n]);
+        cache.insert(tag, n, &buf);
         Ok(e)
     }
 }
 
-/// A per-core, direct-mapped cache of verified (tag, tag input) pairs.
+/// A per-core, 4-way set-associative cache of verified (tag, tag input) pairs.
 ///
 /// Security: an entry is only ever inserted after the PRF verified it, and a hit needs the
 /// tag AND every byte it covers (header fields, inner addresses) to be equal, so a hit
 /// accepts exactly what a full verification would accept under the keys the cache was
 /// filled with. The owner must [`TagCache::clear`] it whenever the keys may have changed
-/// (on every table generation change).
+/// (on every table generation change). 64 bytes a slot: 16,384 slots are 1 MiB.
 pub struct TagCache {
     slots: Box<[TagSlot]>,
-    mask: usize,
+    set_mask: usize,
     /// Lookups answered from the cache.
     pub hits: u64,
     /// Lookups that needed the PRF.
     pub misses: u64,
 }
 
+const WAYS: usize = 4;
+
 #[derive(Clone, Copy)]
+#[repr(align(64))]
 struct TagSlot {
     tag: u64,
     len: u8,
@@ -358,21 +361,32 @@ const EMPTY_SLOT: TagSlot = TagSlot {
 };
 
 impl TagCache {
-    /// A cache of `n` slots (rounded up to a power of two; start-up only).
+    /// A cache of about `n` slots (rounded up to a power of two, at least one set;
+    /// start-up only).
     pub fn new(n: usize) -> Self {
-        let n = n.max(1).next_power_of_two();
+        let sets = (n / WAYS).max(1).next_power_of_two();
         TagCache {
-            slots: vec![EMPTY_SLOT; n].into_boxed_slice(),
-            mask: n - 1,
+            slots: vec![EMPTY_SLOT; sets * WAYS].into_boxed_slice(),
+            set_mask: sets - 1,
             hits: 0,
             misses: 0,
         }
     }
 
     #[inline]
-    fn hit(&mut self, tag: u64, input: &[u8]) -> bool {
-        let s = &self.slots[(tag as usize) & self.mask];
-        let ok = s.len as usize == input.len() && s.tag == tag && &s.input[..input.len()] == input;
+    fn set(&mut self, tag: u64) -> &mut [TagSlot] {
+        let base = ((tag as usize) & self.set_mask) * WAYS;
+        &mut self.slots[base..base + WAYS]
+    }
+
+    /// `input` is the whole zero-padded canonical buffer, `len` its used part: comparing
+    /// fixed-size arrays compiles to a few vector compares instead of a memcmp call.
+    #[inline]
+    fn hit(&mut self, tag: u64, len: usize, input: &[u8; MAX_TAG_INPUT]) -> bool {
+        let ok = self
+            .set(tag)
+            .iter()
+            .any(|s| s.tag == tag && s.len as usize == len && s.input == *input);
         if ok {
             self.hits += 1;
         } else {
@@ -382,11 +396,15 @@ impl TagCache {
     }
 
     #[inline]
-    fn insert(&mut self, tag: u64, input: &[u8]) {
-        let s = &mut self.slots[(tag as usize) & self.mask];
+    fn insert(&mut self, tag: u64, len: usize, input: &[u8; MAX_TAG_INPUT]) {
+        // An empty way if there is one, else a way chosen by the tag's high bits.
+        let victim = (tag >> 60) as usize % WAYS;
+        let set = self.set(tag);
+        let w = set.iter().position(|s| s.len == 0).unwrap_or(victim);
+        let s = &mut set[w];
         s.tag = tag;
-        s.len = input.len() as u8;
-        s.input[..input.len()].copy_from_slice(input);
+        s.len = len as u8;
+        s.input = *input;
     }
 
     /// Forgets every entry (keys or table changed).

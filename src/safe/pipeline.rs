@@ -32,20 +32,55 @@ pub enum Mode {
     Io,
 }
 
+/// What pass 1 decided for a packet.
 #[derive(Clone, Copy)]
 enum Action {
     Drop(DropReason),
-    Steer { nh: u16, prio: u8 },
+    /// Steering table hit: next hop chosen.
+    Steer,
+    /// IPv4: the LPM result is in `res4[slot]`.
     Lpm4,
+    /// IPv6: looked up in pass 1; `value` holds the result.
     Lpm6,
 }
 
+/// The little pass 2 needs to know about a packet (kept small: it is written and read
+/// once per packet).
+#[derive(Clone, Copy)]
+struct Meta {
+    act: Action,
+    v6: bool,
+    prio: u8,
+    app: u8,
+    l2_len: u16,
+    nsh_len: u16,
+    l3_off: u16,
+    nh: u16,
+    dest: u16,
+    slot: u8,
+    flow_hash: u32,
+    value: Option<u32>,
+}
+
+const META0: Meta = Meta {
+    act: Action::Lpm4,
+    v6: false,
+    prio: 0,
+    app: 0,
+    l2_len: 0,
+    nsh_len: 0,
+    l3_off: 0,
+    nh: 0,
+    dest: u16::MAX,
+    slot: 0,
+    flow_hash: 0,
+    value: None,
+};
+
 /// Scratch space for one burst, owned by a worker (allocated once).
 pub struct Scratch {
-    meta: [Option<Classified>; BURST],
-    action: [Action; BURST],
+    meta: [Meta; BURST],
     dst4: [u32; BURST],
-    idx4: [u8; BURST],
     res4: [Option<u32>; BURST],
     /// Verified steering tags (cleared whenever the tables change).
     pub tags: TagCache,
@@ -55,12 +90,10 @@ pub struct Scratch {
 impl Default for Scratch {
     fn default() -> Self {
         Scratch {
-            meta: [None; BURST],
-            action: [Action::Lpm4; BURST],
+            meta: [META0; BURST],
             dst4: [0; BURST],
-            idx4: [0; BURST],
             res4: [None; BURST],
-            tags: TagCache::new(4096),
+            tags: TagCache::new(16384),
             tags_generation: 0,
         }
     }
@@ -80,8 +113,8 @@ pub struct BurstCtx<'a> {
     pub generation: u64,
 }
 
-/// Processes `pkts` (all drained): each packet is staged on its egress port's
-/// [`TxStage`] or given to `free` and counted as a drop. Returns nothing; counts go to `c`.
+/// Processes `pkts` (at most [`BURST`]; all drained): each packet is staged on its egress
+/// port's [`TxStage`] or given to `free` and counted as a drop.
 #[inline]
 pub fn process_burst<B: Buf>(
     mode: Mode,
@@ -114,87 +147,61 @@ pub fn process_burst<B: Buf>(
         s.tags.clear();
         s.tags_generation = ctx.generation;
     }
+    debug_assert!(pkts.len() <= BURST, "callers pass at most a burst");
     let n = pkts.len().min(BURST);
     let mut n4 = 0usize;
-    // Pass 1: classify and decide.
-    for (i, b) in pkts.iter().take(n).enumerate() {
-        let (meta, act) = decide(t, &mut s.tags, b, c);
-        if let (Action::Lpm4, Some(m)) = (act, meta.as_ref()) {
-            s.dst4[n4] = m.dst_v4;
-            s.idx4[n4] = i as u8;
+    // Pass 1: classify and decide; gather IPv4 destinations for one batched lookup.
+    for (b, m) in pkts.iter().zip(s.meta.iter_mut()) {
+        decide(t, &mut s.tags, b, c, m);
+        if let Action::Lpm4 = m.act {
+            m.slot = n4 as u8;
+            s.dst4[n4] = m.value.unwrap_or(0);
             n4 += 1;
         }
-        s.meta[i] = meta;
-        s.action[i] = act;
     }
     // Batched IPv4 LPM (prefetches the whole burst's tbl24 entries first).
     t.routes.v4.lookup_burst(&s.dst4[..n4], &mut s.res4[..n4]);
-    let mut k = 0usize;
     // Pass 2: resolve, rewrite, stage.
     for (i, mut b) in pkts.drain(..).enumerate() {
-        let Some(m) = (if i < n { s.meta[i] } else { None }) else {
-            // Either parse failed (action is a drop) or beyond the burst size.
-            let r = if i < n {
-                match s.action[i] {
-                    Action::Drop(r) => r,
-                    _ => DropReason::UnsupportedEthertype,
-                }
-            } else {
-                DropReason::TxFull
-            };
-            c.drop(r);
+        if i >= n {
+            // Unreachable while callers respect the burst size; never lose a packet.
+            c.drop(DropReason::TxFull);
             free(b);
             continue;
-        };
-        let (nh, prio, dest) = match s.action[i] {
+        }
+        let m = &mut s.meta[i];
+        match m.act {
             Action::Drop(r) => {
                 c.drop(r);
                 free(b);
                 continue;
             }
-            Action::Steer { nh, prio } => {
-                c.steered += 1;
-                let dest = m.nsh.map(|h| h.dest_id as u16).unwrap_or(u16::MAX);
-                (nh, prio, dest)
-            }
-            Action::Lpm4 => {
-                let r = s.res4[k];
-                k += 1;
+            Action::Steer => c.steered += 1,
+            Action::Lpm4 | Action::Lpm6 => {
+                let r = if let Action::Lpm4 = m.act {
+                    s.res4[m.slot as usize]
+                } else {
+                    m.value
+                };
                 match r {
                     Some(v) => {
                         c.routed += 1;
-                        let nh = t.routes.next_hops.resolve(v, m.flow_hash);
-                        (nh, 0, nh_dest(t, nh))
+                        m.nh = t.routes.next_hops.resolve(v, m.flow_hash);
+                        m.dest = nh_dest(t, m.nh);
                     }
                     None => {
-                        c.drop(DropReason::NoRouteV4);
+                        c.drop(if m.v6 { DropReason::NoRouteV6 } else { DropReason::NoRouteV4 });
                         free(b);
                         continue;
                     }
                 }
             }
-            Action::Lpm6 => match t.routes.v6.lookup(m.dst_v6) {
-                Some(v) => {
-                    c.routed += 1;
-                    let nh = t.routes.next_hops.resolve(v, m.flow_hash);
-                    (nh, 0, nh_dest(t, nh))
-                }
-                None => {
-                    c.drop(DropReason::NoRouteV6);
-                    free(b);
-                    continue;
-                }
-            },
-        };
-        match rewrite(t, &mut b, &m, nh) {
+        }
+        match rewrite(t, &mut b, m) {
             Ok(port) => {
-                ctx.telemetry.add(
-                    dest,
-                    m.nsh.map(|h| h.app_class).unwrap_or(0),
-                    b.len() as u32,
-                );
+                ctx.telemetry.add(m.dest, m.app, b.len() as u32);
                 match stages.get_mut(port as usize) {
-                    Some(st) => st.push(prio, b, ctx.now_ns),
+                    Some(st) => st.push(m.prio, b, ctx.now_ns),
                     None => {
                         c.drop(DropReason::BadEgressPort);
                         free(b);
@@ -214,67 +221,80 @@ fn nh_dest(t: &Tables, nh: u16) -> u16 {
     t.nh_dest.get(nh as usize).copied().unwrap_or(u16::MAX)
 }
 
-/// Classifies one packet and decides what to do with it.
-#[inline]
-fn decide<B: Buf>(
-    t: &Tables,
-    tags: &mut TagCache,
-    b: &B,
-    c: &mut Local,
-) -> (Option<Classified>, Action) {
-    let m = match wire::classify(b.data()) {
-        Ok(m) => m,
-        Err(e) => return (None, Action::Drop(DropReason::Parse(e))),
-    };
-    match m.l3 {
-        L3::Ipv4 | L3::Ipv6 => {}
-        L3::Arp => return (Some(m), Action::Drop(DropReason::ArpNotHandled)),
-        L3::Other(_) => return (Some(m), Action::Drop(DropReason::UnsupportedEthertype)),
-    }
-    if m.ttl <= 1 {
-        return (Some(m), Action::Drop(DropReason::TtlExpired));
-    }
-    let lpm = if matches!(m.l3, L3::Ipv4) {
-        Action::Lpm4
-    } else {
-        Action::Lpm6
-    };
-    if m.nsh_len == 0 {
-        return (Some(m), lpm);
-    }
-    let port = b.rx_port() as usize;
-    let trusted = t.ports.get(port).map(|p| p.trusted).unwrap_or(false);
-    let fb = match (trusted, m.nsh) {
-        (false, _) => Fallback::Untrusted,
-        (true, None) => Fallback::NoSteeringTlv,
-        (true, Some(h)) => {
-            let f = TagFields {
-                dest_id: h.dest_id,
-                app_class: h.app_class,
-                priority: h.priority,
-                flags: h.flags,
-                epoch: h.epoch,
-                spi: h.spi,
-                si: h.si,
-            };
-            let (src, dst) = addr_bytes(b.data(), &m);
-            match t.steering.admit_cached(tags, &f, h.tag, src, dst) {
-                Ok(e) => {
-                    let prio = h.priority.min(e.max_priority).min(TxStage::<B>::MAX_CLASS);
-                    return (
-                        Some(m),
-                        Action::Steer {
-                            nh: e.next_hop,
-                            prio,
-                        },
-                    );
-                }
-                Err(fb) => fb,
-            }
+/// Classifies one packet and decides what to do with it, writing `m`.
+#[inline(always)]
+fn decide<B: Buf>(t: &Tables, tags: &mut TagCache, b: &B, c: &mut Local, m: &mut Meta) {
+    let k = match wire::classify(b.data()) {
+        Ok(k) => k,
+        Err(e) => {
+            m.act = Action::Drop(DropReason::Parse(e));
+            return;
         }
     };
-    c.fallback[fb as usize] += 1;
-    (Some(m), lpm)
+    let v6 = match k.l3 {
+        L3::Ipv4 => false,
+        L3::Ipv6 => true,
+        L3::Arp => {
+            m.act = Action::Drop(DropReason::ArpNotHandled);
+            return;
+        }
+        L3::Other(_) => {
+            m.act = Action::Drop(DropReason::UnsupportedEthertype);
+            return;
+        }
+    };
+    if k.ttl <= 1 {
+        m.act = Action::Drop(DropReason::TtlExpired);
+        return;
+    }
+    m.v6 = v6;
+    m.l2_len = k.l2_len;
+    m.nsh_len = k.nsh_len;
+    m.l3_off = k.l3_off;
+    m.flow_hash = k.flow_hash;
+    m.prio = 0;
+    m.app = 0;
+    m.dest = u16::MAX;
+    if k.nsh_len != 0 {
+        let port = b.rx_port() as usize;
+        let trusted = t.ports.get(port).map(|p| p.trusted).unwrap_or(false);
+        let fb = match (trusted, k.nsh) {
+            (false, _) => Fallback::Untrusted,
+            (true, None) => Fallback::NoSteeringTlv,
+            (true, Some(h)) => {
+                let f = TagFields {
+                    dest_id: h.dest_id,
+                    app_class: h.app_class,
+                    priority: h.priority,
+                    flags: h.flags,
+                    epoch: h.epoch,
+                    spi: h.spi,
+                    si: h.si,
+                };
+                let (src, dst) = addr_bytes(b.data(), &k);
+                match t.steering.admit_cached(tags, &f, h.tag, src, dst) {
+                    Ok(e) => {
+                        m.act = Action::Steer;
+                        m.nh = e.next_hop;
+                        m.prio = h.priority.min(e.max_priority).min(TxStage::<B>::MAX_CLASS);
+                        m.app = h.app_class;
+                        m.dest = h.dest_id as u16;
+                        return;
+                    }
+                    Err(fb) => fb,
+                }
+            }
+        };
+        c.fallback[fb as usize] += 1;
+        m.app = k.nsh.map(|h| h.app_class).unwrap_or(0);
+    }
+    if v6 {
+        m.act = Action::Lpm6;
+        m.value = t.routes.v6.lookup(k.dst_v6);
+    } else {
+        m.act = Action::Lpm4;
+        m.value = Some(k.dst_v4);
+    }
 }
 
 /// The inner packet's source and destination address bytes (4 or 16 each).
@@ -292,9 +312,9 @@ fn addr_bytes<'a>(d: &'a [u8], m: &Classified) -> (&'a [u8], &'a [u8]) {
 
 /// Rewrites a packet for next hop `nh`: TTL/hop limit, optional NSH removal, MACs.
 /// Returns the egress port.
-#[inline]
-fn rewrite<B: Buf>(t: &Tables, b: &mut B, m: &Classified, nh: u16) -> Result<u16, DropReason> {
-    let Some(hop) = t.routes.next_hops.get(nh) else {
+#[inline(always)]
+fn rewrite<B: Buf>(t: &Tables, b: &mut B, m: &Meta) -> Result<u16, DropReason> {
+    let Some(hop) = t.routes.next_hops.get(m.nh) else {
         return Err(DropReason::BadEgressPort);
     };
     let port = hop.port;
@@ -307,16 +327,13 @@ fn rewrite<B: Buf>(t: &Tables, b: &mut B, m: &Classified, nh: u16) -> Result<u16
     {
         let d = b.data_mut();
         let ip = d.get_mut(l3..).ok_or(DropReason::NshStripFailed)?;
-        match m.l3 {
-            L3::Ipv4 => {
-                let mut p = wire::ipv4::Packet::new_unchecked(ip);
-                p.decrement_ttl();
-            }
-            _ => {
-                let mut p = wire::ipv6::Packet::new_unchecked(ip);
-                let h = p.hop_limit();
-                p.set_hop_limit(h.saturating_sub(1));
-            }
+        if m.v6 {
+            let mut p = wire::ipv6::Packet::new_unchecked(ip);
+            let h = p.hop_limit();
+            p.set_hop_limit(h.saturating_sub(1));
+        } else {
+            let mut p = wire::ipv4::Packet::new_unchecked(ip);
+            p.decrement_ttl();
         }
     }
     let l3_len = b.len().saturating_sub(l3);
@@ -338,12 +355,13 @@ fn rewrite<B: Buf>(t: &Tables, b: &mut B, m: &Classified, nh: u16) -> Result<u16
 /// Removes the NSH header between L2 and the inner IP packet: the L2 header moves
 /// forward over it and its EtherType becomes the inner packet's.
 #[inline]
-fn strip_nsh<B: Buf>(b: &mut B, m: &Classified) -> Result<(), DropReason> {
+fn strip_nsh<B: Buf>(b: &mut B, m: &Meta) -> Result<(), DropReason> {
     let l2 = m.l2_len as usize;
     let nsh = m.nsh_len as usize;
-    let et: u16 = match m.l3 {
-        L3::Ipv4 => wire::ethernet::ethertype::IPV4,
-        _ => wire::ethernet::ethertype::IPV6,
+    let et: u16 = if m.v6 {
+        wire::ethernet::ethertype::IPV6
+    } else {
+        wire::ethernet::ethertype::IPV4
     };
     let d = b.data_mut();
     if l2 < 14 || d.len() < l2 + nsh {
