@@ -14,7 +14,7 @@
 //! - a small `Copy` `Repr` with `parse`, `emit` and `header_len`, where
 //!   `parse(emit(x)) == x` (checked by proptest in each file).
 //!
-//! On top of the views sit [`classify`] (the fast-path parser every received frame goes
+//! On top of the views sit [`classify()`] (the fast-path parser every received frame goes
 //! through once: Ethernet → VLAN → NSH → IPv4/IPv6 → L4 ports, into a fixed-size
 //! [`Classified`]), the [`checksum`] helpers including RFC 1624 incremental update, the
 //! steering header in [`nsh`], and a dependency-free [`pcap`] reader/writer.
