@@ -19,6 +19,8 @@ use std::hash::Hasher;
 
 use siphasher::sip::SipHasher24;
 
+use crate::wire::nsh::SteeringRepr;
+
 /// Why a packet carrying a steering header was routed by LPM instead of steered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -121,25 +123,27 @@ pub struct TagFields {
     pub si: u8,
 }
 
-/// Length of the canonical tag input: 16 bytes of header fields, then the inner source and
-/// destination addresses (4 + 4 for IPv4, 16 + 16 for IPv6).
-pub const MAX_TAG_INPUT: usize = 48;
+/// Length of the largest canonical tag input (see [`crate::wire::nsh`]).
+pub const MAX_TAG_INPUT: usize = crate::wire::nsh::TAG_INPUT_MAX;
 
-/// Writes the canonical bytes the tag covers into `out`; returns their length.
+/// Writes the canonical bytes the tag covers into `out` and returns their length; the
+/// one layout is [`SteeringRepr::tag_input`]'s. Returns 0 (which never verifies) when
+/// the addresses are not both 4 or both 16 bytes.
 #[inline]
 pub fn tag_input(f: &TagFields, src: &[u8], dst: &[u8], out: &mut [u8; MAX_TAG_INPUT]) -> usize {
-    out[0..4].copy_from_slice(&f.dest_id.to_be_bytes());
-    out[4] = f.app_class;
-    out[5] = f.priority;
-    out[6..8].copy_from_slice(&f.flags.to_be_bytes());
-    out[8..12].copy_from_slice(&f.epoch.to_be_bytes());
-    out[12..15].copy_from_slice(&f.spi.to_be_bytes()[1..4]);
-    out[15] = f.si;
-    let a = src.len().min(16);
-    let b = dst.len().min(16);
-    out[16..16 + a].copy_from_slice(&src[..a]);
-    out[16 + a..16 + a + b].copy_from_slice(&dst[..b]);
-    16 + a + b
+    let r = SteeringRepr {
+        spi: f.spi,
+        si: f.si,
+        ttl: 0,
+        next_protocol: 0,
+        dest_id: f.dest_id,
+        app_class: f.app_class,
+        priority: f.priority,
+        flags: f.flags,
+        epoch: f.epoch,
+        tag: 0,
+    };
+    r.tag_input(src, dst, out).unwrap_or(0)
 }
 
 /// SipHash-2-4 of canonical tag input bytes.
@@ -174,7 +178,7 @@ impl SteeringKeys {
     pub fn verify(&self, f: &TagFields, src: &[u8], dst: &[u8], tag: u64) -> bool {
         let mut buf = [0u8; MAX_TAG_INPUT];
         let n = tag_input(f, src, dst, &mut buf);
-        self.verify_input(&buf[..n], tag)
+        n != 0 && self.verify_input(&buf[..n], tag)
     }
 
     /// True when `tag` is the tag of the canonical `input` under either key.
@@ -317,10 +321,10 @@ impl SteeringTable {
         }
         let mut buf = [0u8; MAX_TAG_INPUT];
         let n = tag_input(f, src, dst, &mut buf);
-        if cache.hit(tag, n, &buf) {
+        if n != 0 && cache.hit(tag, n, &buf) {
             return Ok(e);
         }
-        if !self.keys.verify_input(&buf[..n], tag) {
+        if n == 0 || !self.keys.verify_input(&buf[..n], tag) {
             return Err(Fallback::BadTag);
         }
         cache.insert(tag, n, &buf);

@@ -16,6 +16,7 @@ use crossbeam::utils::CachePadded;
 use super::{PktBuf, Pool, RxQueue, TxQueue};
 use crate::steering::{Key, TagFields, compute_tag};
 use crate::wire::checksum;
+use crate::wire::nsh::SteeringRepr;
 
 /// An IPv4 or IPv6 prefix (generator destinations/sources).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -334,33 +335,24 @@ fn build_frame(
         if fault == Some(Fault::ForgedTag) {
             tag ^= 0xdead_beef;
         }
-        write_nsh(&mut f[14..46], &fields, next_proto, tag);
+        let repr = SteeringRepr {
+            spi: fields.spi,
+            si: fields.si,
+            ttl: 63,
+            next_protocol: next_proto,
+            dest_id: fields.dest_id,
+            app_class: fields.app_class,
+            priority: fields.priority,
+            flags: fields.flags,
+            epoch: fields.epoch,
+            tag,
+        };
+        f[14..46].copy_from_slice(&repr.to_bytes());
     }
     if fault == Some(Fault::Truncated) {
         f.truncate(l3 + 10);
     }
     f
-}
-
-/// Writes steerd's 32-byte NSH MD type 2 steering header (layout in `wire::nsh`).
-fn write_nsh(h: &mut [u8], f: &TagFields, next_proto: u8, tag: u64) {
-    // Ver 0, O 0, U 0, TTL 63, Length 8 words; MD type 2; next protocol.
-    let ttl: u16 = 63;
-    let w0 = (ttl << 6) | 8;
-    h[0..2].copy_from_slice(&w0.to_be_bytes());
-    h[2] = 0x02;
-    h[3] = next_proto;
-    h[4..7].copy_from_slice(&f.spi.to_be_bytes()[1..4]);
-    h[7] = f.si;
-    h[8..10].copy_from_slice(&0xfff6u16.to_be_bytes());
-    h[10] = 0x01;
-    h[11] = 20;
-    h[12..16].copy_from_slice(&f.dest_id.to_be_bytes());
-    h[16] = f.app_class;
-    h[17] = f.priority;
-    h[18..20].copy_from_slice(&f.flags.to_be_bytes());
-    h[20..24].copy_from_slice(&f.epoch.to_be_bytes());
-    h[24..32].copy_from_slice(&tag.to_be_bytes());
 }
 
 /// Transmit/receive counters of a mem port, shared with the stats thread.

@@ -190,7 +190,11 @@ pub fn process_burst<B: Buf>(
                         m.dest = nh_dest(t, m.nh);
                     }
                     None => {
-                        c.drop(if m.v6 { DropReason::NoRouteV6 } else { DropReason::NoRouteV4 });
+                        c.drop(if m.v6 {
+                            DropReason::NoRouteV6
+                        } else {
+                            DropReason::NoRouteV4
+                        });
                         free(b);
                         continue;
                     }
