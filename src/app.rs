@@ -2,8 +2,9 @@
 //! workers → a stats line a second → stop, drain, summary.
 //!
 //! Threads: one worker per core (hot, see [`crate::safe::worker`]); the calling thread
-//! is the controller (stats printing, stop conditions, signals); each pcap output port
-//! has a writer thread.
+//! is the controller (stats lines or live screen, stop conditions, signals; see
+//! [`crate::ctl::monitor`]); the `ctl` thread serves metrics, status and the ctl socket
+//! ([`crate::ctl`]); each pcap output port has a writer thread.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -653,8 +654,8 @@ impl Appliance {
         let start = Instant::now();
         // Control plane first (the ctl thread; the controller loop runs on this thread).
         let live = Live::shared();
-        let ctl_thread = self.start_ctl(start, &live)?;
         let mut mon = self.monitor(opts, live.clone());
+        let ctl_thread = self.start_ctl(start, &live)?;
         let mut handles = Vec::new();
         for w in self.workers.drain(..) {
             let name = format!("safe-{}", w.id);

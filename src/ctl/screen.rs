@@ -171,7 +171,7 @@ pub fn render(info: &ScreenInfo, t: &Local, r: &Rates, lat: &Histogram<u64>) -> 
         "steering fallbacks (total):{}",
         if fb.is_empty() { " none" } else { &fb }
     ));
-    let mut drops = String::new();
+    let mut items = Vec::new();
     let mut dps = 0.0;
     for i in 0..DropReason::COUNT {
         let total = t.drops[i];
@@ -179,19 +179,22 @@ pub fn render(info: &ScreenInfo, t: &Local, r: &Rates, lat: &Histogram<u64>) -> 
         dps += rate;
         if total > 0 {
             let name = DropReason::from_index(i).expect("index in range").as_str();
-            let _ = write!(drops, " {name}={total} ({rate:.0}/s)");
+            items.push(format!("{name}={total} ({rate:.0}/s)"));
         }
     }
-    line(format!(
-        "drops: {:.0}/s, total {}{}",
-        dps,
-        t.total_drops(),
-        if drops.is_empty() {
-            String::new()
-        } else {
-            format!(" —{drops}")
+    line(format!("drops: {:.0}/s, total {}", dps, t.total_drops()));
+    let mut row = String::new();
+    for it in items {
+        if !row.is_empty() && row.len() + it.len() > 96 {
+            line(format!("  {}", row.trim_end()));
+            row.clear();
         }
-    ));
+        row.push_str(&it);
+        row.push_str("  ");
+    }
+    if !row.is_empty() {
+        line(format!("  {}", row.trim_end()));
+    }
     line(format!(
         "latency (last interval): p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
         fmt_ns(lat.value_at_quantile(0.5)),
