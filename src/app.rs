@@ -2,18 +2,22 @@
 //! workers → a stats line a second → stop, drain, summary.
 //!
 //! Threads: one worker per core (hot, see [`crate::safe::worker`]); the calling thread
-//! is the controller (stats printing, stop conditions, signals); each pcap output port
-//! has a writer thread.
+//! is the controller (stats lines or live screen, stop conditions, signals; see
+//! [`crate::ctl::monitor`]); the `ctl` thread serves metrics, status and the ctl socket
+//! ([`crate::ctl`]); each pcap output port has a writer thread.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 use crate::config::{Config, ConfigError, SizeSpec, parse_cidr, parse_mac};
+use crate::ctl::monitor::{Live, Monitor, View};
+use crate::ctl::ops::CtlState;
+use crate::ctl::routes::RouteSet;
+use crate::ctl::screen::ScreenInfo;
+use crate::ctl::{CtlThread, Listeners, MetricsRegistry, metrics::SafeCollector, monitor};
 use crate::port::mem::{GenConfig, GenPrefix, GenSteering, MemPortStats, MemRx, MemTx, Templates};
 use crate::port::pcap::{Capture, PcapOut, PcapRx};
 use crate::port::{AnyRx, AnyTx, Mac, Pool, PortCounters, afpacket, tap};
@@ -56,6 +60,13 @@ pub struct RunOptions {
     pub workers: Option<usize>,
     /// Forwarding or io mode.
     pub io_mode: bool,
+    /// Metrics HTTP listener `ADDRESS:PORT` (port 0: any free one) or `"off"`; None:
+    /// the config's `[ctl] metrics_listen`, else off.
+    pub metrics_listen: Option<String>,
+    /// Ctl Unix socket path or `"off"`; None: the config's `[ctl] socket`, else off.
+    pub ctl_socket: Option<String>,
+    /// Redraw a live stats screen when stderr is a terminal (else plain lines).
+    pub screen: bool,
 }
 
 /// Builds the forwarding tables a config describes.
@@ -64,6 +75,17 @@ pub struct RunOptions {
 pub fn build_tables(
     cfg: &Config,
     extra: &[route::RouteSpec],
+    macs: Option<&[[u8; 6]]>,
+) -> Result<Tables, SetupError> {
+    let routes = RouteSet::from_config(cfg, extra)?;
+    build_tables_from(cfg, &routes.specs(), macs)
+}
+
+/// Builds the forwarding tables of a config with the given routes (the control plane's
+/// [`RouteSet`] in force) instead of the config's own.
+pub fn build_tables_from(
+    cfg: &Config,
+    specs: &[route::RouteSpec],
     macs: Option<&[[u8; 6]]>,
 ) -> Result<Tables, SetupError> {
     let port_idx = |name: &str| cfg.ports.iter().position(|p| p.name == name);
@@ -95,38 +117,12 @@ pub fn build_tables(
         });
         nh_dest.push(n.dest.unwrap_or(u16::MAX));
     }
-    let mut specs = Vec::new();
-    for (i, r) in cfg.routes.iter().enumerate() {
-        let prefix: route::Prefix = r
-            .prefix
-            .parse()
-            .map_err(|e| cfg.error(&format!("routes[{i}].prefix"), format!("{e}")))?;
-        specs.push(route::RouteSpec {
-            prefix,
-            next_hops: r.via.names(),
-            line: i + 1,
-        });
-    }
-    if let Some(f) = &cfg.routing.routes_file {
-        let path = cfg.resolve(f);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            SetupError::Routes(format!(
-                "{}: routing.routes_file: cannot read {}: {e}",
-                cfg.source.name,
-                path.display()
-            ))
-        })?;
-        let more =
-            route::parse_routes(&text, &path).map_err(|e| SetupError::Routes(e.to_string()))?;
-        specs.extend(more);
-    }
-    specs.extend_from_slice(extra);
     let opts = route::LpmOptions {
         v4_tbl8_groups: cfg.routing.tbl8_groups,
         v6_groups: cfg.routing.v6_groups,
     };
     let routes =
-        RouteTable::build(&specs, hops, opts).map_err(|e| SetupError::Routes(e.to_string()))?;
+        RouteTable::build(specs, hops, opts).map_err(|e| SetupError::Routes(e.to_string()))?;
     let keys = match cfg.steering.keys.as_slice() {
         [] => SteeringKeys {
             current: Key::from_bytes([0; 16]),
@@ -261,6 +257,14 @@ pub struct Appliance {
     port_names: Vec<String>,
     /// The config it was built from.
     pub config: Config,
+    /// Metrics registry: components register here before `run` (see [`crate::ctl::metrics`]).
+    pub metrics: MetricsRegistry,
+    /// Control-plane listeners, bound at build time.
+    listeners: Listeners,
+    /// Routes given in code (kept for rebuilds).
+    extra_routes: Vec<route::RouteSpec>,
+    /// The ports' MAC addresses as opened.
+    macs: Vec<[u8; 6]>,
 }
 
 /// What a finished run reports.
@@ -326,22 +330,7 @@ impl Summary {
     }
 }
 
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    SIGNALLED.store(true, Ordering::SeqCst);
-}
-
-/// Installs SIGINT/SIGTERM handlers that request a graceful stop.
-pub fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: `on_signal` is async-signal-safe (one atomic store) and has the
-        // signature `signal` expects; replacing the default disposition is intended.
-        unsafe {
-            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
-        }
-    }
-}
+pub use crate::ctl::signals::install_signal_handlers;
 
 /// Gives one receive queue to each worker when there is one per worker (or fewer than
 /// workers but more than one: the first workers get them); a single queue shared by
@@ -460,7 +449,7 @@ impl Appliance {
                     let port = tap::open(&p.name, &tc, i as u16)
                         .map_err(|e| SetupError::Port(e.to_string()))?;
                     if let Some(n) = &port.info.note {
-                        eprintln!("steerd: port {}: {n}", p.name);
+                        tracing::info!("port {}: {n}", p.name);
                     }
                     macs[i] = port.info.mac.0;
                     assign_rx(
@@ -527,6 +516,12 @@ impl Appliance {
             }
         }
         let tables = build_tables(&cfg, extra, Some(&macs))?;
+        let listeners = Listeners::bind(
+            opts.metrics_listen
+                .as_deref()
+                .or(cfg.ctl.metrics_listen.as_deref()),
+            opts.ctl_socket.as_deref().or(cfg.ctl.socket.as_deref()),
+        )?;
         let handle = TableHandle::new(tables, nw);
         let distributors = usize::from(!rx_single.is_empty());
         let ctl = RunControl::new(nw, distributors);
@@ -621,6 +616,10 @@ impl Appliance {
             port_counters: counters,
             port_names: cfg.port_names(),
             config: cfg,
+            metrics: MetricsRegistry::new(),
+            listeners,
+            extra_routes: extra.to_vec(),
+            macs,
         })
     }
 
@@ -629,11 +628,34 @@ impl Appliance {
         self.workers.len()
     }
 
-    /// Runs until the duration passes, a signal arrives or (with `exit_on_eof`) every
-    /// input is exhausted; then drains and returns the summary.
+    /// The address `/metrics` and `/status` are served on (when enabled).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listeners.metrics_addr()
+    }
+
+    /// The ctl socket (when enabled).
+    pub fn ctl_socket(&self) -> Option<&Path> {
+        self.listeners.socket_path()
+    }
+
+    /// Port names and backends, by index.
+    fn port_list(&self) -> Vec<(String, String)> {
+        self.config
+            .ports
+            .iter()
+            .map(|p| (p.name.clone(), p.backend.clone()))
+            .collect()
+    }
+
+    /// Runs until the duration passes, a signal or a ctl `shutdown`/`drain` arrives, or
+    /// (with `exit_on_eof`) every input is exhausted; then drains and returns the summary.
     pub fn run(mut self, opts: &RunOptions) -> Result<Summary, SetupError> {
         let nw = self.workers.len();
         let start = Instant::now();
+        // Control plane first (the ctl thread; the controller loop runs on this thread).
+        let live = Live::shared();
+        let mut mon = self.monitor(opts, live.clone());
+        let ctl_thread = self.start_ctl(start, &live)?;
         let mut handles = Vec::new();
         for w in self.workers.drain(..) {
             let name = format!("safe-{}", w.id);
@@ -643,54 +665,7 @@ impl Appliance {
                 .map_err(|e| SetupError::Other(format!("cannot start a worker thread: {e}")))?;
             handles.push(h);
         }
-        let interval = Duration::from_millis(self.config.general.stats_interval_ms.max(50));
-        let mut total_hist =
-            Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2).expect("static bounds");
-        let mut win_hist = total_hist.clone();
-        let mut prev = Local::default();
-        let mut prev_t = start;
-        let mut next_line = start + interval;
-        let mut exhausted_seen = 0;
-        loop {
-            std::thread::sleep(Duration::from_millis(20));
-            self.collect_hists(&mut total_hist, &mut win_hist);
-            let now = Instant::now();
-            let done_time = opts
-                .duration
-                .is_some_and(|d| now.duration_since(start) >= d);
-            if self.config.general.exit_on_eof && self.ctl.all_exhausted() {
-                exhausted_seen += 1;
-            } else {
-                exhausted_seen = 0;
-            }
-            // Stop requests: the duration, the end of every input, a signal, or another thread
-            // (ctl, tests) setting the run's stop flag.
-            let stop = done_time
-                || exhausted_seen >= 3
-                || SIGNALLED.load(Ordering::SeqCst)
-                || self.ctl.stop.load(Ordering::SeqCst);
-            if now >= next_line && !opts.quiet && !stop {
-                let cur = self.sum();
-                eprintln!(
-                    "{}",
-                    stats_line(
-                        now.duration_since(start),
-                        &cur,
-                        &prev,
-                        now.duration_since(prev_t),
-                        &win_hist
-                    )
-                );
-                win_hist.reset();
-                prev = cur;
-                prev_t = now;
-                next_line += interval;
-            }
-            if stop {
-                break;
-            }
-        }
-        self.ctl.stop.store(true, Ordering::SeqCst);
+        mon.watch(start, opts.duration);
         let mut finals = Vec::new();
         for h in handles {
             finals.push(
@@ -702,7 +677,8 @@ impl Appliance {
         for w in 0..nw {
             self.tables.retire_reader(w);
         }
-        self.collect_hists(&mut total_hist, &mut win_hist);
+        mon.collect();
+        mon.close_view();
         for o in self.pcap_outs.iter_mut() {
             o.finish()
                 .map_err(|e| SetupError::Port(format!("pcap output: {e}")))?;
@@ -711,12 +687,16 @@ impl Appliance {
         for f in &finals {
             total.add(f);
         }
-        let q = |p: f64| total_hist.value_at_quantile(p);
+        let latency_ns = {
+            let l = monitor::lock(&live);
+            let q = |p: f64| l.total.value_at_quantile(p);
+            [q(0.5), q(0.9), q(0.99), q(0.999), l.total.max()]
+        };
         let s = Summary {
             total,
             workers: nw,
             elapsed,
-            latency_ns: [q(0.5), q(0.9), q(0.99), q(0.999), total_hist.max()],
+            latency_ns,
             ports: self.port_names.clone(),
         };
         let _ = &self.mem_stats;
@@ -725,71 +705,84 @@ impl Appliance {
             std::fs::write(p, text + "\n")
                 .map_err(|e| SetupError::Other(format!("cannot write {}: {e}", p.display())))?;
         }
+        ctl_thread.finish(s.to_json());
         Ok(s)
     }
 
-    fn sum(&self) -> Local {
-        let mut t = Local::default();
-        for s in &self.stats {
-            t.add(&s.snapshot());
+    /// Starts the `ctl` thread: metrics, status, the ctl socket, SIGHUP reloads.
+    fn start_ctl(
+        &mut self,
+        start: Instant,
+        live: &monitor::SharedLive,
+    ) -> Result<CtlThread, SetupError> {
+        let listeners = std::mem::take(&mut self.listeners);
+        self.metrics.register_collector(Box::new(SafeCollector {
+            stats: self.stats.clone(),
+            ports: self.port_list(),
+            port_counters: self.port_counters.clone(),
+            tables: self.tables.clone(),
+            live: live.clone(),
+            start,
+        }));
+        let state = CtlState {
+            config: self.config.clone(),
+            routes: RouteSet::from_config(&self.config, &self.extra_routes)?,
+            extra: self.extra_routes.clone(),
+            macs: self.macs.clone(),
+            tables: self.tables.clone(),
+            keys_override: None,
+            run: self.ctl.clone(),
+            stats: self.stats.clone(),
+            live: live.clone(),
+            start,
+            ports: self.port_list(),
+            endpoints: listeners.describe(),
+            commands: Default::default(),
+        };
+        state.register_metrics(&self.metrics);
+        if let Some(a) = listeners.metrics_addr() {
+            tracing::info!("metrics on http://{a}/metrics, status on http://{a}/status");
         }
-        t
+        if let Some(p) = listeners.socket_path() {
+            tracing::info!("ctl socket {}", p.display());
+        }
+        CtlThread::spawn(listeners, state, self.metrics.clone())
     }
 
-    fn collect_hists(&mut self, total: &mut Histogram<u64>, win: &mut Histogram<u64>) {
-        for (from, to) in self.hist_from.iter_mut().zip(self.hist_to.iter_mut()) {
-            while let Ok(mut h) = from.pop() {
-                let _ = total.add(&*h);
-                let _ = win.add(&*h);
-                h.reset();
-                let _ = to.push(h);
-            }
-        }
-    }
-}
-
-fn fmt_ns(ns: u64) -> String {
-    if ns >= 1_000_000 {
-        format!("{:.1}ms", ns as f64 / 1e6)
-    } else if ns >= 1_000 {
-        format!("{:.1}us", ns as f64 / 1e3)
-    } else {
-        format!("{ns}ns")
-    }
-}
-
-/// One line of live stats.
-fn stats_line(t: Duration, cur: &Local, prev: &Local, dt: Duration, h: &Histogram<u64>) -> String {
-    let s = dt.as_secs_f64().max(1e-9);
-    let rx = (cur.rx - prev.rx) as f64 / s / 1e6;
-    let tx = (cur.tx - prev.tx) as f64 / s / 1e6;
-    let fwd = (cur.steered + cur.routed - prev.steered - prev.routed).max(1);
-    let steered = (cur.steered - prev.steered) as f64 * 100.0 / fwd as f64;
-    let mut drops = String::new();
-    let mut dsum = 0;
-    for i in 0..DropReason::COUNT {
-        let d = cur.drops[i] - prev.drops[i];
-        if d > 0 {
-            dsum += d;
-            let r = DropReason::from_index(i).expect("index in range");
-            drops.push_str(&format!(" {}={}", r.as_str(), d));
-        }
-    }
-    format!(
-        "[{:>5.1}s] rx {:>7.3} Mpps  tx {:>7.3} Mpps  steered {:>5.1}%  drops {}{}  p50 {} p99 {}",
-        t.as_secs_f64(),
-        rx,
-        tx,
-        steered,
-        dsum,
-        if drops.is_empty() {
-            String::new()
+    /// The controller loop's state (takes the histogram rings).
+    fn monitor(&mut self, opts: &RunOptions, live: monitor::SharedLive) -> Monitor {
+        use std::io::IsTerminal;
+        let view = if opts.quiet {
+            View::Quiet
+        } else if opts.screen && std::io::stderr().is_terminal() {
+            View::Screen
         } else {
-            format!(" [{}]", drops.trim())
-        },
-        fmt_ns(h.value_at_quantile(0.5)),
-        fmt_ns(h.value_at_quantile(0.99)),
-    )
+            View::Lines
+        };
+        let endpoints = format!(
+            "metrics {}   ctl {}",
+            self.metrics_addr()
+                .map_or("off".to_string(), |a| format!("http://{a}/metrics")),
+            self.ctl_socket()
+                .map_or("off".to_string(), |p| p.display().to_string())
+        );
+        Monitor {
+            hist_from: std::mem::take(&mut self.hist_from),
+            hist_to: std::mem::take(&mut self.hist_to),
+            live,
+            stats: self.stats.clone(),
+            run: self.ctl.clone(),
+            interval: Duration::from_millis(self.config.general.stats_interval_ms.max(50)),
+            exit_on_eof: self.config.general.exit_on_eof,
+            view,
+            info: ScreenInfo {
+                config: self.config.source.name.clone(),
+                ports: self.port_list(),
+                tables: self.tables.clone(),
+                endpoints,
+            },
+        }
+    }
 }
 
 /// Prints a human summary.
@@ -811,9 +804,9 @@ pub fn print_summary(s: &Summary) {
         "rate in {:.3} Mpps, out {:.3} Mpps; latency p50 {} p99 {} max {}",
         j["mpps_in"].as_f64().unwrap_or(0.0),
         j["mpps_out"].as_f64().unwrap_or(0.0),
-        fmt_ns(s.latency_ns[0]),
-        fmt_ns(s.latency_ns[2]),
-        fmt_ns(s.latency_ns[4])
+        monitor::fmt_ns(s.latency_ns[0]),
+        monitor::fmt_ns(s.latency_ns[2]),
+        monitor::fmt_ns(s.latency_ns[4])
     );
     if t.total_drops() > 0 {
         eprintln!("drops by reason: {}", j["drops"]);

@@ -143,6 +143,7 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
                 .collect(),
             ..SteeringConfig::default()
         },
+        ctl: Default::default(),
         source: Default::default(),
     }
 }

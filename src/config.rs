@@ -313,6 +313,18 @@ impl Default for SteeringConfig {
     }
 }
 
+/// Control-plane settings (`[ctl]`): where the `ctl` thread listens. Command-line flags
+/// (`--metrics-listen`, `--ctl-socket`) override them; absent here and there, `steerd run`
+/// uses its defaults and a library user gets neither.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CtlConfig {
+    /// Prometheus `/metrics` and JSON `/status` over HTTP: `ADDRESS:PORT`, or `"off"`.
+    pub metrics_listen: Option<String>,
+    /// The `steerd ctl` Unix socket path, or `"off"`.
+    pub socket: Option<String>,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -334,6 +346,9 @@ pub struct Config {
     /// Steering settings.
     #[serde(default)]
     pub steering: SteeringConfig,
+    /// Control plane.
+    #[serde(default)]
+    pub ctl: CtlConfig,
     /// Where this config came from (set by the loader).
     #[serde(skip)]
     pub source: ConfigSource,
@@ -344,6 +359,8 @@ pub struct Config {
 pub struct ConfigSource {
     /// Name used in messages.
     pub name: String,
+    /// The file it was read from (None: embedded or given as text); reload reads it again.
+    pub path: Option<PathBuf>,
     /// Directory relative paths are resolved against.
     pub dir: PathBuf,
     /// The TOML text.
@@ -413,7 +430,9 @@ impl Config {
             msg: format!("cannot read the configuration file: {e}"),
         })?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self::from_toml(&text, &path.display().to_string(), &dir, true)
+        let mut cfg = Self::from_toml(&text, &path.display().to_string(), &dir, true)?;
+        cfg.source.path = Some(path.to_path_buf());
+        Ok(cfg)
     }
 
     /// Parses and validates TOML text; `env` applies `STEERD_*` overrides.
@@ -451,6 +470,7 @@ impl Config {
         })?;
         cfg.source = ConfigSource {
             name: name.to_string(),
+            path: None,
             dir: dir.to_path_buf(),
             text: text.to_string(),
         };
@@ -707,6 +727,18 @@ impl Config {
                 ));
             }
         }
+        if let Some(m) = &self.ctl.metrics_listen
+            && m != "off"
+            && m.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(self.error(
+                "ctl.metrics_listen",
+                format!("\"{m}\" is not ADDRESS:PORT (e.g. 127.0.0.1:9477) or \"off\""),
+            ));
+        }
+        if self.ctl.socket.as_deref() == Some("") {
+            return Err(self.error("ctl.socket", "give a path or \"off\""));
+        }
         if !self.steering.destinations.is_empty() && self.steering.keys.is_empty() {
             return Err(self.error(
                 "steering.keys",
@@ -896,6 +928,16 @@ via = "nh1"
         let e = parse(&t).unwrap_err();
         assert_eq!(e.field, "ports[0].generator.dst[0]");
         assert_eq!(e.line, Some(10), "{e}");
+    }
+
+    #[test]
+    fn ctl_section_is_validated() {
+        let t = format!("{OK}\n[ctl]\nmetrics_listen = \"127.0.0.1:0\"\nsocket = \"off\"\n");
+        let c = parse(&t).unwrap();
+        assert_eq!(c.ctl.metrics_listen.as_deref(), Some("127.0.0.1:0"));
+        let e = parse(&t.replace("127.0.0.1:0", "localhost")).unwrap_err();
+        assert_eq!(e.field, "ctl.metrics_listen", "{e}");
+        assert_eq!(e.line, Some(26), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! | [`telemetry`] | per-worker per-destination counters | hot writes, cold reads |
 //! | [`config`] | typed, validated configuration | cold |
 //! | [`app`] | building ports/tables/workers from config, running, summaries | cold |
+//! | [`ctl`] | control plane: controller loop, live screen, metrics, status, ctl socket, reload | cold |
 //! | [`bench`] | the in-memory benchmark harness behind `steerd bench` | cold |
 //!
 //! Rules of the fast path (see docs/design.md):
@@ -27,6 +28,7 @@
 pub mod app;
 pub mod bench;
 pub mod config;
+pub mod ctl;
 pub mod port;
 pub mod route;
 pub mod safe;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use steerd::app::{self, Appliance, RunOptions};
 use steerd::bench::{self, BenchOptions};
+use steerd::ctl::{self, client, proto::Request};
 
 #[derive(Parser)]
 #[command(
@@ -36,9 +37,35 @@ enum Cmd {
         /// Number of workers (overrides general.workers).
         #[arg(long)]
         workers: Option<usize>,
-        /// No per-second stats lines.
+        /// No per-second stats (no lines, no screen).
         #[arg(long, short)]
         quiet: bool,
+        /// Plain stats lines even on a terminal (no live screen).
+        #[arg(long)]
+        plain: bool,
+        /// Serve /metrics and /status on ADDRESS:PORT, or "off" (default: [ctl]
+        /// metrics_listen, else 127.0.0.1:9477).
+        #[arg(long, value_name = "ADDR|off")]
+        metrics_listen: Option<String>,
+        /// Listen for `steerd ctl` on this Unix socket, or "off" (default: [ctl] socket,
+        /// else /run/steerd/ctl.sock for root, $XDG_RUNTIME_DIR/steerd.sock or
+        /// /tmp/steerd-UID.sock for others).
+        #[arg(long, value_name = "PATH|off")]
+        ctl_socket: Option<String>,
+    },
+    /// Talk to a running `steerd run` over its ctl socket.
+    Ctl {
+        /// The socket (default: as for `steerd run`).
+        #[arg(long, short)]
+        socket: Option<PathBuf>,
+        /// Print the JSON response instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for an answer (drain waits for the whole drain).
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+        #[command(subcommand)]
+        cmd: CtlCmd,
     },
     /// Validate a configuration (and its routes file) and exit.
     Check {
@@ -72,8 +99,132 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum CtlCmd {
+    /// Run state, counters, rates, latency, tables.
+    Status,
+    /// Routes: list, add, del.
+    Routes {
+        #[command(subcommand)]
+        cmd: RoutesCmd,
+    },
+    /// Steering keys.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+    /// Prediction models (needs the TPE).
+    Model {
+        #[command(subcommand)]
+        cmd: ModelCmd,
+    },
+    /// Reload the configuration (all or nothing; same as SIGHUP).
+    Reload {
+        /// Load this file instead of the running one.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Stop receiving, drain every queue, print the final stats; steerd then exits.
+    Drain,
+    /// Stop gracefully (drain, then exit) without waiting for it.
+    Shutdown,
+}
+
+#[derive(Subcommand)]
+enum RoutesCmd {
+    /// List the routes in force and where each came from.
+    List,
+    /// Add a route: PREFIX [via] NEXT_HOP[,NEXT_HOP...] (several = ECMP).
+    Add {
+        /// CIDR prefix.
+        prefix: String,
+        /// Next hops ("via" is optional).
+        #[arg(num_args = 1.., required = true)]
+        via: Vec<String>,
+        /// Replace an existing route for the prefix.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Delete the route for a prefix.
+    Del {
+        /// CIDR prefix.
+        prefix: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Make a new key current; the current one stays accepted as the previous key.
+    Rotate {
+        /// The new key (32 hex digits); a random one when absent (printed once).
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCmd {
+    /// Load an ONNX model.
+    Load {
+        /// The .onnx file.
+        path: String,
+    },
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("STEERD_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(ctl::screen::LogWriter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+fn ctl_request(cmd: CtlCmd) -> Request {
+    match cmd {
+        CtlCmd::Status => Request::Status,
+        CtlCmd::Routes { cmd } => match cmd {
+            RoutesCmd::List => Request::RoutesList,
+            RoutesCmd::Add {
+                prefix,
+                via,
+                replace,
+            } => Request::RoutesAdd {
+                prefix,
+                via: via
+                    .iter()
+                    .filter(|v| v.as_str() != "via")
+                    .flat_map(|v| v.split(','))
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(String::from)
+                    .collect(),
+                replace,
+            },
+            RoutesCmd::Del { prefix } => Request::RoutesDel { prefix },
+        },
+        CtlCmd::Keys {
+            cmd: KeysCmd::Rotate { key },
+        } => Request::KeysRotate { key },
+        CtlCmd::Model {
+            cmd: ModelCmd::Load { path },
+        } => Request::ModelLoad { path },
+        CtlCmd::Reload { config } => Request::Reload {
+            config: config.map(|p| std::path::absolute(&p).unwrap_or(p).display().to_string()),
+        },
+        CtlCmd::Drain => Request::Drain,
+        CtlCmd::Shutdown => Request::Shutdown,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -91,18 +242,37 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             json,
             workers,
             quiet,
+            plain,
+            metrics_listen,
+            ctl_socket,
         } => {
             let cfg = app::load_config(config.as_deref())?;
+            // Flag, else the config's [ctl] setting, else the default.
+            let metrics_listen = metrics_listen.or_else(|| {
+                cfg.ctl
+                    .metrics_listen
+                    .is_none()
+                    .then(|| ctl::DEFAULT_METRICS_LISTEN.to_string())
+            });
+            let ctl_socket = ctl_socket.or_else(|| {
+                cfg.ctl
+                    .socket
+                    .is_none()
+                    .then(|| ctl::default_socket_path().display().to_string())
+            });
             let opts = RunOptions {
                 duration: duration.map(Duration::from_secs_f64),
                 json,
                 quiet,
                 workers,
                 io_mode: false,
+                metrics_listen,
+                ctl_socket,
+                screen: !plain,
             };
             let a = Appliance::build(cfg, &opts)?;
-            eprintln!(
-                "steerd: {} workers, config {}; Ctrl-C stops",
+            tracing::info!(
+                "{} workers, config {}; Ctrl-C or SIGTERM stops and drains, SIGHUP reloads",
                 a.workers(),
                 a.config.source.name
             );
@@ -110,6 +280,33 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             let s = a.run(&opts)?;
             app::print_summary(&s);
             Ok(if s.total.rx == s.total.tx + s.total.total_drops() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Cmd::Ctl {
+            socket,
+            json,
+            timeout,
+            cmd,
+        } => {
+            let socket = socket.unwrap_or_else(ctl::default_socket_path);
+            let req = ctl_request(cmd);
+            let wait = Duration::from_secs_f64(timeout.max(0.1));
+            let resp = client::call(&socket, &req, wait)
+                .map_err(|e| app::SetupError::Other(e.to_string()))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&resp).expect("JSON of plain values")
+                );
+            } else if resp["ok"] == serde_json::Value::Bool(true) {
+                println!("{}", client::render(&req, &resp));
+            } else {
+                eprintln!("steerd ctl: {}", client::render(&req, &resp));
+            }
+            Ok(if resp["ok"] == serde_json::Value::Bool(true) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

@@ -1,0 +1,220 @@
+//! The `steerd ctl` client: one request over the Unix socket, one response, printed as
+//! JSON (`--json`) or as text for people.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::proto::Request;
+
+/// Why a call failed before a response arrived.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No steerd listens there.
+    #[error("cannot connect to {path}: {source} (is `steerd run` running with this --ctl-socket?)")]
+    Connect {
+        /// The socket.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The exchange failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The answer was not JSON.
+    #[error("steerd answered something that is not JSON: {0}")]
+    BadAnswer(String),
+}
+
+/// Sends `req` and returns the response object. `timeout` bounds each read and write
+/// (`drain` waits for the whole drain: give it enough).
+pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Value, ClientError> {
+    let mut s = UnixStream::connect(socket).map_err(|e| ClientError::Connect {
+        path: socket.display().to_string(),
+        source: e,
+    })?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let mut line = serde_json::to_string(req).expect("JSON of plain values");
+    line.push('\n');
+    s.write_all(line.as_bytes())?;
+    let mut r = BufReader::new(s);
+    let mut answer = String::new();
+    r.read_line(&mut answer)?;
+    serde_json::from_str(answer.trim()).map_err(|_| ClientError::BadAnswer(answer))
+}
+
+fn num(v: &Value, p: &str) -> f64 {
+    v.pointer(p).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn ns(v: &Value, p: &str) -> String {
+    super::monitor::fmt_ns(v.pointer(p).and_then(Value::as_u64).unwrap_or(0))
+}
+
+/// A response as text for people (the error message for failures).
+pub fn render(req: &Request, resp: &Value) -> String {
+    if resp["ok"] != Value::Bool(true) {
+        let e = &resp["error"];
+        return format!(
+            "error ({}): {}",
+            e["code"].as_str().unwrap_or("?"),
+            e["message"].as_str().unwrap_or("?")
+        );
+    }
+    let r = &resp["result"];
+    match req {
+        Request::Status => render_status(r),
+        Request::RoutesList => {
+            let mut s = String::new();
+            for x in r["routes"].as_array().into_iter().flatten() {
+                let via: Vec<&str> = x["via"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                s.push_str(&format!(
+                    "{:<24} via {:<30} ({})\n",
+                    x["prefix"].as_str().unwrap_or("?"),
+                    via.join(","),
+                    x["origin"].as_str().unwrap_or("?")
+                ));
+            }
+            s.push_str(&format!(
+                "{} routes, table generation {}",
+                r["routes"].as_array().map_or(0, Vec::len),
+                r["generation"]
+            ));
+            s
+        }
+        Request::RoutesAdd { .. } => format!(
+            "route {} via {} added (table generation {})",
+            r["prefix"].as_str().unwrap_or("?"),
+            r["via"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            r["generation"]
+        ),
+        Request::RoutesDel { .. } => format!(
+            "route {} deleted (table generation {})",
+            r["prefix"].as_str().unwrap_or("?"),
+            r["generation"]
+        ),
+        Request::KeysRotate { .. } => {
+            let mut s = format!(
+                "steering key rotated (table generation {}); the previous key stays accepted",
+                r["generation"]
+            );
+            if let Some(k) = r["key"].as_str() {
+                s.push_str(&format!("\nnew key: {k}"));
+            }
+            s.push_str(&format!("\nnote: {}", r["note"].as_str().unwrap_or("")));
+            s
+        }
+        Request::Reload { .. } => {
+            let changed: Vec<&str> = r["changed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let mut s = format!(
+                "reloaded {} (table generation {}): {}\nroutes {} → {} ({} ctl changes kept)",
+                r["config"].as_str().unwrap_or("?"),
+                r["generation"],
+                if changed.is_empty() {
+                    "no change".to_string()
+                } else {
+                    format!("changed {}", changed.join(", "))
+                },
+                r["routes"]["before"],
+                r["routes"]["after"],
+                r["routes"]["ctl_changes_kept"]
+            );
+            if let Some(k) = r["runtime_key_rotation"].as_str() {
+                s.push_str(&format!("\nruntime key rotation: {k}"));
+            }
+            s
+        }
+        Request::Drain => {
+            let sm = &r["summary"];
+            format!(
+                "drained: rx {} tx {} drops {} ({}), accounted: {}",
+                sm["rx_packets"], sm["tx_packets"], sm["drops_total"], sm["drops"], sm["accounted"]
+            )
+        }
+        Request::Shutdown => {
+            "stopping: receive stopped, queues draining; steerd exits when done".into()
+        }
+        Request::ModelLoad { .. } => r.to_string(),
+    }
+}
+
+fn render_status(r: &Value) -> String {
+    let mut s = format!(
+        "steerd {} pid {} — {} for {:.0}s, config {}, {} workers\n",
+        r["version"].as_str().unwrap_or("?"),
+        r["pid"],
+        r["state"].as_str().unwrap_or("?"),
+        num(r, "/uptime_s"),
+        r["config"].as_str().unwrap_or("?"),
+        r["workers"]
+    );
+    s.push_str(&format!(
+        "tables: generation {}, {} IPv4 + {} IPv6 routes ({} ctl changes), {} steering destinations, epoch {}\n",
+        r["tables"]["generation"],
+        r["tables"]["routes_v4"],
+        r["tables"]["routes_v6"],
+        r["tables"]["route_changes_by_ctl"],
+        r["tables"]["steering_destinations"],
+        r["tables"]["steering_epoch"]
+    ));
+    s.push_str(&format!(
+        "rates: rx {:.3} Mpps, tx {:.3} Mpps, steered {:.1}%, drops {:.0}/s\n",
+        num(r, "/rates/rx_pps") / 1e6,
+        num(r, "/rates/tx_pps") / 1e6,
+        num(r, "/rates/steered_pct"),
+        num(r, "/rates/drops_ps")
+    ));
+    s.push_str(&format!(
+        "totals: rx {} tx {} steered {} routed {} drops {}\n",
+        r["totals"]["rx_packets"],
+        r["totals"]["tx_packets"],
+        r["totals"]["steered_packets"],
+        r["totals"]["routed_packets"],
+        r["totals"]["drops_total"]
+    ));
+    if r["totals"]["drops_total"].as_u64().unwrap_or(0) > 0 {
+        s.push_str(&format!("drops by reason: {}\n", r["totals"]["drops"]));
+    }
+    s.push_str(&format!(
+        "latency (last interval): p50 {} p99 {} p99.9 {} max {}\n",
+        ns(r, "/latency_ns/p50"),
+        ns(r, "/latency_ns/p99"),
+        ns(r, "/latency_ns/p999"),
+        ns(r, "/latency_ns/max")
+    ));
+    for p in r["ports"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "port {:<12} {:<9} rx {:>8.3} Mpps tx {:>8.3} Mpps ({} / {} packets)\n",
+            p["name"].as_str().unwrap_or("?"),
+            p["backend"].as_str().unwrap_or("?"),
+            num(p, "/rx_pps") / 1e6,
+            num(p, "/tx_pps") / 1e6,
+            p["rx_packets"],
+            p["tx_packets"]
+        ));
+    }
+    if let Some(m) = r["endpoints"]["metrics"].as_str() {
+        s.push_str(&format!("metrics: {m}\n"));
+    }
+    s.trim_end().to_string()
+}
