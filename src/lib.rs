@@ -20,4 +20,5 @@
 
 pub mod port;
 pub mod route;
+pub mod telemetry;
 pub mod wire;
