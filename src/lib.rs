@@ -21,4 +21,5 @@
 pub mod port;
 pub mod route;
 pub mod telemetry;
+pub mod tpe;
 pub mod wire;
