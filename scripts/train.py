@@ -258,10 +258,12 @@ def main():
     ap.add_argument("--data", action="append", default=[], help="exported telemetry CSV to train on (repeatable)")
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "models"))
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--buckets", type=int, default=30240, help="buckets per training scenario (3 weeks)")
     ap.add_argument("--destinations", type=int, default=64)
     ap.add_argument("--stride", type=int, default=9)
     ap.add_argument("--hidden", default="128,64", help="hidden layer sizes")
+    ap.add_argument("--scenarios", default=",".join(TRAIN_SCENARIOS), help="training scenarios NAME:SEED,... (seeds < 1000)")
     ap.add_argument("--weight", default="sqrt", choices=["linear", "sqrt", "none"], help="row weighting")
     ap.add_argument("--make-test-models", action="store_true", help="write the bad models used by the tests and exit")
     args = ap.parse_args()
@@ -271,7 +273,8 @@ def main():
         make_test_models(binary, os.path.join(ROOT, "tests", "data"))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        x, y, meta = dataset(binary, os.path.join(tmp, "train"), TRAIN_SCENARIOS, args.data, args.buckets,
+        scenarios = [v for v in args.scenarios.split(",") if v]
+        x, y, meta = dataset(binary, os.path.join(tmp, "train"), scenarios, args.data, args.buckets,
                              args.destinations, args.stride)
         xv, yv, _ = dataset(binary, os.path.join(tmp, "val"), VAL_SCENARIOS, [], args.buckets,
                             args.destinations, args.stride * 4)
@@ -280,13 +283,13 @@ def main():
     HIDDEN = tuple(int(v) for v in args.hidden.split(","))
     w_rows = row_weights(x, meta, args.weight)
     t0 = time.time()
-    layers, history = train(x, y, w_rows, xv, yv, args.epochs, SEED)
+    layers, history = train(x, y, w_rows, xv, yv, args.epochs, SEED, lr=args.lr)
     log(f"trained in {time.time() - t0:.0f} s")
     onnx_bytes = build_onnx(layers, x.shape[1])
     training = {
         "script": "scripts/train.py",
         "seed": SEED,
-        "scenarios": TRAIN_SCENARIOS,
+        "scenarios": scenarios,
         "telemetry_files": [os.path.basename(d) for d in args.data],
         "validation_scenarios": VAL_SCENARIOS,
         "buckets_per_scenario": args.buckets,
@@ -295,7 +298,7 @@ def main():
         "rows": int(x.shape[0]),
         "architecture": f"MLP {x.shape[1]}-{'-'.join(map(str, HIDDEN))}-3 ReLU, Gemm/Relu, opset 13",
         "loss": f"smooth L1 (delta 0.05) on log1p-ratio targets, rows weighted: {args.weight} in level",
-        "optimizer": "Adam lr 2e-3 cosine decay, batch 512",
+        "optimizer": f"Adam lr {args.lr} cosine decay, batch 512",
         "epochs": history,
     }
     os.makedirs(args.out_dir, exist_ok=True)

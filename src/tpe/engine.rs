@@ -1111,6 +1111,58 @@ mod tests {
     }
 
     #[test]
+    fn real_model_serves_and_a_nan_model_falls_back() {
+        use super::super::scenario::{Scenario, ScenarioConfig};
+        let data = |f: &str| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data")
+                .join(f)
+        };
+        let c = EngineConfig {
+            n_dest: 6,
+            n_instances: 2,
+            shard_timeout: Duration::from_secs(30),
+            ..Default::default()
+        };
+        let mut e = Engine::new(c).unwrap();
+        let s = Scenario::generate(&ScenarioConfig::preset("mixed", 6).unwrap(), 5, 60);
+        let vals = |t: usize| (0..6).map(|d| s.buckets[d][t] as u64).collect::<Vec<_>>();
+        for t in 0..40 {
+            e.step(&bucket(t as u64, &vals(t)));
+        }
+        let p = e.predictions().load_full();
+        assert_eq!(p.source, PredictorKind::Model);
+        assert!(
+            p.per_dest
+                .iter()
+                .flatten()
+                .all(|v| v.is_finite() && *v >= 0.0)
+        );
+        // A wrong-shape model is refused; the active one keeps serving.
+        let err = e
+            .handle_command(Command::LoadModel(data("tpe-wrong-shape.onnx")))
+            .unwrap_err();
+        assert!(err.to_string().contains("shape"), "{err}");
+        assert_eq!(e.step(&bucket(40, &vals(40))).source, PredictorKind::Model);
+        // A model that validates but outputs NaN: every inference rejected, baselines serve.
+        e.handle_command(Command::ActivateModel(data("tpe-nan.onnx")))
+            .unwrap();
+        let before = e.stats().inference_failures;
+        for t in 41..46 {
+            let p = e.step(&bucket(t as u64, &vals(t)));
+            assert!(
+                p.per_dest_source
+                    .iter()
+                    .all(|k| PredictorKind::BASELINES.contains(k)),
+                "{:?}",
+                p.per_dest_source
+            );
+        }
+        assert_eq!(e.stats().inference_failures - before, 2 * 5);
+        assert_eq!(e.stats().failed_shards, vec![0, 1]);
+    }
+
+    #[test]
     fn history_slides_and_fills_gaps() {
         let mut h = SlidingHistory {
             x: Vec::new(),
