@@ -34,4 +34,6 @@ pub mod route;
 pub mod safe;
 pub mod steering;
 pub mod telemetry;
+#[cfg(feature = "tpe")]
+pub mod tpe;
 pub mod wire;

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+#[cfg(feature = "tpe")]
+use steerd::tpe::cli::{
+    TelemetryExportArgs, TpeDatasetArgs, TpeEvalArgs, run_dataset, run_eval, run_export,
+};
 
 use steerd::app::{self, Appliance, RunOptions};
 use steerd::bench::{self, BenchOptions};
@@ -97,6 +101,35 @@ enum Cmd {
         #[arg(long, default_value_t = 8192)]
         flows: usize,
     },
+    #[cfg(feature = "tpe")]
+    /// Traffic Prediction Engine tools: evaluate the model against the baselines, write
+    /// training data.
+    Tpe {
+        #[command(subcommand)]
+        cmd: TpeCmd,
+    },
+    #[cfg(feature = "tpe")]
+    /// Telemetry tools: export per-destination time buckets as CSV.
+    Telemetry {
+        #[command(subcommand)]
+        cmd: TelemetryCmd,
+    },
+}
+
+#[cfg(feature = "tpe")]
+#[derive(Subcommand)]
+enum TpeCmd {
+    /// Evaluate the model and every baseline on held-out data (MAE, RMSE, MAPE per horizon).
+    Eval(TpeEvalArgs),
+    /// Write training features and targets (.npy) for scripts/train.py.
+    Dataset(TpeDatasetArgs),
+}
+
+#[cfg(feature = "tpe")]
+#[derive(Subcommand)]
+enum TelemetryCmd {
+    /// Export telemetry buckets as CSV.
+    Export(TelemetryExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -234,6 +267,18 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(feature = "tpe")]
+/// Exit code of a TPE/telemetry tool: its own code, or 1 with the error printed.
+fn tool_exit<E: std::fmt::Display>(r: Result<i32, E>) -> Result<ExitCode, app::SetupError> {
+    match r {
+        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Err(e) => {
+            eprintln!("steerd: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
     match cli.cmd {
         Cmd::Run {
@@ -312,6 +357,18 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
                 ExitCode::from(1)
             })
         }
+        #[cfg(feature = "tpe")]
+        Cmd::Tpe { cmd } => {
+            let r = match cmd {
+                TpeCmd::Eval(a) => run_eval(&a),
+                TpeCmd::Dataset(a) => run_dataset(&a),
+            };
+            tool_exit(r)
+        }
+        #[cfg(feature = "tpe")]
+        Cmd::Telemetry {
+            cmd: TelemetryCmd::Export(a),
+        } => tool_exit(run_export(&a)),
         Cmd::Check { config } => {
             let cfg = app::load_config(config.as_deref())?;
             app::build_tables(&cfg, &[], None)?;
