@@ -209,6 +209,13 @@ impl Monitor {
     }
 }
 
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        // A run that fails half-way must not leave the terminal on the alternate screen.
+        self.close_view();
+    }
+}
+
 /// Sum of per-worker counters.
 pub fn sum(v: &[Local]) -> Local {
     let mut t = Local::default();

@@ -181,9 +181,10 @@ struct Conn {
     since: Instant,
 }
 
-/// The running ctl thread.
+/// The running ctl thread. Dropping it without [`CtlThread::finish`] (a run that
+/// failed) stops the thread too, answering waiting `drain` requests with an error note.
 pub struct CtlThread {
-    join: JoinHandle<()>,
+    join: Option<JoinHandle<()>>,
     waker: Arc<Waker>,
     finish: Arc<Mutex<Option<Value>>>,
 }
@@ -225,7 +226,7 @@ impl CtlThread {
             .spawn(move || srv.run())
             .map_err(e)?;
         Ok(CtlThread {
-            join,
+            join: Some(join),
             waker,
             finish,
         })
@@ -233,12 +234,25 @@ impl CtlThread {
 
     /// Hands the final stats over (answering waiting `drain` requests) and waits for the
     /// thread to exit.
-    pub fn finish(self, summary: Value) {
+    pub fn finish(mut self, summary: Value) {
+        self.stop(summary);
+    }
+
+    fn stop(&mut self, summary: Value) {
+        let Some(join) = self.join.take() else {
+            return;
+        };
         *self.finish.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary);
         let _ = self.waker.wake();
-        if self.join.join().is_err() {
+        if join.join().is_err() {
             tracing::error!("the ctl thread panicked");
         }
+    }
+}
+
+impl Drop for CtlThread {
+    fn drop(&mut self) {
+        self.stop(json!({"error": "the run ended with an error; see steerd's log"}));
     }
 }
 
