@@ -138,6 +138,14 @@ impl DestCounters {
         bump(&s.bytes, bytes);
     }
 
+    /// Packets counted so far for destination `dest` (the "other" slot for ids ≥
+    /// `n_dest`). Cold: for status and tests.
+    pub fn packets(&self, dest: usize) -> u64 {
+        slot(&self.dest, dest.min(self.n_dest))
+            .packets
+            .load(Ordering::Relaxed)
+    }
+
     /// Adds this worker's running totals into `t` (cold; called by the aggregator).
     fn accumulate(&self, t: &mut Totals) {
         let n = self.n_dest.min(t.dest_p.len());
