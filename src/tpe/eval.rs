@@ -388,9 +388,12 @@ impl EvalResult {
             }
             let x0 = tr[0].0;
             let x1 = tr[tr.len() - 1].0;
+            let drawn = |f: &BTreeMap<String, f32>| {
+                ["model", best].map(|n| f.get(n).copied().unwrap_or(0.0))
+            };
             let ymax = tr
                 .iter()
-                .flat_map(|(_, a, f)| std::iter::once(*a).chain(f.values().copied()))
+                .flat_map(|(_, a, f)| std::iter::once(*a).chain(drawn(f)))
                 .fold(1.0f32, f32::max)
                 * 1.05;
             let mut chart = ChartBuilder::on(&area)
@@ -527,5 +530,10 @@ mod tests {
         let j = r.to_json(json!({"extra": 1}));
         assert!(j["ratio_to_best_baseline"]["model"]["5m"].is_number());
         assert_eq!(j["extra"], 1);
+        let dir = tempfile::tempdir().unwrap();
+        let svg = dir.path().join("p.svg");
+        r.plot_svg(&svg).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("destination 0"));
     }
 }
