@@ -3,7 +3,8 @@
 //! Sources, later ones overriding earlier ones: the TOML file (or the embedded
 //! `conf/default.toml`), then environment variables `STEERD_<SECTION>__<KEY>` (for
 //! example `STEERD_GENERAL__WORKERS=2`), merged by the `config` crate. Unknown keys are
-//! refused (typos don't pass silently). Every error names the file, the line where it can
+//! refused (typos don't pass silently); `STEERD_*` variables without a `__` are not
+//! configuration (e.g. the test bed's `STEERD_TESTBED_PREFIX`). Every error names the file, the line where it can
 //! be found, and the field path, e.g.
 //! `conf/lab.toml:14: ports[1].mtu: invalid value: integer 70000, expected u16`.
 
@@ -432,11 +433,17 @@ impl Config {
         let mut b = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml));
         if env {
+            // Only STEERD_<SECTION>__<KEY>: other STEERD_* variables (the test bed's
+            // STEERD_TESTBED_PREFIX, ...) are not configuration.
+            let vars: config::Map<String, String> = std::env::vars()
+                .filter(|(k, _)| k.strip_prefix("STEERD_").is_some_and(|r| r.contains("__")))
+                .collect();
             b = b.add_source(
                 config::Environment::with_prefix("STEERD")
                     .prefix_separator("_")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .source(Some(vars)),
             );
         }
         let merged = b
@@ -907,5 +914,16 @@ via = "nh1"
         // SAFETY: as above.
         unsafe { std::env::remove_var(name) };
         assert_eq!(c.general.stats_interval_ms, 250);
+    }
+
+    #[test]
+    fn other_steerd_variables_are_not_configuration() {
+        let name = "STEERD_TESTBED_PREFIX";
+        // SAFETY: no other test reads or writes this variable.
+        unsafe { std::env::set_var(name, "sdx-") };
+        let c = Config::from_toml(OK, "t.toml", Path::new("."), true);
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(name) };
+        assert!(c.is_ok(), "{c:?}");
     }
 }
