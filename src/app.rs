@@ -4,15 +4,18 @@
 //! Threads: one worker per core (hot, see [`crate::safe::worker`]); the calling thread
 //! is the controller (stats lines or live screen, stop conditions, signals; see
 //! [`crate::ctl::monitor`]); the `ctl` thread serves metrics, status and the ctl socket
-//! ([`crate::ctl`]); each pcap output port has a writer thread.
+//! ([`crate::ctl`]); each pcap output port has a writer thread; the control plane
+//! ([`crate::cp`]) runs on its own thread when the router has addresses.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::config::{Config, ConfigError, SizeSpec, parse_cidr, parse_mac};
+use crate::config::{Config, ConfigError, SizeSpec, parse_cidr, parse_ifaddr, parse_mac};
+use crate::cp::{ControlPlane, CpStats};
 use crate::ctl::monitor::{Live, Monitor, View};
 use crate::ctl::ops::CtlState;
 use crate::ctl::routes::RouteSet;
@@ -24,7 +27,8 @@ use crate::port::{AnyRx, AnyTx, Mac, Pool, PortCounters, afpacket, tap};
 use crate::route::{self, NextHop, RouteTable};
 use crate::safe::counters::{Local, WorkerStats};
 use crate::safe::pipeline::Mode;
-use crate::safe::tables::{PortFlags, TableHandle, Tables};
+use crate::safe::punt;
+use crate::safe::tables::{HostTable, LocalAddrs, NhKind, NhL2, PortFlags, TableHandle, Tables};
 use crate::safe::worker::{Distributor, Hist, Inbound, RunControl, Worker, new_hist};
 use crate::safe::{DropReason, MAX_PORTS};
 use crate::steering::{Fallback, Key, SteerEntry, SteeringKeys, SteeringTable};
@@ -69,9 +73,17 @@ pub struct RunOptions {
     pub screen: bool,
 }
 
+/// Prefix of the names of the next hops behind connected routes.
+pub const CONNECTED_PREFIX: &str = "connected:";
+
 /// Builds the forwarding tables a config describes.
 /// `macs` are the ports' own MAC addresses as opened (an AF_PACKET port uses its
 /// interface's); without them, the configured or derived ones are used.
+///
+/// Next hops with a `mac` are static; those with only an `ip` start unresolved (the
+/// control plane resolves them). With `control.connected_routes`, every port address
+/// adds a route for its subnet (unless a configured route has that exact prefix) whose
+/// next hop `connected:PORT` is the destination itself, resolved on demand.
 pub fn build_tables(
     cfg: &Config,
     extra: &[route::RouteSpec],
@@ -91,6 +103,8 @@ pub fn build_tables_from(
     let port_idx = |name: &str| cfg.ports.iter().position(|p| p.name == name);
     let mut hops = Vec::new();
     let mut nh_dest = Vec::new();
+    let mut nh_kind = Vec::new();
+    let mut nh_l2 = Vec::new();
     for (i, n) in cfg.next_hops.iter().enumerate() {
         let port = port_idx(&n.port)
             .ok_or_else(|| cfg.error(&format!("next_hops[{i}].port"), "unknown port"))?;
@@ -107,8 +121,29 @@ pub fn build_tables_from(
             Some(m) => *m,
             None => port_mac(cfg, port)?,
         };
-        let dst_mac =
-            parse_mac(&n.mac).map_err(|e| cfg.error(&format!("next_hops[{i}].mac"), e))?;
+        let (dst_mac, kind, l2) = match (&n.mac, &n.ip) {
+            (Some(m), _) => {
+                let mac = parse_mac(m).map_err(|e| cfg.error(&format!("next_hops[{i}].mac"), e))?;
+                (mac, NhKind::Static, NhL2::Mac(mac))
+            }
+            (None, Some(ip)) => {
+                let a: std::net::IpAddr = ip.trim().parse().map_err(|_| {
+                    cfg.error(
+                        &format!("next_hops[{i}].ip"),
+                        format!("\"{ip}\" is not an IP address"),
+                    )
+                })?;
+                ([0; 6], NhKind::Neighbor(a), NhL2::Pending)
+            }
+            (None, None) => {
+                return Err(cfg
+                    .error(
+                        &format!("next_hops[{i}].name"),
+                        "a next hop needs mac or ip",
+                    )
+                    .into());
+            }
+        };
         hops.push(NextHop {
             name: n.name.clone(),
             port: port as u16,
@@ -116,13 +151,56 @@ pub fn build_tables_from(
             dst_mac,
         });
         nh_dest.push(n.dest.unwrap_or(u16::MAX));
+        nh_kind.push(kind);
+        nh_l2.push(l2);
     }
+    let mut specs = specs.to_vec();
+    let mut by_port = Vec::new();
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        let mut addrs = Vec::new();
+        for (j, a) in p.addrs.iter().enumerate() {
+            let (addr, len) =
+                parse_ifaddr(a).map_err(|e| cfg.error(&format!("ports[{pi}].addrs[{j}]"), e))?;
+            addrs.push((addr, len));
+            let full = if addr.is_ipv4() { 32 } else { 128 };
+            if !cfg.control.connected_routes || len == full {
+                continue;
+            }
+            let prefix = route::Prefix::new_masked(addr, len);
+            if specs.iter().any(|s| s.prefix == prefix) {
+                continue; // a configured route for the subnet wins
+            }
+            let name = format!("{CONNECTED_PREFIX}{}", p.name);
+            if !hops.iter().any(|h| h.name == name) {
+                let src_mac = match macs.and_then(|m| m.get(pi)) {
+                    Some(m) => *m,
+                    None => port_mac(cfg, pi)?,
+                };
+                hops.push(NextHop {
+                    name: name.clone(),
+                    port: pi as u16,
+                    src_mac,
+                    dst_mac: [0; 6],
+                });
+                nh_dest.push(u16::MAX);
+                nh_kind.push(NhKind::Connected);
+                nh_l2.push(NhL2::Connected);
+            }
+            specs.push(route::RouteSpec {
+                prefix,
+                next_hops: vec![name],
+                line: 0,
+            });
+        }
+        by_port.push(addrs);
+    }
+    let local = LocalAddrs::new(by_port);
     let opts = route::LpmOptions {
         v4_tbl8_groups: cfg.routing.tbl8_groups,
         v6_groups: cfg.routing.v6_groups,
     };
     let routes =
-        RouteTable::build(specs, hops, opts).map_err(|e| SetupError::Routes(e.to_string()))?;
+        RouteTable::build(&specs, hops, opts).map_err(|e| SetupError::Routes(e.to_string()))?;
     let keys = match cfg.steering.keys.as_slice() {
         [] => SteeringKeys {
             current: Key::from_bytes([0; 16]),
@@ -161,17 +239,31 @@ pub fn build_tables_from(
     let ports = cfg
         .ports
         .iter()
-        .map(|p| PortFlags {
-            trusted: p.trusted,
-            strip_nsh: p.strip_nsh,
-            mtu: p.mtu,
+        .enumerate()
+        .map(|(i, p)| {
+            Ok(PortFlags {
+                trusted: p.trusted,
+                strip_nsh: p.strip_nsh,
+                mtu: p.mtu,
+                mac: match macs.and_then(|m| m.get(i)) {
+                    Some(m) => *m,
+                    None => port_mac(cfg, i)?,
+                },
+                l2_filter: matches!(p.backend.as_str(), "tap" | "afpacket" | "afxdp"),
+                has_v4: local.of_port(i).iter().any(|(a, _)| a.is_ipv4()),
+                has_v6: local.of_port(i).iter().any(|(a, _)| a.is_ipv6()),
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, SetupError>>()?;
     Ok(Tables {
-        routes,
+        routes: Arc::new(routes),
         steering,
         ports,
         nh_dest,
+        local,
+        nh_l2,
+        nh_kind,
+        hosts: HostTable::default(),
     })
 }
 
@@ -265,6 +357,11 @@ pub struct Appliance {
     extra_routes: Vec<route::RouteSpec>,
     /// The ports' MAC addresses as opened.
     macs: Vec<[u8; 6]>,
+    /// The control plane, when the router has addresses (started by `run`).
+    control: Option<ControlPlane>,
+    cp_stop: Arc<AtomicBool>,
+    /// The control plane's counters.
+    pub cp_stats: Option<Arc<CpStats>>,
 }
 
 /// What a finished run reports.
@@ -280,6 +377,10 @@ pub struct Summary {
     pub latency_ns: [u64; 5],
     /// Port names.
     pub ports: Vec<String>,
+    /// Backend counters of the Linux interface ports (by port name).
+    pub port_totals: Vec<(String, crate::port::PortTotals)>,
+    /// The control plane's counters (JSON), when it ran.
+    pub control_plane: Option<Value>,
 }
 
 impl Summary {
@@ -304,7 +405,23 @@ impl Summary {
             .ports
             .iter()
             .enumerate()
-            .map(|(i, n)| json!({"name": n, "rx_packets": t.port_rx[i.min(MAX_PORTS - 1)], "tx_packets": t.port_tx[i.min(MAX_PORTS - 1)]}))
+            .map(|(i, n)| {
+                let mut p = json!({"name": n, "rx_packets": t.port_rx[i.min(MAX_PORTS - 1)], "tx_packets": t.port_tx[i.min(MAX_PORTS - 1)]});
+                if let Some((_, b)) = self.port_totals.iter().find(|(name, _)| name == n) {
+                    p["backend"] = json!({
+                        "rx_packets": b.rx_packets,
+                        "rx_drops": b.rx_drops,
+                        "rx_truncated": b.rx_truncated,
+                        "rx_oversize": b.rx_oversize,
+                        "rx_csum_not_ready": b.rx_csum_not_ready,
+                        "rx_errors": b.rx_errors,
+                        "tx_packets": b.tx_packets,
+                        "tx_full": b.tx_full,
+                        "tx_errors": b.tx_errors,
+                    });
+                }
+                p
+            })
             .collect();
         json!({
             "rx_packets": t.rx,
@@ -325,7 +442,11 @@ impl Summary {
             "mpps_out": t.tx as f64 / secs / 1e6,
             "workers": self.workers,
             "ports": ports,
-            "accounted": t.rx == t.tx + t.total_drops(),
+            "local_packets": t.local,
+            "cp_tx_packets": t.cp_tx,
+            "cp_tx_dropped": t.cp_tx_dropped,
+            "control_plane": self.control_plane.clone().unwrap_or(Value::Null),
+            "accounted": t.accounted(),
         })
     }
 }
@@ -522,7 +643,23 @@ impl Appliance {
                 .or(cfg.ctl.metrics_listen.as_deref()),
             opts.ctl_socket.as_deref().or(cfg.ctl.socket.as_deref()),
         )?;
+        let with_cp = !tables.local.is_empty();
         let handle = TableHandle::new(tables, nw);
+        let mut cp_links: Vec<Option<punt::CpLink>> = (0..nw).map(|_| None).collect();
+        let cp_stop = Arc::new(AtomicBool::new(false));
+        let (control, cp_stats) = if with_cp {
+            let mut ends = Vec::new();
+            for l in cp_links.iter_mut() {
+                let (link, end) = punt::link(cfg.control.ring_slots);
+                *l = Some(link);
+                ends.push(end);
+            }
+            let (cp, st) =
+                ControlPlane::new(handle.clone(), ends, &cfg.control, n_ports, cp_stop.clone());
+            (Some(cp), Some(st))
+        } else {
+            (None, None)
+        };
         let distributors = usize::from(!rx_single.is_empty());
         let ctl = RunControl::new(nw, distributors);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -568,8 +705,9 @@ impl Appliance {
             for _ in 0..2 {
                 let _ = hp.push(new_hist());
             }
-            // A receiver of hand-offs may hold everyone's buffers at once.
-            let pool = Pool::with_reserve(pool_n, pool_n * nw);
+            // A receiver of hand-offs may hold everyone's buffers at once, and the
+            // control plane's packets end up in the pool of the worker that sent them.
+            let pool = Pool::with_reserve(pool_n, pool_n * nw + crate::cp::POOL_BUFFERS);
             workers.push(Worker {
                 id: w,
                 core: if cfg.general.pin_cores && !cores.is_empty() {
@@ -597,6 +735,7 @@ impl Appliance {
                 drain: Duration::from_micros(cfg.general.drain_us),
                 ctl: ctl.clone(),
                 epoch,
+                cp: cp_links[w].take(),
             });
             stats.push(st);
             telemetry.push(tel);
@@ -620,6 +759,9 @@ impl Appliance {
             listeners,
             extra_routes: extra.to_vec(),
             macs,
+            control,
+            cp_stop,
+            cp_stats,
         })
     }
 
@@ -656,6 +798,17 @@ impl Appliance {
         let live = Live::shared();
         let mut mon = self.monitor(opts, live.clone());
         let ctl_thread = self.start_ctl(start, &live)?;
+        let cp_thread = match self.control.take() {
+            Some(cp) => Some(
+                std::thread::Builder::new()
+                    .name("cp".into())
+                    .spawn(move || cp.run())
+                    .map_err(|e| {
+                        SetupError::Other(format!("cannot start the control-plane thread: {e}"))
+                    })?,
+            ),
+            None => None,
+        };
         let mut handles = Vec::new();
         for w in self.workers.drain(..) {
             let name = format!("safe-{}", w.id);
@@ -674,6 +827,11 @@ impl Appliance {
             );
         }
         let elapsed = start.elapsed();
+        self.cp_stop.store(true, Ordering::Release);
+        if let Some(h) = cp_thread {
+            h.join()
+                .map_err(|_| SetupError::Other("the control-plane thread panicked".into()))?;
+        }
         for w in 0..nw {
             self.tables.retire_reader(w);
         }
@@ -698,6 +856,12 @@ impl Appliance {
             elapsed,
             latency_ns,
             ports: self.port_names.clone(),
+            port_totals: self
+                .port_counters
+                .iter()
+                .map(|c| (c.name.clone(), c.totals()))
+                .collect(),
+            control_plane: self.cp_stats.as_ref().map(|c| c.to_json()),
         };
         let _ = &self.mem_stats;
         if let Some(p) = &opts.json {
@@ -817,16 +981,19 @@ pub fn print_summary(s: &Summary) {
             j["steering_fallbacks"]
         );
     }
+    if t.local + t.cp_tx > 0 {
+        eprintln!(
+            "control plane: took {} packets, sent {} ({} refused by tx); {}",
+            t.local, t.cp_tx, t.cp_tx_dropped, j["control_plane"]
+        );
+    }
     eprintln!(
-        "accounting: rx {} = tx {} + drops {} : {}",
+        "accounting: rx {} = tx {} + drops {} + local {} : {}",
         t.rx,
         t.tx,
         t.total_drops(),
-        if t.rx == t.tx + t.total_drops() {
-            "ok"
-        } else {
-            "MISMATCH"
-        }
+        t.local,
+        if t.accounted() { "ok" } else { "MISMATCH" }
     );
 }
 

@@ -47,7 +47,8 @@ fn next_hops() -> Vec<NextHopConfig> {
         .map(|i| NextHopConfig {
             name: format!("nh{i}"),
             port: "p1".into(),
-            mac: format!("02:00:00:00:01:{i:02x}"),
+            mac: Some(format!("02:00:00:00:01:{i:02x}")),
+            ip: None,
             dest: Some(i as u16),
         })
         .collect()
@@ -114,6 +115,7 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
         queues: None,
         promisc: false,
         xdp_mode: None,
+        addrs: Vec::new(),
     };
     Config {
         general: General {
@@ -128,6 +130,7 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
         ],
         next_hops: next_hops(),
         routes: Vec::new(),
+        control: Default::default(),
         routing: RoutingConfig {
             tbl8_groups: 65536,
             ..RoutingConfig::default()
@@ -185,7 +188,7 @@ pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
                     "drops": s.total.total_drops(),
                     "steered": s.total.steered,
                     "routed": s.total.routed,
-                    "accounted": s.total.rx == s.total.tx + s.total.total_drops(),
+                    "accounted": s.total.accounted(),
                 }),
             ));
         }

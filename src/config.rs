@@ -3,7 +3,8 @@
 //! Sources, later ones overriding earlier ones: the TOML file (or the embedded
 //! `conf/default.toml`), then environment variables `STEERD_<SECTION>__<KEY>` (for
 //! example `STEERD_GENERAL__WORKERS=2`), merged by the `config` crate. Unknown keys are
-//! refused (typos don't pass silently). Every error names the file, the line where it can
+//! refused (typos don't pass silently); `STEERD_*` variables without a `__` are not
+//! configuration (e.g. the test bed's `STEERD_TESTBED_PREFIX`). Every error names the file, the line where it can
 //! be found, and the field path, e.g.
 //! `conf/lab.toml:14: ports[1].mtu: invalid value: integer 70000, expected u16`.
 
@@ -192,6 +193,11 @@ pub struct PortConfig {
     /// afxdp: where the XDP program runs: auto, native, generic.
     #[serde(default)]
     pub xdp_mode: Option<String>,
+    /// The router's own addresses on this port, `ADDRESS/LENGTH` (IPv4 or IPv6): it
+    /// answers ARP / neighbour solicitations and echo requests for them, sources ICMP
+    /// errors from them, and routes their subnets (connected routes).
+    #[serde(default)]
+    pub addrs: Vec<String>,
 }
 
 fn default_mtu() -> u16 {
@@ -212,8 +218,13 @@ pub struct NextHopConfig {
     pub name: String,
     /// Egress port name.
     pub port: String,
-    /// The neighbour's MAC address.
-    pub mac: String,
+    /// The neighbour's MAC address (static); without it, `ip` is resolved by ARP / ND.
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// The neighbour's IP address, resolved to its MAC by ARP (IPv4) or neighbour
+    /// discovery (IPv6) when `mac` is not given.
+    #[serde(default)]
+    pub ip: Option<String>,
     /// Telemetry destination index for traffic routed here.
     #[serde(default)]
     pub dest: Option<u16>,
@@ -325,6 +336,62 @@ pub struct CtlConfig {
     pub socket: Option<String>,
 }
 
+/// Control-plane (slow path) settings: neighbour resolution and ICMP.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// ICMP errors (time exceeded, destination unreachable) per second per port; 0 = none.
+    pub icmp_rate: u32,
+    /// ICMP errors a port may send in a burst before the rate applies.
+    pub icmp_burst: u32,
+    /// ARP requests / neighbour solicitations sent for an address before giving up.
+    pub arp_retries: u32,
+    /// Time between two requests for the same address, in milliseconds.
+    pub arp_retry_ms: u64,
+    /// A neighbour's MAC is trusted this long after it was confirmed, then re-checked
+    /// (seconds).
+    pub reachable_s: u64,
+    /// Packets held per unresolved neighbour while it is resolved (more are dropped,
+    /// counted).
+    pub hold_packets: usize,
+    /// Install a route for the subnet of every port address, its hosts resolved on demand.
+    pub connected_routes: bool,
+    /// Slots of each worker's ring to the slow path (and of the ring back).
+    pub ring_slots: usize,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            icmp_rate: 100,
+            icmp_burst: 50,
+            arp_retries: 3,
+            arp_retry_ms: 1000,
+            reachable_s: 60,
+            hold_packets: 16,
+            connected_routes: true,
+            ring_slots: 512,
+        }
+    }
+}
+
+/// A port address `ADDRESS/LENGTH` (host bits may be set: it is an interface address).
+pub fn parse_ifaddr(s: &str) -> Result<(IpAddr, u8), String> {
+    let (a, l) = parse_cidr(s)?;
+    let bad = match a {
+        IpAddr::V4(v) => {
+            v.is_unspecified() || v.is_multicast() || v.is_broadcast() || v.is_loopback()
+        }
+        IpAddr::V6(v) => v.is_unspecified() || v.is_multicast() || v.is_loopback(),
+    };
+    if bad {
+        return Err(format!(
+            "{a} cannot be a port address (unspecified, multicast, broadcast or loopback)"
+        ));
+    }
+    Ok((a, l))
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -349,6 +416,9 @@ pub struct Config {
     /// Control plane.
     #[serde(default)]
     pub ctl: CtlConfig,
+    /// Control-plane settings (ARP/ND, ICMP).
+    #[serde(default)]
+    pub control: ControlConfig,
     /// Where this config came from (set by the loader).
     #[serde(skip)]
     pub source: ConfigSource,
@@ -451,11 +521,17 @@ impl Config {
         let mut b = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml));
         if env {
+            // Only STEERD_<SECTION>__<KEY>: other STEERD_* variables (the test bed's
+            // STEERD_TESTBED_PREFIX, ...) are not configuration.
+            let vars: config::Map<String, String> = std::env::vars()
+                .filter(|(k, _)| k.strip_prefix("STEERD_").is_some_and(|r| r.contains("__")))
+                .collect();
             b = b.add_source(
                 config::Environment::with_prefix("STEERD")
                     .prefix_separator("_")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .source(Some(vars)),
             );
         }
         let merged = b
@@ -516,6 +592,8 @@ impl Config {
             return Err(self.error("ports", format!("at most {} ports", crate::safe::MAX_PORTS)));
         }
         let mut names = HashMap::new();
+        let mut own_addrs: Vec<(usize, IpAddr)> = Vec::new();
+        let mut subnets: Vec<(usize, crate::route::Prefix)> = Vec::new();
         for (i, p) in self.ports.iter().enumerate() {
             let f = |k: &str| format!("ports[{i}].{k}");
             if names.insert(p.name.as_str(), i).is_some() {
@@ -543,6 +621,48 @@ impl Config {
             }
             if let Some(m) = &p.mac {
                 parse_mac(m).map_err(|e| self.error(&f("mac"), e))?;
+            }
+            for (j, a) in p.addrs.iter().enumerate() {
+                let field = format!("ports[{i}].addrs[{j}]");
+                let (addr, len) = parse_ifaddr(a).map_err(|e| self.error(&field, e))?;
+                let subnet = crate::route::Prefix::new_masked(addr, len);
+                if let Some((pi, _)) = own_addrs.iter().find(|(_, x)| *x == addr) {
+                    return Err(self.error(
+                        &field,
+                        format!(
+                            "{addr} is already an address of port \"{}\"",
+                            self.ports[*pi].name
+                        ),
+                    ));
+                }
+                if let Some((pi, _)) = subnets.iter().find(|(_, x)| *x == subnet) {
+                    if *pi != i {
+                        return Err(self.error(
+                            &field,
+                            format!(
+                                "subnet {subnet} is also on port \"{}\" (a subnet belongs to one port)",
+                                self.ports[*pi].name
+                            ),
+                        ));
+                    }
+                } else {
+                    subnets.push((i, subnet));
+                }
+                own_addrs.push((i, addr));
+            }
+            let n4 = own_addrs.iter().filter(|(_, a)| a.is_ipv4()).count();
+            let n6 = own_addrs.len() - n4;
+            if n4 > crate::safe::tables::MAX_LOCAL_ADDRS
+                || n6 > crate::safe::tables::MAX_LOCAL_ADDRS
+            {
+                return Err(self.error(
+                    &f("addrs"),
+                    format!(
+                        "at most {} IPv4 and {} IPv6 router addresses over all ports",
+                        crate::safe::tables::MAX_LOCAL_ADDRS,
+                        crate::safe::tables::MAX_LOCAL_ADDRS
+                    ),
+                ));
             }
             match p.backend.as_str() {
                 "mem" => {
@@ -673,7 +793,51 @@ impl Config {
                     ),
                 ));
             }
-            parse_mac(&n.mac).map_err(|e| self.error(&format!("next_hops[{i}].mac"), e))?;
+            if let Some(m) = &n.mac {
+                parse_mac(m).map_err(|e| self.error(&format!("next_hops[{i}].mac"), e))?;
+            }
+            match (&n.mac, &n.ip) {
+                (None, None) => {
+                    return Err(self.error(
+                        &format!("next_hops[{i}].name"),
+                        format!(
+                            "next hop \"{}\" needs mac (static) or ip (resolved by ARP/ND)",
+                            n.name
+                        ),
+                    ));
+                }
+                (_, Some(ip)) => {
+                    let field = format!("next_hops[{i}].ip");
+                    let a: IpAddr = ip.trim().parse().map_err(|_| {
+                        self.error(&field, format!("\"{ip}\" is not an IP address"))
+                    })?;
+                    if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+                        return Err(self.error(&field, format!("{a} cannot be a next hop")));
+                    }
+                    let pi = names[n.port.as_str()];
+                    if n.mac.is_none()
+                        && !own_addrs
+                            .iter()
+                            .any(|(p, x)| *p == pi && x.is_ipv4() == a.is_ipv4())
+                    {
+                        return Err(self.error(
+                            &field,
+                            format!(
+                                "resolving {a} needs an {} address on port \"{}\" (ports[{pi}].addrs) to send {} from",
+                                if a.is_ipv4() { "IPv4" } else { "IPv6" },
+                                n.port,
+                                if a.is_ipv4() { "ARP requests" } else { "neighbour solicitations" },
+                            ),
+                        ));
+                    }
+                    if own_addrs.iter().any(|(_, x)| *x == a) {
+                        return Err(
+                            self.error(&field, format!("{a} is one of the router's own addresses"))
+                        );
+                    }
+                }
+                (Some(_), None) => {}
+            }
             if let Some(d) = n.dest
                 && d as usize >= g.telemetry_destinations
             {
@@ -738,6 +902,22 @@ impl Config {
         }
         if self.ctl.socket.as_deref() == Some("") {
             return Err(self.error("ctl.socket", "give a path or \"off\""));
+        }
+        let c = &self.control;
+        if c.arp_retries == 0 {
+            return Err(self.error("control.arp_retries", "at least one request is needed"));
+        }
+        if c.arp_retry_ms == 0 {
+            return Err(self.error("control.arp_retry_ms", "must be above 0"));
+        }
+        if c.reachable_s == 0 {
+            return Err(self.error("control.reachable_s", "must be above 0"));
+        }
+        if !(16..=65536).contains(&c.ring_slots) {
+            return Err(self.error("control.ring_slots", "must be within 16..=65536"));
+        }
+        if c.hold_packets > 256 {
+            return Err(self.error("control.hold_packets", "at most 256"));
         }
         if !self.steering.destinations.is_empty() && self.steering.keys.is_empty() {
             return Err(self.error(
@@ -949,5 +1129,53 @@ via = "nh1"
         // SAFETY: as above.
         unsafe { std::env::remove_var(name) };
         assert_eq!(c.general.stats_interval_ms, 250);
+    }
+    #[test]
+    fn other_steerd_variables_are_not_configuration() {
+        let name = "STEERD_TESTBED_PREFIX";
+        // SAFETY: no other test reads or writes this variable.
+        unsafe { std::env::set_var(name, "sdx-") };
+        let c = Config::from_toml(OK, "t.toml", Path::new("."), true);
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(name) };
+        assert!(c.is_ok(), "{c:?}");
+    }
+
+    #[test]
+    fn router_addresses_and_resolved_next_hops() {
+        let t = OK
+            .replace(
+                "backend = \"mem\"\n\n[[next",
+                "backend = \"mem\"\naddrs = [\"10.2.0.1/24\", \"fd02::1/64\"]\n\n[[next",
+            )
+            .replace("mac = \"02:00:00:00:01:01\"", "ip = \"10.2.0.2\"");
+        let c = parse(&t).unwrap();
+        assert_eq!(c.ports[1].addrs.len(), 2);
+        assert_eq!(c.next_hops[0].mac, None);
+        let e = parse(&t.replace("10.2.0.1/24", "10.2.0.1/33")).unwrap_err();
+        assert_eq!(e.field, "ports[1].addrs[0]", "{e}");
+        assert_eq!(e.line, Some(15), "{e}");
+        let e = parse(&t.replace("10.2.0.1/24", "224.0.0.1/24")).unwrap_err();
+        assert!(e.msg.contains("cannot be a port address"), "{e}");
+        let e = parse(&t.replace("\"fd02::1/64\"", "\"fd02::1/64\", \"10.2.0.1/16\"")).unwrap_err();
+        assert!(e.msg.contains("already an address"), "{e}");
+        // Resolving needs an address of the family on the port.
+        let e = parse(
+            &t.replace("ip = \"10.2.0.2\"", "ip = \"fd09::2\"")
+                .replace(", \"fd02::1/64\"", ""),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "next_hops[0].ip", "{e}");
+        assert!(
+            e.msg.contains("needs an IPv6 address on port \"p1\""),
+            "{e}"
+        );
+        let e = parse(&t.replace("ip = \"10.2.0.2\"", "ip = \"10.2.0.1\"")).unwrap_err();
+        assert!(e.msg.contains("router's own"), "{e}");
+        let e = parse(&t.replace("ip = \"10.2.0.2\"\n", "")).unwrap_err();
+        assert_eq!(e.field, "next_hops[0].name", "{e}");
+        assert!(e.msg.contains("needs mac"), "{e}");
+        let e = parse(&format!("{t}\n[control]\nring_slots = 4\n")).unwrap_err();
+        assert_eq!(e.field, "control.ring_slots", "{e}");
     }
 }

@@ -10,6 +10,7 @@
 //! | [`safe`] | worker loops, burst pipeline, tx staging, counters, table publication | hot |
 //! | [`steering`] | steering table, keys, header authentication | hot lookups |
 //! | [`telemetry`] | per-worker per-destination counters | hot writes, cold reads |
+//! | [`cp`] | control plane: ARP/ND, neighbour table, echo, ICMP errors, held packets | cold (own thread) |
 //! | [`config`] | typed, validated configuration | cold |
 //! | [`app`] | building ports/tables/workers from config, running, summaries | cold |
 //! | [`ctl`] | control plane: controller loop, live screen, metrics, status, ctl socket, reload | cold |
@@ -28,6 +29,7 @@
 pub mod app;
 pub mod bench;
 pub mod config;
+pub mod cp;
 pub mod ctl;
 pub mod port;
 pub mod route;

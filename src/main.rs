@@ -324,7 +324,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             app::install_signal_handlers();
             let s = a.run(&opts)?;
             app::print_summary(&s);
-            Ok(if s.total.rx == s.total.tx + s.total.total_drops() {
+            Ok(if s.total.accounted() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

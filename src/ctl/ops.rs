@@ -377,11 +377,16 @@ impl CtlState {
         let mut steering = cur.steering.clone();
         steering.keys.rotate(new);
         let keys = steering.keys;
+        // The route table is shared (an Arc), not copied.
         let t = Tables {
             routes: cur.routes.clone(),
             steering,
             ports: cur.ports.clone(),
             nh_dest: cur.nh_dest.clone(),
+            local: cur.local.clone(),
+            nh_l2: cur.nh_l2.clone(),
+            nh_kind: cur.nh_kind.clone(),
+            hosts: cur.hosts.clone(),
         };
         drop(cur);
         let g = self.tables.publish(t);

@@ -42,6 +42,15 @@ pub struct Local {
     pub idle_polls: u64,
     /// Loop iterations that received something.
     pub busy_polls: u64,
+    /// Received packets handed to the control plane (ARP, ND, echo requests to the
+    /// router, packets waiting for a neighbour's MAC): `rx = tx + drops + local`.
+    pub local: u64,
+    /// Packets the control plane generated (replies, ICMP errors, ARP/ND requests,
+    /// released held packets) that this worker transmitted.
+    pub cp_tx: u64,
+    /// Control-plane packets the transmit queue refused (not received packets: outside
+    /// the rx accounting).
+    pub cp_tx_dropped: u64,
 }
 
 impl Default for Local {
@@ -59,6 +68,9 @@ impl Default for Local {
             port_tx: [0; MAX_PORTS],
             idle_polls: 0,
             busy_polls: 0,
+            local: 0,
+            cp_tx: 0,
+            cp_tx_dropped: 0,
         }
     }
 }
@@ -97,6 +109,15 @@ impl Local {
         }
         self.idle_polls += o.idle_polls;
         self.busy_polls += o.busy_polls;
+        self.local += o.local;
+        self.cp_tx += o.cp_tx;
+        self.cp_tx_dropped += o.cp_tx_dropped;
+    }
+
+    /// True when every received packet is sent, dropped (counted) or taken by the
+    /// control plane (exact once stopped and drained).
+    pub fn accounted(&self) -> bool {
+        self.rx == self.tx + self.total_drops() + self.local
     }
 }
 
@@ -105,7 +126,7 @@ pub struct WorkerStats {
     cells: CachePadded<Box<[AtomicU64]>>,
 }
 
-const FIXED: usize = 8;
+const FIXED: usize = 11;
 const N_CELLS: usize = FIXED + Fallback::COUNT + DropReason::COUNT + 2 * MAX_PORTS;
 
 impl Default for WorkerStats {
@@ -135,6 +156,9 @@ impl WorkerStats {
             l.routed,
             l.idle_polls,
             l.busy_polls,
+            l.local,
+            l.cp_tx,
+            l.cp_tx_dropped,
         ];
         let rest = fixed
             .iter()
@@ -159,6 +183,9 @@ impl WorkerStats {
             routed: v[5],
             idle_polls: v[6],
             busy_polls: v[7],
+            local: v[8],
+            cp_tx: v[9],
+            cp_tx_dropped: v[10],
             ..Local::default()
         };
         let mut i = FIXED;

@@ -15,7 +15,7 @@ pub enum DropReason {
     NoRouteV6,
     /// An EtherType the forwarding plane does not route (not IPv4, IPv6 or NSH).
     UnsupportedEthertype,
-    /// ARP arriving at a port without an ARP responder.
+    /// ARP arriving at a port without IPv4 addresses (nothing to answer for).
     ArpNotHandled,
     /// The packet is larger than the egress port's MTU (no fragmentation is done).
     MtuExceeded,
@@ -25,10 +25,18 @@ pub enum DropReason {
     BadEgressPort,
     /// The steering header could not be removed (frame shorter than its headers claim).
     NshStripFailed,
+    /// Addressed to the router (one of its addresses, broadcast, link-local multicast)
+    /// but not a service it offers (only ARP, neighbour discovery and echo are).
+    LocalNotHandled,
+    /// The ring to the control plane was full (ARP, ND, echo, packets waiting for a
+    /// neighbour's MAC).
+    SlowPathFull,
+    /// A unicast frame for another MAC address (a router routes only frames sent to it).
+    NotOurMac,
 }
 
 /// Number of reasons that are not parse errors.
-const OTHER: usize = 9;
+const OTHER: usize = 12;
 
 impl DropReason {
     /// Number of distinct reasons (parse errors included).
@@ -49,6 +57,9 @@ impl DropReason {
             DropReason::TxFull => P + 6,
             DropReason::BadEgressPort => P + 7,
             DropReason::NshStripFailed => P + 8,
+            DropReason::LocalNotHandled => P + 9,
+            DropReason::SlowPathFull => P + 10,
+            DropReason::NotOurMac => P + 11,
         }
     }
 
@@ -68,6 +79,9 @@ impl DropReason {
             6 => DropReason::TxFull,
             7 => DropReason::BadEgressPort,
             8 => DropReason::NshStripFailed,
+            9 => DropReason::LocalNotHandled,
+            10 => DropReason::SlowPathFull,
+            11 => DropReason::NotOurMac,
             _ => return None,
         })
     }
@@ -85,6 +99,9 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::BadEgressPort => "bad_egress_port",
             DropReason::NshStripFailed => "nsh_strip_failed",
+            DropReason::LocalNotHandled => "local_not_handled",
+            DropReason::SlowPathFull => "slowpath_full",
+            DropReason::NotOurMac => "not_our_mac",
         }
     }
 }

@@ -2,16 +2,19 @@
 //!
 //! Owns: the worker loop ([`worker`]), burst processing ([`pipeline`]), transmit
 //! staging by priority ([`tx`]), per-core counters ([`counters`]), drop reasons
-//! ([`drop`]) and the published forwarding tables ([`tables`]).
+//! ([`drop`]), the published forwarding tables ([`tables`]) and the rings to the
+//! control plane ([`punt`]).
 //!
 //! Invariant: once started, a worker never allocates, locks, logs or blocks; it reads
 //! tables through one atomic generation check per burst and publishes its counters with
-//! relaxed stores. For every packet received: received = sent + counted drops (+ what is
-//! still staged while running; nothing after the drain on stop).
+//! relaxed stores. For every packet received: received = sent + counted drops + handed to
+//! the control plane (+ what is still staged while running; nothing after the drain on
+//! stop).
 
 pub mod counters;
 pub mod drop;
 pub mod pipeline;
+pub mod punt;
 pub mod tables;
 pub mod tx;
 pub mod worker;
@@ -19,4 +22,4 @@ pub mod worker;
 pub use counters::{Local, MAX_PORTS, WorkerStats};
 pub use drop::DropReason;
 pub use pipeline::{BURST, Mode};
-pub use tables::{PortFlags, TableHandle, TableReader, Tables};
+pub use tables::{NhKind, NhL2, PortFlags, TableHandle, TableReader, Tables};

@@ -9,10 +9,19 @@
 //!
 //! Nothing here allocates, locks or panics on any input: malformed packets become a
 //! [`DropReason`], steering headers that fail a check become a counted [`Fallback`].
+//!
+//! The exception path (VPP/DPDK style): packets the data plane cannot finish go to the
+//! control plane through `punt` ([`Punt`]): ARP, neighbour discovery and echo requests
+//! for the router's own addresses (counted `local`), packets whose next hop's MAC is not
+//! resolved yet (rewritten, then held by the control plane; counted `local`), and copies
+//! of the reason for ICMP errors: expired TTL and missing routes stay counted drops, the
+//! buffer only carries the invoking packet to the control plane, which answers with a
+//! rate-limited ICMP error.
 
 use super::counters::Local;
 use super::drop::DropReason;
-use super::tables::Tables;
+use super::punt::{Punt, PuntKind};
+use super::tables::{NhL2, PortFlags, Tables};
 use super::tx::TxStage;
 use crate::port::Buf;
 use crate::steering::{Fallback, TagCache, TagFields};
@@ -36,6 +45,10 @@ pub enum Mode {
 #[derive(Clone, Copy)]
 enum Action {
     Drop(DropReason),
+    /// A counted drop whose buffer then goes to the control plane for an ICMP error.
+    DropIcmp(DropReason, PuntKind),
+    /// For the control plane (ARP, ND, echo to the router).
+    Local,
     /// Steering table hit: next hop chosen.
     Steer,
     /// IPv4: the LPM result is in `res4[slot]`.
@@ -60,6 +73,8 @@ struct Meta {
     slot: u8,
     flow_hash: u32,
     value: Option<u32>,
+    /// Destination address (IPv4 in the low 32 bits), for punts to the control plane.
+    dst: u128,
 }
 
 const META0: Meta = Meta {
@@ -75,6 +90,7 @@ const META0: Meta = Meta {
     slot: 0,
     flow_hash: 0,
     value: None,
+    dst: 0,
 };
 
 /// Scratch space for one burst, owned by a worker (allocated once).
@@ -114,8 +130,10 @@ pub struct BurstCtx<'a> {
 }
 
 /// Processes `pkts` (at most [`BURST`]; all drained): each packet is staged on its egress
-/// port's [`TxStage`] or given to `free` and counted as a drop.
+/// port's [`TxStage`], handed to the control plane through `punt` (which gives the packet
+/// back when its ring is full), or given to `free` and counted as a drop.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub fn process_burst<B: Buf>(
     mode: Mode,
     ctx: &BurstCtx<'_>,
@@ -124,6 +142,7 @@ pub fn process_burst<B: Buf>(
     stages: &mut [TxStage<B>],
     c: &mut Local,
     mut free: impl FnMut(B),
+    mut punt: impl FnMut(Punt<B>) -> Result<(), Punt<B>>,
 ) {
     if mode == Mode::Io {
         for b in pkts.drain(..) {
@@ -176,6 +195,23 @@ pub fn process_burst<B: Buf>(
                 free(b);
                 continue;
             }
+            Action::DropIcmp(r, kind) => {
+                c.drop(r);
+                if let Err(p) = punt(Punt::new(b, kind, m)) {
+                    free(p.buf);
+                }
+                continue;
+            }
+            Action::Local => {
+                match punt(Punt::new(b, PuntKind::Local, m)) {
+                    Ok(()) => c.local += 1,
+                    Err(p) => {
+                        c.drop(DropReason::SlowPathFull);
+                        free(p.buf);
+                    }
+                }
+                continue;
+            }
             Action::Steer => c.steered += 1,
             Action::Lpm4 | Action::Lpm6 => {
                 let r = if let Action::Lpm4 = m.act {
@@ -195,14 +231,30 @@ pub fn process_burst<B: Buf>(
                         } else {
                             DropReason::NoRouteV4
                         });
-                        free(b);
+                        if let Err(p) = punt(Punt::new(b, PuntKind::NoRoute, m)) {
+                            free(p.buf);
+                        }
                         continue;
                     }
                 }
             }
         }
         match rewrite(t, &mut b, m) {
-            Ok(port) => {
+            Ok((port, false)) => {
+                // The next hop's MAC is not known yet: the control plane holds the
+                // (rewritten) packet while it resolves the neighbour.
+                let mut p = Punt::new(b, PuntKind::Hold, m);
+                p.port = port;
+                p.nh = m.nh;
+                match punt(p) {
+                    Ok(()) => c.local += 1,
+                    Err(p) => {
+                        c.drop(DropReason::SlowPathFull);
+                        free(p.buf);
+                    }
+                }
+            }
+            Ok((port, true)) => {
                 ctx.telemetry.add(m.dest, m.app, b.len() as u32);
                 match stages.get_mut(port as usize) {
                     Some(st) => st.push(m.prio, b, ctx.now_ns),
@@ -235,23 +287,22 @@ fn decide<B: Buf>(t: &Tables, tags: &mut TagCache, b: &B, c: &mut Local, m: &mut
             return;
         }
     };
-    let v6 = match k.l3 {
-        L3::Ipv4 => false,
-        L3::Ipv6 => true,
-        L3::Arp => {
-            m.act = Action::Drop(DropReason::ArpNotHandled);
-            return;
-        }
-        L3::Other(_) => {
-            m.act = Action::Drop(DropReason::UnsupportedEthertype);
-            return;
-        }
-    };
-    if k.ttl <= 1 {
-        m.act = Action::Drop(DropReason::TtlExpired);
+    let v6 = matches!(k.l3, L3::Ipv6);
+    m.v6 = v6;
+    m.dst = if v6 { k.dst_v6 } else { u128::from(k.dst_v4) };
+    let pf = t
+        .ports
+        .get(b.rx_port() as usize)
+        .copied()
+        .unwrap_or_default();
+    if let Some(a) = local_action(t, &pf, b.data(), &k) {
+        m.act = a;
         return;
     }
-    m.v6 = v6;
+    if k.ttl <= 1 {
+        m.act = Action::DropIcmp(DropReason::TtlExpired, PuntKind::TtlExpired);
+        return;
+    }
     m.l2_len = k.l2_len;
     m.nsh_len = k.nsh_len;
     m.l3_off = k.l3_off;
@@ -260,9 +311,7 @@ fn decide<B: Buf>(t: &Tables, tags: &mut TagCache, b: &B, c: &mut Local, m: &mut
     m.app = 0;
     m.dest = u16::MAX;
     if k.nsh_len != 0 {
-        let port = b.rx_port() as usize;
-        let trusted = t.ports.get(port).map(|p| p.trusted).unwrap_or(false);
-        let fb = match (trusted, k.nsh) {
+        let fb = match (pf.trusted, k.nsh) {
             (false, _) => Fallback::Untrusted,
             (true, None) => Fallback::NoSteeringTlv,
             (true, Some(h)) => {
@@ -301,6 +350,89 @@ fn decide<B: Buf>(t: &Tables, tags: &mut TagCache, b: &B, c: &mut Local, m: &mut
     }
 }
 
+/// What the router does with packets for itself (and frames not for it): `None` for
+/// packets to be routed. A few compares for routed packets: the frame's destination MAC,
+/// the router's own addresses (at most [`super::tables::MAX_LOCAL_ADDRS`] per family),
+/// multicast and link-local scopes.
+#[inline]
+fn local_action(t: &Tables, pf: &PortFlags, d: &[u8], m: &Classified) -> Option<Action> {
+    // classify() checked the 14-byte Ethernet header.
+    if pf.l2_filter && d[0] & 1 == 0 && d[..6] != pf.mac {
+        return Some(Action::Drop(DropReason::NotOurMac));
+    }
+    let l4_type = || {
+        if m.l4_off == 0 || m.nsh_len != 0 {
+            None
+        } else {
+            d.get(m.l4_off as usize).copied()
+        }
+    };
+    match m.l3 {
+        L3::Arp => Some(if pf.has_v4 {
+            Action::Local
+        } else {
+            Action::Drop(DropReason::ArpNotHandled)
+        }),
+        L3::Other(_) => Some(Action::Drop(DropReason::UnsupportedEthertype)),
+        L3::Ipv4 => {
+            let dst = m.dst_v4;
+            if t.local.is_local_v4(dst) {
+                let echo = m.proto == wire::ipv4::protocol::ICMP
+                    && l4_type() == Some(wire::icmpv4::msg_type::ECHO_REQUEST);
+                return Some(if echo {
+                    Action::Local
+                } else {
+                    Action::Drop(DropReason::LocalNotHandled)
+                });
+            }
+            // Multicast and limited broadcast are not routed.
+            if dst >> 28 == 0xe || dst == u32::MAX {
+                return Some(Action::Drop(DropReason::LocalNotHandled));
+            }
+            None
+        }
+        L3::Ipv6 => {
+            let dst = m.dst_v6;
+            let multicast = dst >> 120 == 0xff;
+            if multicast || t.local.is_local_v6(dst) {
+                use wire::icmpv6::msg_type as ty;
+                let ok = pf.has_v6
+                    && m.proto == wire::icmpv6::PROTOCOL
+                    && match l4_type() {
+                        Some(ty::ROUTER_SOLICIT..=ty::NEIGHBOR_ADVERT) => true,
+                        Some(ty::ECHO_REQUEST) => !multicast,
+                        _ => false,
+                    };
+                return Some(if ok {
+                    Action::Local
+                } else {
+                    Action::Drop(DropReason::LocalNotHandled)
+                });
+            }
+            // Link-local unicast (fe80::/10) is never routed.
+            if dst >> 118 == 0x3fa {
+                return Some(Action::Drop(DropReason::LocalNotHandled));
+            }
+            None
+        }
+    }
+}
+
+impl<B> Punt<B> {
+    /// A punt of `buf` for `kind`, with the destination pass 1 found.
+    #[inline]
+    fn new(buf: B, kind: PuntKind, m: &Meta) -> Self {
+        Punt {
+            buf,
+            kind,
+            port: 0,
+            nh: 0,
+            dst: m.dst,
+            v6: m.v6,
+        }
+    }
+}
+
 /// The inner packet's source and destination address bytes (4 or 16 each).
 #[inline]
 fn addr_bytes<'a>(d: &'a [u8], m: &Classified) -> (&'a [u8], &'a [u8]) {
@@ -316,12 +448,26 @@ fn addr_bytes<'a>(d: &'a [u8], m: &Classified) -> (&'a [u8], &'a [u8]) {
 
 /// Rewrites a packet for next hop `nh`: TTL/hop limit, optional NSH removal, MACs.
 /// Returns the egress port.
+/// Returns the egress port and whether the destination MAC was known (when it was not,
+/// everything but the destination MAC is rewritten).
 #[inline(always)]
-fn rewrite<B: Buf>(t: &Tables, b: &mut B, m: &Meta) -> Result<u16, DropReason> {
+fn rewrite<B: Buf>(t: &Tables, b: &mut B, m: &Meta) -> Result<(u16, bool), DropReason> {
     let Some(hop) = t.routes.next_hops.get(m.nh) else {
         return Err(DropReason::BadEgressPort);
     };
     let port = hop.port;
+    let dst_mac = match t.nh_l2.get(m.nh as usize) {
+        Some(NhL2::Mac(mac)) => Some(*mac),
+        Some(NhL2::Pending) => None,
+        Some(NhL2::Connected) => {
+            if m.v6 {
+                t.hosts.get_v6(m.dst, port)
+            } else {
+                t.hosts.get_v4(m.dst as u32, port)
+            }
+        }
+        None => Some(hop.dst_mac),
+    };
     let flags = t
         .ports
         .get(port as usize)
@@ -351,9 +497,11 @@ fn rewrite<B: Buf>(t: &Tables, b: &mut B, m: &Meta) -> Result<u16, DropReason> {
     if d.len() < 12 {
         return Err(DropReason::NshStripFailed);
     }
-    d[0..6].copy_from_slice(&hop.dst_mac);
+    if let Some(mac) = dst_mac {
+        d[0..6].copy_from_slice(&mac);
+    }
     d[6..12].copy_from_slice(&hop.src_mac);
-    Ok(port)
+    Ok((port, dst_mac.is_some()))
 }
 
 /// Removes the NSH header between L2 and the inner IP packet: the L2 header moves
@@ -377,4 +525,226 @@ fn strip_nsh<B: Buf>(b: &mut B, m: &Meta) -> Result<(), DropReason> {
         return Err(DropReason::NshStripFailed);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cp::packets as pk;
+    use crate::port::{PktBuf, Pool};
+    use crate::safe::tables::{HostTable, NhKind};
+    use crate::wire::ethernet::ethertype;
+    use crate::wire::ipv4::protocol;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const MAC_A: [u8; 6] = [2, 0, 0, 0, 1, 1];
+    const MAC_B: [u8; 6] = [2, 0, 0, 0, 2, 1];
+    const HOST_A: [u8; 6] = [2, 0, 0, 0, 1, 2];
+    const HOST_B: [u8; 6] = [2, 0, 0, 0, 2, 2];
+
+    /// The test bed's router: ports a and b with addresses, IPv4 via next hops by IP,
+    /// IPv6 by the connected routes.
+    fn tables() -> Tables {
+        let text = r#"
+[[ports]]
+name = "a"
+backend = "mem"
+mac = "02:00:00:00:01:01"
+addrs = ["10.1.0.1/24", "fd01::1/64"]
+[[ports]]
+name = "b"
+backend = "mem"
+mac = "02:00:00:00:02:01"
+addrs = ["10.2.0.1/24", "fd02::1/64"]
+[[next_hops]]
+name = "host-b"
+port = "b"
+ip = "10.2.0.2"
+[[routes]]
+prefix = "10.2.0.0/24"
+via = "host-b"
+"#;
+        let cfg =
+            crate::config::Config::from_toml(text, "t", std::path::Path::new("."), false).unwrap();
+        crate::app::build_tables(&cfg, &[], None).unwrap()
+    }
+
+    fn v4(dst: Ipv4Addr, ttl: u8, proto: u8, l4: &[u8]) -> Vec<u8> {
+        let ip = pk::ipv4(Ipv4Addr::new(10, 1, 0, 2), dst, proto, ttl, 1, l4);
+        pk::frame(MAC_A, HOST_A, ethertype::IPV4, &ip)
+    }
+
+    fn v6(dst: Ipv6Addr, l4: &[u8]) -> Vec<u8> {
+        let ip = pk::ipv6("fd01::2".parse().unwrap(), dst, 17, 64, l4);
+        pk::frame(MAC_A, HOST_A, ethertype::IPV6, &ip)
+    }
+
+    struct Out {
+        c: Local,
+        punted: Vec<(PuntKind, u16, Vec<u8>)>,
+        sent: Vec<(usize, Vec<u8>)>,
+        freed: usize,
+    }
+
+    fn run(t: &Tables, frames: &[Vec<u8>]) -> Out {
+        let mut pool = Pool::new(64);
+        let mut pkts = Vec::with_capacity(BURST);
+        for f in frames {
+            let mut b = pool.get().unwrap();
+            b.fill(f);
+            b.port = 0;
+            pkts.push(b);
+        }
+        let tel = DestCounters::new(4, 4);
+        let ctx = BurstCtx {
+            tables: t,
+            now_ns: 0,
+            io_peer: &[],
+            telemetry: &tel,
+            generation: 1,
+        };
+        let mut stages: Vec<TxStage<PktBuf>> = (0..2).map(|_| TxStage::new(64)).collect();
+        let mut s = Scratch::default();
+        let mut c = Local::default();
+        let mut punted = Vec::new();
+        let mut freed = 0;
+        process_burst(
+            Mode::Forward,
+            &ctx,
+            &mut pkts,
+            &mut s,
+            &mut stages,
+            &mut c,
+            |_| freed += 1,
+            |p: Punt<PktBuf>| {
+                punted.push((p.kind, p.nh, p.buf.data().to_vec()));
+                Ok(())
+            },
+        );
+        let mut sent = Vec::new();
+        for (i, st) in stages.iter().enumerate() {
+            for b in st.classes.iter().flatten() {
+                sent.push((i, b.data().to_vec()));
+            }
+        }
+        Out {
+            c,
+            punted,
+            sent,
+            freed,
+        }
+    }
+
+    #[test]
+    fn router_traffic_goes_to_the_control_plane() {
+        let t = tables();
+        let echo = pk::icmpv4(8, 0, [0, 1, 0, 1], b"ping");
+        let frames = vec![
+            pk::arp_request(
+                HOST_A,
+                Ipv4Addr::new(10, 1, 0, 2),
+                Ipv4Addr::new(10, 1, 0, 1),
+                None,
+            ),
+            v4(Ipv4Addr::new(10, 1, 0, 1), 64, protocol::ICMP, &echo),
+            // The router's address on the other port answers too.
+            v4(Ipv4Addr::new(10, 2, 0, 1), 1, protocol::ICMP, &echo),
+            pk::neighbor_solicit(
+                HOST_A,
+                "fd01::2".parse().unwrap(),
+                "fd01::1".parse().unwrap(),
+                None,
+            ),
+            // Not services the router offers, or not for routing.
+            v4(Ipv4Addr::new(10, 1, 0, 1), 64, protocol::UDP, &[0; 8]),
+            v4(Ipv4Addr::new(224, 0, 0, 251), 255, protocol::UDP, &[0; 8]),
+            v6("fe80::9".parse().unwrap(), &[0; 8]),
+        ];
+        let o = run(&t, &frames);
+        assert_eq!(o.c.local, 4);
+        assert_eq!(o.punted.len(), 4);
+        assert!(o.punted.iter().all(|p| p.0 == PuntKind::Local));
+        assert_eq!(o.c.drops[DropReason::LocalNotHandled.index()], 3);
+        assert_eq!(o.freed, 3);
+        assert!(o.sent.is_empty());
+        assert_eq!(o.c.local + o.c.total_drops(), frames.len() as u64);
+    }
+
+    #[test]
+    fn expired_and_unroutable_packets_are_counted_then_sent_for_icmp() {
+        let t = tables();
+        let o = run(
+            &t,
+            &[
+                v4(Ipv4Addr::new(10, 2, 0, 2), 1, protocol::UDP, &[0; 8]),
+                v4(Ipv4Addr::new(192, 0, 2, 1), 64, protocol::UDP, &[0; 8]),
+                v6("2001:db8::1".parse().unwrap(), &[0; 8]),
+            ],
+        );
+        assert_eq!(o.c.drops[DropReason::TtlExpired.index()], 1);
+        assert_eq!(o.c.drops[DropReason::NoRouteV4.index()], 1);
+        assert_eq!(o.c.drops[DropReason::NoRouteV6.index()], 1);
+        let kinds: Vec<PuntKind> = o.punted.iter().map(|p| p.0).collect();
+        assert_eq!(
+            kinds,
+            [PuntKind::TtlExpired, PuntKind::NoRoute, PuntKind::NoRoute]
+        );
+        assert_eq!(
+            o.c.local, 0,
+            "drops, not local: the buffers only carry the ICMP"
+        );
+        assert_eq!(o.punted[0].2[22], 1, "as received, TTL untouched");
+    }
+
+    #[test]
+    fn unresolved_next_hops_hold_until_published() {
+        let t = tables();
+        let to_b = v4(Ipv4Addr::new(10, 2, 0, 2), 64, protocol::UDP, &[0; 8]);
+        let to_b6 = v6("fd02::5".parse().unwrap(), &[0; 8]);
+        let o = run(&t, &[to_b.clone(), to_b6.clone()]);
+        assert_eq!(o.c.local, 2);
+        assert_eq!(o.punted.len(), 2);
+        let (kind, nh, held) = &o.punted[0];
+        assert_eq!(*kind, PuntKind::Hold);
+        assert_eq!(
+            t.nh_kind[*nh as usize],
+            NhKind::Neighbor("10.2.0.2".parse().unwrap())
+        );
+        assert_eq!(&held[6..12], &MAC_B, "rewritten: source MAC of port b");
+        assert_eq!(&held[0..6], &MAC_A, "destination MAC not yet known");
+        assert_eq!(held[22], 63, "TTL decremented");
+        assert_eq!(o.punted[1].0, PuntKind::Hold);
+        assert_eq!(t.nh_kind[o.punted[1].1 as usize], NhKind::Connected);
+        // The control plane resolved both: a new snapshot sharing the routes.
+        let mut l2 = t.nh_l2.clone();
+        l2[0] = NhL2::Mac(HOST_B);
+        let host6 = u128::from("fd02::5".parse::<Ipv6Addr>().unwrap());
+        let t2 = t.with_l2(l2, HostTable::build(&[], &[(host6, 1, [2, 0, 0, 0, 2, 5])]));
+        assert!(std::sync::Arc::ptr_eq(&t.routes, &t2.routes));
+        let o = run(&t2, &[to_b, to_b6]);
+        assert!(o.punted.is_empty());
+        assert_eq!(o.sent.len(), 2);
+        assert_eq!(o.sent[0].0, 1, "out of port b");
+        assert_eq!(&o.sent[0].1[0..6], &HOST_B);
+        assert_eq!(&o.sent[1].1[0..6], &[2, 0, 0, 0, 2, 5]);
+    }
+
+    #[test]
+    fn frames_for_other_macs_are_not_routed_on_interface_ports() {
+        let mut t = tables();
+        t.ports[0].l2_filter = true;
+        let mut f = v4(Ipv4Addr::new(10, 2, 0, 2), 64, protocol::UDP, &[0; 8]);
+        f[0..6].copy_from_slice(&[2, 9, 9, 9, 9, 9]);
+        let o = run(&t, &[f]);
+        assert_eq!(o.c.drops[DropReason::NotOurMac.index()], 1);
+        // Broadcast still reaches the control plane (ARP).
+        let arp = pk::arp_request(
+            HOST_A,
+            Ipv4Addr::new(10, 1, 0, 2),
+            Ipv4Addr::new(10, 1, 0, 1),
+            None,
+        );
+        let o = run(&t, &[arp]);
+        assert_eq!(o.c.local, 1);
+    }
 }

@@ -7,6 +7,8 @@
 //!   rx burst on single-queue ports (worker 0 only) ──► hash ──► own share: process
 //!                                                          └─► SPSC ring to worker k
 //!   pop hand-off ring ──► process
+//!   pop the control plane's inject ring (≤ 64) ──► transmit (replies, ICMP errors,
+//!   ARP/ND requests, released held packets) or back to the pool; repay its buffers
 //!   flush ports with a full burst or past the drain deadline
 //!   publish counters; every 100 ms hand the latency histogram to the stats thread
 //! ```
@@ -21,6 +23,7 @@ use hdrhistogram::Histogram;
 use super::counters::{Local, MAX_PORTS, WorkerStats};
 use super::drop::DropReason;
 use super::pipeline::{BURST, BurstCtx, Mode, Scratch, process_burst};
+use super::punt::{CpLink, NO_PORT, Punt, PuntKind};
 use super::tables::TableReader;
 use super::tx::{N_CLASSES, TxStage};
 use crate::port::{AnyRx, AnyTx, Buf, PktBuf, Pool, RxQueue, TxQueue};
@@ -126,6 +129,87 @@ pub struct Worker {
     pub ctl: Arc<RunControl>,
     /// Clock origin shared by all workers.
     pub epoch: Instant,
+    /// Rings to and from the control plane (None when the router has no addresses).
+    pub cp: Option<CpLink>,
+}
+
+/// Most control-plane packets a worker takes per loop.
+const INJECT_PER_LOOP: usize = 64;
+
+/// Hands a packet to the control plane; gives it back when the ring is full (or there is
+/// no control plane). ICMP-error punts only use the upper half of the ring, so a flood of
+/// expired TTLs never crowds out ARP and neighbour discovery.
+#[inline]
+fn punt_to(cp: Option<&mut CpLink>, p: Punt<PktBuf>) -> Result<(), Punt<PktBuf>> {
+    let Some(cp) = cp else {
+        return Err(p);
+    };
+    if matches!(p.kind, PuntKind::TtlExpired | PuntKind::NoRoute)
+        && cp.punt.slots() * 2 < cp.punt.buffer().capacity()
+    {
+        return Err(p);
+    }
+    cp.punt.push(p).map_err(|rtrb::PushError::Full(p)| p)
+}
+
+/// Takes up to [`INJECT_PER_LOOP`] packets from the control plane and transmits them at
+/// once (they are few; counted as `cp_tx`, not as forwarded `tx`), puts bare buffers
+/// back in the pool and repays the control plane's pool for the buffers it lent.
+#[inline]
+fn drain_inject(
+    cp: &mut CpLink,
+    tx: &mut [AnyTx],
+    pool: &mut Pool,
+    local: &mut Local,
+    owed: &mut usize,
+    out: &mut [Vec<PktBuf>],
+) {
+    let mut any = false;
+    for _ in 0..INJECT_PER_LOOP {
+        let Ok(inj) = cp.inject.pop() else {
+            break;
+        };
+        if inj.owed {
+            *owed += 1;
+        }
+        match out.get_mut(inj.port as usize) {
+            Some(v) if inj.port != NO_PORT && v.len() < v.capacity() => {
+                v.push(inj.buf);
+                any = true;
+            }
+            _ => {
+                if inj.port != NO_PORT {
+                    local.cp_tx_dropped += 1;
+                }
+                pool.put(inj.buf);
+            }
+        }
+    }
+    if any {
+        for (v, q) in out.iter_mut().zip(tx.iter_mut()) {
+            if v.is_empty() {
+                continue;
+            }
+            let mut tries = 0;
+            while !v.is_empty() && tries < 4 {
+                let n = q.tx_burst(pool, v);
+                local.cp_tx += n as u64;
+                tries += usize::from(n == 0);
+            }
+            for b in v.drain(..) {
+                local.cp_tx_dropped += 1;
+                pool.put(b);
+            }
+            q.flush();
+        }
+    }
+    while *owed > 0 && cp.repay.slots() > 0 {
+        let Some(b) = pool.get() else {
+            break;
+        };
+        let _ = cp.repay.push(b);
+        *owed -= 1;
+    }
 }
 
 /// Flow hash over raw bytes for software RSS (IPv4/IPv6 addresses and ports at fixed
@@ -176,6 +260,10 @@ impl Worker {
         // Batches flushed in the previous iteration: (receive time of the oldest, count).
         // Their latency is taken at the next clock read, so the loop reads the clock once.
         let mut pending: Vec<(u64, u64)> = Vec::with_capacity(4 * MAX_PORTS);
+        let mut inject_out: Vec<Vec<PktBuf>> = (0..n_ports)
+            .map(|_| Vec::with_capacity(INJECT_PER_LOOP))
+            .collect();
+        let mut owed = 0usize;
         loop {
             let now = self.epoch.elapsed().as_nanos() as u64;
             for (t0, n) in pending.drain(..) {
@@ -184,6 +272,18 @@ impl Worker {
             self.tables.refresh();
             if !stopping && self.ctl.stop.load(Ordering::Relaxed) {
                 stopping = true;
+            }
+            // After the table refresh: packets the control plane released before it
+            // published a neighbour's MAC leave before packets forwarded with it.
+            if let Some(cp) = self.cp.as_mut() {
+                drain_inject(
+                    cp,
+                    &mut self.tx,
+                    &mut self.pool,
+                    &mut local,
+                    &mut owed,
+                    &mut inject_out,
+                );
             }
             let mut got = 0usize;
             if let Some(d) = self.dist.as_mut() {
@@ -217,6 +317,7 @@ impl Worker {
                         &mut stages,
                         &mut local,
                         |b| self.pool.put(b),
+                        |p| punt_to(self.cp.as_mut(), p),
                     );
                     flush_full(
                         &mut stages,
@@ -261,6 +362,7 @@ impl Worker {
                                 &mut stages,
                                 &mut local,
                                 |b| self.pool.put(b),
+                                |p| punt_to(self.cp.as_mut(), p),
                             );
                             flush_full(
                                 &mut stages,
@@ -293,6 +395,7 @@ impl Worker {
                         &mut stages,
                         &mut local,
                         |b| self.pool.put(b),
+                        |p| punt_to(self.cp.as_mut(), p),
                     );
                     flush_full(
                         &mut stages,

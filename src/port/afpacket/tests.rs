@@ -608,8 +608,16 @@ fn forwards_both_directions_between_two_veth_pairs() {
         ];
         let (c0, c1) = (Arc::clone(&f0.counters), Arc::clone(&f1.counters));
         let stop = AtomicBool::new(false);
+        /// Stops the forwarder even when the generator panics (else the scope waits).
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Relaxed);
+            }
+        }
         std::thread::scope(|s| {
             let fw = s.spawn(|| forward(&mut f0, &mut f1, &stop));
+            let _stop_fw = StopOnDrop(&stop);
             let templ = [frame(MAC1, MAC0, 0, 64), frame(MAC0, MAC1, 0, 64)];
             let mut pool = Pool::new(8192);
             let mut v = Vec::with_capacity(64);
@@ -620,7 +628,8 @@ fn forwards_both_directions_between_two_veth_pairs() {
             while (got[0] + lost[0] < N || got[1] + lost[1] < N) && Instant::now() < end {
                 // Direction d: generated on g[d], forwarded, received on g[1 - d].
                 for d in 0..2 {
-                    let inflight = sent[d] - got[d] - lost[d];
+                    // A frame given up as lost may still arrive: saturate.
+                    let inflight = sent[d].saturating_sub(got[d] + lost[d]);
                     let room = (N - sent[d]).min(WINDOW.saturating_sub(inflight)).min(32);
                     for k in 0..room {
                         let mut b = pool.get().unwrap();
