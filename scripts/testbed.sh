@@ -158,6 +158,9 @@ up() {
         ip -n $NS_R link set veth-r$s master br-$s
         ip -n $NS_R link set tap-$s master br-$s
         ip -n $NS_R link set br-$s up
+        # The tap's queue towards steerd (txqueuelen, 500 frames by default) absorbs the
+        # times steerd's worker is not scheduled; 4096 rides out ~0.4 s at 10k pps.
+        ip -n $NS_R link set tap-$s txqueuelen 4096
         ip -n $NS_R link set tap-$s up
       done ;;
   esac

@@ -320,10 +320,14 @@ fn route_between_hosts(mode: &str) {
             "release"
         }
     );
-    assert!(udp_pkts > 0, "{label}: UDP moved nothing: {udp}");
-    assert!(lost < 5.0, "{label}: UDP lost {lost}%");
     let j = sd.stop();
     println!("{label}: steerd {}", summary(&j));
+    assert!(udp_pkts > 0, "{label}: UDP moved nothing: {udp}");
+    assert!(
+        lost < 5.0,
+        "{label}: UDP lost {lost}%; steerd's ports: {}",
+        j["ports"]
+    );
     assert_eq!(
         j["accounted"], true,
         "{label}: rx = tx + drops + local: {j}"

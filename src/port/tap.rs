@@ -18,12 +18,18 @@
 //! MAC, or by default [`Mac::derived`] from the port and interface names (`02:5d:..`,
 //! stable across restarts).
 //!
-//! Kernel drops on the way in (steerd not reading fast enough) show as `tx_dropped` of the
-//! tap interface (`ip -s link show NAME`), not in [`PortCounters`].
+//! Kernel drops on the way in (steerd not reading fast enough, the tap's queue to user
+//! space full) are the interface's `tx_dropped` (`ip -s link show NAME`). Receive queue 0
+//! reads that counter from `/proc/net/dev` (of the network namespace it was opened in)
+//! every few thousand bursts and when it is dropped, and adds what grew since the port
+//! was opened to its `drops` counter, as AF_PACKET does with `PACKET_STATISTICS`. The
+//! queue's depth is the interface's `txqueuelen` (500 by default; `ip link set NAME
+//! txqueuelen 4096` absorbs longer stalls).
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
@@ -35,6 +41,82 @@ use super::{Buf, MAX_FRAME, PktBuf, Pool, RxQueue, TxQueue};
 pub const MAX_QUEUES: usize = 64;
 /// Largest interface MTU the port accepts (a full frame must fit a packet buffer).
 pub const MAX_MTU: u32 = (MAX_FRAME - 18) as u32;
+/// Receive bursts between two reads of the kernel's drop counter.
+const STATS_EVERY: u32 = 4096;
+/// Room for `/proc/net/dev` (about 130 bytes an interface).
+const PROC_NET_DEV_ROOM: usize = 64 * 1024;
+
+/// The tap interface's kernel-side drop counter: frames the kernel could not queue for
+/// steerd. Owned by receive queue 0, the only writer of that queue's `drops`.
+struct KernelDrops {
+    file: File,
+    buf: Box<[u8]>,
+    ifname: String,
+    last: u64,
+}
+
+impl KernelDrops {
+    /// Opens `/proc/thread-self/net/dev` (the opening thread's network namespace, which the
+    /// file keeps when other threads read it) and takes the current count as the baseline.
+    fn open(ifname: &str) -> io::Result<KernelDrops> {
+        let mut k = KernelDrops {
+            file: File::open("/proc/thread-self/net/dev")?,
+            buf: vec![0; PROC_NET_DEV_ROOM].into_boxed_slice(),
+            ifname: ifname.to_string(),
+            last: 0,
+        };
+        k.last = k.read().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{ifname} is not in /proc/net/dev"),
+            )
+        })?;
+        Ok(k)
+    }
+
+    /// The interface's `tx_dropped` now, or None when it cannot be read.
+    fn read(&mut self) -> Option<u64> {
+        let mut len = 0;
+        while len < self.buf.len() {
+            match self.file.read_at(&mut self.buf[len..], len as u64) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
+            }
+        }
+        proc_net_dev_tx_dropped(&self.buf[..len], &self.ifname)
+    }
+
+    /// What the counter grew by since the last call (0 when unreadable; a counter that
+    /// went backwards, the interface recreated, restarts the baseline).
+    fn delta(&mut self) -> u64 {
+        let Some(now) = self.read() else {
+            return 0;
+        };
+        let d = now.saturating_sub(self.last);
+        self.last = now;
+        d
+    }
+}
+
+/// The transmit `drop` column of `ifname`'s line in a `/proc/net/dev` text: for a tap, the
+/// frames the kernel dropped on their way to user space.
+fn proc_net_dev_tx_dropped(text: &[u8], ifname: &str) -> Option<u64> {
+    // "  NAME: rx bytes packets errs drop fifo frame compressed multicast tx bytes packets
+    //  errs drop ..."; the first two lines are headers without a ':' after a name.
+    text.split(|&b| b == b'\n').find_map(|line| {
+        let colon = line.iter().position(|&b| b == b':')?;
+        if line[..colon].trim_ascii() != ifname.as_bytes() {
+            return None;
+        }
+        let field = line[colon + 1..]
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|f| !f.is_empty())
+            .nth(11)?;
+        std::str::from_utf8(field).ok()?.parse().ok()
+    })
+}
 
 /// Settings of a `tap` port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +318,8 @@ pub fn open(name: &str, cfg: &TapConfig, port_index: u16) -> Result<TapPort, Por
         mac.0[5] ^= 1;
     }
     let counters = PortCounters::new(name, fds.len(), cfg.queues);
+    let mut kernel_drops =
+        Some(KernelDrops::open(ifname).map_err(setup("reading its counters in /proc/net/dev"))?);
     let rx = fds
         .iter()
         .enumerate()
@@ -244,6 +328,8 @@ pub fn open(name: &str, cfg: &TapConfig, port_index: u16) -> Result<TapPort, Por
             port: port_index,
             queue: q,
             counters: Arc::clone(&counters),
+            kernel_drops: kernel_drops.take(),
+            calls: 0,
         })
         .collect();
     let max_len = mtu as usize + 18;
@@ -278,12 +364,30 @@ pub struct TapRx {
     port: u16,
     queue: usize,
     counters: Arc<PortCounters>,
+    /// Queue 0 only: the interface's kernel drop counter.
+    kernel_drops: Option<KernelDrops>,
+    calls: u32,
 }
 
 impl TapRx {
     /// Queue index within the port.
     pub fn queue(&self) -> usize {
         self.queue
+    }
+
+    /// Adds what the kernel dropped on the way to steerd since the last read to this
+    /// queue's `drops` (queue 0 only: the counter is the interface's). `rx_burst` does
+    /// this by itself every few thousand bursts, and dropping the queue does it once more.
+    pub fn read_kernel_stats(&mut self) {
+        if let Some(k) = &mut self.kernel_drops {
+            bump(&self.counters.rx[self.queue].drops, k.delta());
+        }
+    }
+}
+
+impl Drop for TapRx {
+    fn drop(&mut self) {
+        self.read_kernel_stats();
     }
 }
 
@@ -338,6 +442,10 @@ impl RxQueue for TapRx {
             t.bytes += len as u64;
         }
         t.commit(&self.counters.rx[self.queue]);
+        self.calls = self.calls.wrapping_add(1);
+        if self.calls.is_multiple_of(STATS_EVERY) {
+            self.read_kernel_stats();
+        }
         n
     }
 }

@@ -279,3 +279,49 @@ fn an_interface_that_is_not_a_tap_is_reported() {
         "{e}"
     );
 }
+
+#[test]
+fn proc_net_dev_drop_column_is_read_for_the_named_interface_only() {
+    let text = b"Inter-|   Receive                                                |  Transmit\n \
+face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+lo:    3193      29    0    0    0     0          0         0     3193      29    0    0    0     0       0          0\n \
+tap-ab: 100 2 0 7 0 0 0 0 200 3 0 999 0 0 0 0\n  \
+tap-a:1234 5 0 6 0 0 0 0 4321 9 1 42 0 0 0 0\n";
+    assert_eq!(proc_net_dev_tx_dropped(text, "tap-a"), Some(42));
+    assert_eq!(proc_net_dev_tx_dropped(text, "tap-ab"), Some(999));
+    assert_eq!(proc_net_dev_tx_dropped(text, "lo"), Some(0));
+    assert_eq!(proc_net_dev_tx_dropped(text, "tap"), None);
+    assert_eq!(proc_net_dev_tx_dropped(b"  eth0: 1 2 3\n", "eth0"), None);
+    assert_eq!(proc_net_dev_tx_dropped(b"", "eth0"), None);
+}
+
+#[test]
+fn frames_the_kernel_drops_while_steerd_does_not_read_are_counted() {
+    let Some(ns) = Netns::new_or_skip("tap-drops") else {
+        return;
+    };
+    ns.run(|| {
+        let mut port = open("lan0", &TapConfig::new("sdtap3"), 0).unwrap();
+        let mac = port.info.mac.0;
+        // A queue of 8 frames towards steerd; nothing reads while 40 are sent.
+        ns.ip(&["link", "set", "sdtap3", "txqueuelen", "8"]);
+        let raw = RawSock::bind("sdtap3");
+        for i in 0..40u32 {
+            raw.send(&frame(mac, KMAC, i, 60));
+        }
+        let mut pool = Pool::new(128);
+        let got = rx_until(&mut port.rx[0], &mut pool, 40, Duration::from_millis(500));
+        assert!(!got.is_empty() && got.len() < 40, "{} received", got.len());
+        port.rx[0].read_kernel_stats();
+        let t = port.counters.totals();
+        assert_eq!(t.rx_packets, got.len() as u64);
+        assert_eq!(
+            t.rx_drops,
+            40 - got.len() as u64,
+            "every frame received or counted"
+        );
+        // Read again: nothing new was dropped, nothing is counted twice.
+        port.rx[0].read_kernel_stats();
+        assert_eq!(port.counters.totals().rx_drops, 40 - got.len() as u64);
+    });
+}
