@@ -612,8 +612,23 @@ impl Appliance {
                         Some("generic") => afxdp::XdpMode::Generic,
                         _ => afxdp::XdpMode::Auto,
                     };
+                    xc.bind = match p.xdp_bind.as_deref() {
+                        Some("copy") => afxdp::XdpBind::Copy,
+                        Some("zerocopy") => afxdp::XdpBind::ZeroCopy,
+                        _ => afxdp::XdpBind::Auto,
+                    };
                     let port = afxdp::open(&p.name, &xc, i as u16)
                         .map_err(|e| SetupError::Port(e.to_string()))?;
+                    tracing::info!(
+                        "port {}: AF_XDP on {}, XDP program {:?}, sockets bound {}",
+                        p.name,
+                        port.info.ifname,
+                        port.info.xdp_mode,
+                        match port.info.bind {
+                            afxdp::XdpBind::ZeroCopy => "zero-copy",
+                            _ => "in copy mode",
+                        }
+                    );
                     macs[i] = match &p.mac {
                         Some(m) => {
                             parse_mac(m).map_err(|e| cfg.error(&format!("ports[{i}].mac"), e))?

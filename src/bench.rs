@@ -115,6 +115,7 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
         queues: None,
         promisc: false,
         xdp_mode: None,
+        xdp_bind: None,
         addrs: Vec::new(),
     };
     Config {

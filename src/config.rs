@@ -193,6 +193,10 @@ pub struct PortConfig {
     /// afxdp: where the XDP program runs: auto, native, generic.
     #[serde(default)]
     pub xdp_mode: Option<String>,
+    /// afxdp: how the sockets bind: auto (zero-copy if the driver has it, else copy),
+    /// copy, zerocopy.
+    #[serde(default)]
+    pub xdp_bind: Option<String>,
     /// The router's own addresses on this port, `ADDRESS/LENGTH` (IPv4 or IPv6): it
     /// answers ARP / neighbour solicitations and echo requests for them, sources ICMP
     /// errors from them, and routes their subnets (connected routes).
@@ -759,6 +763,14 @@ impl Config {
                             format!("\"{m}\" is not one of auto, native, generic"),
                         ));
                     }
+                    if let Some(b) = &p.xdp_bind
+                        && !["auto", "copy", "zerocopy"].contains(&b.as_str())
+                    {
+                        return Err(self.error(
+                            &f("xdp_bind"),
+                            format!("\"{b}\" is not one of auto, copy, zerocopy"),
+                        ));
+                    }
                 }
                 "pcap" => {
                     if p.generator.is_some() {
@@ -1108,6 +1120,22 @@ via = "nh1"
         let e = parse(&t).unwrap_err();
         assert_eq!(e.field, "ports[0].generator.dst[0]");
         assert_eq!(e.line, Some(10), "{e}");
+    }
+
+    #[test]
+    fn xdp_settings_are_validated_by_name() {
+        let iface = |extra: &str| {
+            OK.replace(
+                "name = \"p1\"\nbackend = \"mem\"",
+                &format!("name = \"p1\"\nbackend = \"afpacket\"\nifname = \"eth0\"\n{extra}"),
+            )
+        };
+        parse(&iface("xdp_bind = \"copy\"")).unwrap();
+        let e = parse(&iface("xdp_bind = \"fast\"")).unwrap_err();
+        assert_eq!(e.field, "ports[1].xdp_bind", "{e}");
+        assert!(e.msg.contains("auto, copy, zerocopy"), "{e}");
+        let e = parse(&iface("xdp_mode = \"driver\"")).unwrap_err();
+        assert_eq!(e.field, "ports[1].xdp_mode", "{e}");
     }
 
     #[test]

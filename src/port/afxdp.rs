@@ -1,9 +1,14 @@
-//! The `afxdp` port (cargo feature `afxdp`): AF_XDP sockets in copy mode.
+//! The `afxdp` port (cargo feature `afxdp`): AF_XDP sockets, zero-copy where the driver
+//! has it, copy mode elsewhere.
 //!
 //! Set-up (cold, [`open`]): per queue one AF_XDP socket with its own UMEM (anonymous
 //! memory split into 2048-byte frames: the first half for receiving, the second for
-//! sending), its fill, completion, rx and tx rings, bound to queue `q` of the interface
-//! with `XDP_COPY` (veth has no zero-copy). A six-instruction XDP program, loaded with
+//! sending), its fill, completion, rx and tx rings, bound to queue `q` of the interface.
+//! The bind ([`XdpBind`]) asks for `XDP_ZEROCOPY` first (the NIC's DMA fills and drains
+//! the UMEM itself: drivers such as i40e, ice, ixgbe, mlx5) and takes `XDP_COPY` when the
+//! driver says it has no zero-copy (veth, and any interface in generic XDP mode); the mode
+//! taken is in [`AfXdpInfo::bind`]. Either way steerd copies each frame between the UMEM
+//! and its own pool buffers: zero-copy saves the kernel's copy, not steerd's. A six-instruction XDP program, loaded with
 //! the `bpf()` system call (no libbpf, nothing to compile), redirects each frame to the
 //! socket of its rx queue through an `XSKMAP` and passes frames of queues without one to
 //! the kernel. The program is attached with a BPF link (kernel 5.9 or later): native
@@ -55,6 +60,26 @@ pub enum XdpMode {
     Generic,
 }
 
+/// How the AF_XDP sockets are bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpBind {
+    /// Zero-copy if the driver has it (then the XDP program must run native), else copy.
+    Auto,
+    /// `XDP_COPY`: the kernel copies between its buffers and the UMEM (any interface).
+    Copy,
+    /// `XDP_ZEROCOPY` or fail: the driver works on the UMEM directly.
+    ZeroCopy,
+}
+
+impl XdpBind {
+    fn flag(self) -> u16 {
+        match self {
+            XdpBind::ZeroCopy => libc::XDP_ZEROCOPY,
+            XdpBind::Copy | XdpBind::Auto => libc::XDP_COPY,
+        }
+    }
+}
+
 /// Settings of an `afxdp` port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AfXdpConfig {
@@ -66,6 +91,8 @@ pub struct AfXdpConfig {
     pub mtu: Option<u32>,
     /// Where the XDP program runs (default [`XdpMode::Auto`]).
     pub xdp_mode: XdpMode,
+    /// Zero-copy or copy (default [`XdpBind::Auto`]).
+    pub bind: XdpBind,
     /// UMEM frames per queue, a power of two from 64 to 65536 (default 4096: 8 MiB, half
     /// for receiving, half for sending); each ring has half as many entries.
     pub frames: u32,
@@ -79,6 +106,7 @@ impl AfXdpConfig {
             queues: 1,
             mtu: None,
             xdp_mode: XdpMode::Auto,
+            bind: XdpBind::Auto,
             frames: 4096,
         }
     }
@@ -107,6 +135,12 @@ impl AfXdpConfig {
         {
             return bad(format!("mtu must be 68..={MAX_MTU}, not {m}"));
         }
+        if self.bind == XdpBind::ZeroCopy && self.xdp_mode == XdpMode::Generic {
+            return bad(
+                "xdp_bind = \"zerocopy\" needs the XDP program in the driver: xdp_mode \"native\" or \"auto\", not \"generic\""
+                    .to_string(),
+            );
+        }
         Ok(())
     }
 }
@@ -126,6 +160,8 @@ pub struct AfXdpInfo {
     pub queues: usize,
     /// Where the XDP program was attached ([`XdpMode::Native`] or [`XdpMode::Generic`]).
     pub xdp_mode: XdpMode,
+    /// How the sockets were bound ([`XdpBind::ZeroCopy`] or [`XdpBind::Copy`]).
+    pub bind: XdpBind,
 }
 
 /// An open `afxdp` port: its queues, one rx and one tx per worker, and counters.
@@ -200,16 +236,34 @@ pub fn open(name: &str, cfg: &AfXdpConfig, port_index: u16) -> Result<AfXdpPort,
 
     let counters = PortCounters::new(name, cfg.queues, cfg.queues);
     let mut socks = Vec::with_capacity(cfg.queues);
+    // Generic XDP never runs zero-copy; otherwise the first socket finds out whether the
+    // driver has it, and the others are bound the same way.
+    let mut bind = match (cfg.bind, cfg.xdp_mode) {
+        (XdpBind::Auto, XdpMode::Generic) => XdpBind::Copy,
+        (b, _) => b,
+    };
     for q in 0..cfg.queues {
-        let s = Xsk::open(name, ifname, ifindex, q as u32, cfg.frames as usize)?;
+        let s = match Xsk::open(name, ifname, ifindex, q as u32, cfg.frames as usize, bind) {
+            Err(XskError::ZeroCopyUnsupported) if bind == XdpBind::Auto => {
+                bind = XdpBind::Copy;
+                Xsk::open(name, ifname, ifindex, q as u32, cfg.frames as usize, bind)
+            }
+            r => r,
+        }
+        .map_err(|e| e.into_port_error(name, ifname))?;
+        if bind == XdpBind::Auto {
+            bind = XdpBind::ZeroCopy;
+        }
         bpf_map_update(&map, q as u32, s.fd.as_raw_fd() as u32)
             .map_err(err("adding the socket to the XSKMAP"))?;
         socks.push(s);
     }
-    let modes: &[XdpMode] = match cfg.xdp_mode {
-        XdpMode::Auto => &[XdpMode::Native, XdpMode::Generic],
-        XdpMode::Native => &[XdpMode::Native],
-        XdpMode::Generic => &[XdpMode::Generic],
+    let modes: &[XdpMode] = match (cfg.xdp_mode, bind) {
+        // A zero-copy socket only sees frames the driver's own XDP hook redirects.
+        (_, XdpBind::ZeroCopy) => &[XdpMode::Native],
+        (XdpMode::Auto, _) => &[XdpMode::Native, XdpMode::Generic],
+        (XdpMode::Native, _) => &[XdpMode::Native],
+        (XdpMode::Generic, _) => &[XdpMode::Generic],
     };
     let mut attached = None;
     let mut last = None;
@@ -278,6 +332,7 @@ pub fn open(name: &str, cfg: &AfXdpConfig, port_index: u16) -> Result<AfXdpPort,
             mtu,
             queues: cfg.queues,
             xdp_mode: mode,
+            bind,
         },
         rx,
         tx,
@@ -332,14 +387,46 @@ fn sockopt<T>(fd: &OwnedFd, name: libc::c_int, val: &T) -> io::Result<()> {
     }
 }
 
+/// Why a socket could not be opened.
+enum XskError {
+    /// The bind asked for `XDP_ZEROCOPY` and the driver has no zero-copy.
+    ZeroCopyUnsupported,
+    /// Anything else, as the user sees it.
+    Port(PortOpenError),
+}
+
+impl From<PortOpenError> for XskError {
+    fn from(e: PortOpenError) -> Self {
+        XskError::Port(e)
+    }
+}
+
+impl XskError {
+    fn into_port_error(self, port: &str, ifname: &str) -> PortOpenError {
+        match self {
+            XskError::ZeroCopyUnsupported => PortOpenError::BadConfig {
+                port: port.to_string(),
+                what: format!(
+                    "the driver of {ifname} has no AF_XDP zero-copy (XDP_ZEROCOPY: operation not \
+                     supported): set xdp_bind = \"copy\" or \"auto\""
+                ),
+            },
+            XskError::Port(e) => e,
+        }
+    }
+}
+
 impl Xsk {
+    /// Opens and binds one socket; `bind` is [`XdpBind::ZeroCopy`] or [`XdpBind::Copy`]
+    /// (`Auto` binds zero-copy).
     fn open(
         port: &str,
         ifname: &str,
         ifindex: u32,
         queue: u32,
         frames: usize,
-    ) -> Result<Xsk, PortOpenError> {
+        bind: XdpBind,
+    ) -> Result<Xsk, XskError> {
         let err = |what: &'static str| {
             move |source: io::Error| PortOpenError::Setup {
                 port: port.to_string(),
@@ -359,7 +446,8 @@ impl Xsk {
                     capability: "CAP_NET_RAW",
                 },
                 _ => err("opening an AF_XDP socket (kernel without CONFIG_XDP_SOCKETS?)")(e),
-            });
+            }
+            .into());
         }
         // SAFETY: fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -393,7 +481,7 @@ impl Xsk {
             )
         };
         if rc < 0 {
-            return Err(err("reading the ring offsets")(io::Error::last_os_error()));
+            return Err(err("reading the ring offsets")(io::Error::last_os_error()).into());
         }
         let n = ring as usize;
         let map = |o: &libc::xdp_ring_offset, pgoff: u64, desc: usize| {
@@ -425,7 +513,11 @@ impl Xsk {
         fill.producer().store(ring, Ordering::Release);
         let sa = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
-            sxdp_flags: libc::XDP_COPY,
+            sxdp_flags: if bind == XdpBind::Copy {
+                libc::XDP_COPY
+            } else {
+                XdpBind::ZeroCopy.flag()
+            },
             sxdp_ifindex: ifindex,
             sxdp_queue_id: queue,
             sxdp_shared_umem_fd: 0,
@@ -440,6 +532,9 @@ impl Xsk {
         };
         if rc < 0 {
             let e = io::Error::last_os_error();
+            if bind != XdpBind::Copy && e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+                return Err(XskError::ZeroCopyUnsupported);
+            }
             let why = match e.raw_os_error() {
                 Some(libc::EBUSY) => format!(
                     "rx queue {queue} of {ifname} already has an AF_XDP socket (another port or process)"
@@ -451,10 +546,10 @@ impl Xsk {
                 ),
                 _ => format!("cannot bind an AF_XDP socket to rx queue {queue} of {ifname}: {e}"),
             };
-            return Err(PortOpenError::BadConfig {
+            return Err(XskError::Port(PortOpenError::BadConfig {
                 port: port.to_string(),
                 what: why,
-            });
+            }));
         }
         Ok(Xsk {
             fd,

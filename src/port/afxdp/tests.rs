@@ -180,6 +180,14 @@ fn config_errors_and_missing_interface() {
         })
         .contains("queues")
     );
+    assert!(
+        msg(AfXdpConfig {
+            bind: XdpBind::ZeroCopy,
+            xdp_mode: XdpMode::Generic,
+            ..AfXdpConfig::new("eth0")
+        })
+        .contains("xdp_bind = \"zerocopy\" needs the XDP program in the driver")
+    );
     let Err(e) = open("lan0", &AfXdpConfig::new("sdnoexist9"), 0) else {
         panic!("opened a missing interface");
     };
@@ -424,5 +432,46 @@ fn forwards_both_directions_between_two_veth_pairs() {
                 "at most 1% lost: received {got:?} of {N} each way"
             );
         });
+    });
+}
+
+#[test]
+fn veth_has_no_zero_copy_auto_binds_copy_and_zerocopy_says_what_to_set() {
+    let Some(ns) = Netns::new_or_skip("xdp-zc") else {
+        return;
+    };
+    ns.veth("p0", "p1", true);
+    ns.run(|| {
+        // The default (auto) asks for zero-copy, is told no, and binds in copy mode.
+        let port = open("lan0", &AfXdpConfig::new("p1"), 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(port.info.bind, XdpBind::Copy);
+        assert_eq!(port.info.xdp_mode, XdpMode::Native);
+        drop(port);
+        let generic = AfXdpConfig {
+            xdp_mode: XdpMode::Generic,
+            ..AfXdpConfig::new("p1")
+        };
+        let port = open("lan0", &generic, 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(port.info.bind, XdpBind::Copy);
+        drop(port);
+        let zc = AfXdpConfig {
+            bind: XdpBind::ZeroCopy,
+            ..AfXdpConfig::new("p1")
+        };
+        let Err(e) = open("lan0", &zc, 0) else {
+            panic!("veth bound zero-copy");
+        };
+        assert_eq!(
+            e.to_string(),
+            "port lan0: the driver of p1 has no AF_XDP zero-copy (XDP_ZEROCOPY: operation not \
+             supported): set xdp_bind = \"copy\" or \"auto\""
+        );
+        // Nothing was left attached: copy mode opens again.
+        let copy = AfXdpConfig {
+            bind: XdpBind::Copy,
+            ..AfXdpConfig::new("p1")
+        };
+        let port = open("lan0", &copy, 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(port.info.bind, XdpBind::Copy);
     });
 }
