@@ -115,6 +115,7 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
         queues: None,
         promisc: false,
         xdp_mode: None,
+        device: None,
         addrs: Vec::new(),
     };
     Config {
@@ -147,6 +148,7 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
             ..SteeringConfig::default()
         },
         ctl: Default::default(),
+        dpdk: Default::default(),
         source: Default::default(),
     }
 }

@@ -193,6 +193,10 @@ pub struct PortConfig {
     /// afxdp: where the XDP program runs: auto, native, generic.
     #[serde(default)]
     pub xdp_mode: Option<String>,
+    /// dpdk: the DPDK device, a vdev name from `[dpdk] vdevs` (e.g. "net_pcap0") or a
+    /// PCI address from `[dpdk] allow`.
+    #[serde(default)]
+    pub device: Option<String>,
     /// The router's own addresses on this port, `ADDRESS/LENGTH` (IPv4 or IPv6): it
     /// answers ARP / neighbour solicitations and echo requests for them, sources ICMP
     /// errors from them, and routes their subnets (connected routes).
@@ -336,6 +340,68 @@ pub struct CtlConfig {
     pub socket: Option<String>,
 }
 
+/// DPDK EAL and pool settings (`[dpdk]`), used when ports have `backend = "dpdk"`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpdkConfig {
+    /// EAL lcores (`-l`), e.g. "0" or "0-1"; the first is the EAL's main lcore. Workers
+    /// are placed by `general.first_core` / `pin_cores` as for every backend.
+    pub cores: String,
+    /// Run without hugepages (`--no-huge`; about half the speed).
+    pub no_huge: bool,
+    /// EAL memory in MB (`-m`); 0 = the EAL's default (512 with `no_huge`).
+    pub mem_mb: u32,
+    /// Hugetlbfs mount (`--huge-dir`); unset = the EAL finds one.
+    pub huge_dir: Option<String>,
+    /// Runtime file prefix (`--file-prefix`): distinct per concurrent DPDK process.
+    pub file_prefix: String,
+    /// Virtual devices (`--vdev`), e.g. "net_pcap0,rx_pcap=in.pcap" or "net_null0".
+    pub vdevs: Vec<String>,
+    /// PCI allow-list (`-a`), e.g. "0000:01:00.0"; empty = `--no-pci`.
+    pub allow: Vec<String>,
+    /// More EAL arguments, passed as they are.
+    pub extra_args: Vec<String>,
+    /// EAL log level (`--log-level`), e.g. "notice", "error".
+    pub log_level: String,
+    /// Mbufs per NUMA socket pool (raised to what the rings need).
+    pub mbufs: u32,
+    /// Receive descriptors per queue.
+    pub rx_desc: u16,
+    /// Transmit descriptors per queue.
+    pub tx_desc: u16,
+}
+
+impl Default for DpdkConfig {
+    fn default() -> Self {
+        DpdkConfig {
+            cores: "0".into(),
+            no_huge: false,
+            mem_mb: 0,
+            huge_dir: None,
+            file_prefix: "steerd".into(),
+            vdevs: Vec::new(),
+            allow: Vec::new(),
+            extra_args: Vec::new(),
+            log_level: "notice".into(),
+            mbufs: 16383,
+            rx_desc: 1024,
+            tx_desc: 1024,
+        }
+    }
+}
+
+impl DpdkConfig {
+    /// The device names the EAL will create: each vdev's name (before the first comma)
+    /// and each allow-listed PCI address.
+    pub fn device_names(&self) -> Vec<String> {
+        self.vdevs
+            .iter()
+            .map(|v| v.split(',').next().unwrap_or_default().trim().to_string())
+            .chain(self.allow.iter().map(|a| a.trim().to_string()))
+            .collect()
+    }
+}
+
 /// Control-plane (slow path) settings: neighbour resolution and ICMP.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -419,6 +485,9 @@ pub struct Config {
     /// Control-plane settings (ARP/ND, ICMP).
     #[serde(default)]
     pub control: ControlConfig,
+    /// DPDK EAL settings (for `backend = "dpdk"` ports).
+    #[serde(default)]
+    pub dpdk: DpdkConfig,
     /// Where this config came from (set by the loader).
     #[serde(skip)]
     pub source: ConfigSource,
@@ -474,10 +543,16 @@ pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
 }
 
 /// Backends this build can open.
-#[cfg(feature = "afxdp")]
+#[cfg(all(feature = "afxdp", feature = "dpdk"))]
+pub const BACKENDS: &[&str] = &["mem", "pcap", "tap", "afpacket", "afxdp", "dpdk"];
+/// Backends this build can open.
+#[cfg(all(feature = "afxdp", not(feature = "dpdk")))]
 pub const BACKENDS: &[&str] = &["mem", "pcap", "tap", "afpacket", "afxdp"];
 /// Backends this build can open.
-#[cfg(not(feature = "afxdp"))]
+#[cfg(all(not(feature = "afxdp"), feature = "dpdk"))]
+pub const BACKENDS: &[&str] = &["mem", "pcap", "tap", "afpacket", "dpdk"];
+/// Backends this build can open.
+#[cfg(all(not(feature = "afxdp"), not(feature = "dpdk")))]
 pub const BACKENDS: &[&str] = &["mem", "pcap", "tap", "afpacket"];
 
 impl Config {
@@ -607,7 +682,7 @@ impl Config {
                     "backend \"afxdp\" needs a build with the afxdp feature (cargo build --release --features afxdp)".to_string()
                 } else if p.backend == "dpdk" {
                     format!(
-                        "backend \"dpdk\" is not available in this build (available: {})",
+                        "backend \"dpdk\" is not available in this build (available: {}): install DPDK (apt-get install libdpdk-dev clang libclang-dev pkg-config) and build with --features dpdk",
                         BACKENDS.join(", ")
                     )
                 } else {
@@ -760,6 +835,70 @@ impl Config {
                         ));
                     }
                 }
+                "dpdk" => {
+                    let dev = p.device.as_deref().unwrap_or_default().trim();
+                    if dev.is_empty() {
+                        return Err(self.error(
+                            &f("device"),
+                            "a dpdk port needs device (a vdev name from [dpdk] vdevs, e.g. \"net_pcap0\", or a PCI address from [dpdk] allow)",
+                        ));
+                    }
+                    let known = self.dpdk.device_names();
+                    if !known.iter().any(|k| k == dev) {
+                        return Err(self.error(
+                            &f("device"),
+                            format!(
+                                "\"{dev}\" is not among the [dpdk] devices ({})",
+                                if known.is_empty() {
+                                    "none: add it to dpdk.vdevs or dpdk.allow".to_string()
+                                } else {
+                                    known.join(", ")
+                                }
+                            ),
+                        ));
+                    }
+                    if let Some((j, q)) =
+                        self.ports.iter().enumerate().find(|(j, q)| {
+                            *j < i && q.device.as_deref().map(str::trim) == Some(dev)
+                        })
+                    {
+                        return Err(self.error(
+                            &f("device"),
+                            format!(
+                                "device \"{dev}\" is already port \"{}\" (ports[{j}])",
+                                q.name
+                            ),
+                        ));
+                    }
+                    if let Some(j) = self.ports.iter().position(|q| q.backend != "dpdk") {
+                        return Err(self.error(
+                            &format!("ports[{j}].backend"),
+                            format!(
+                                "a run with dpdk ports needs every port on DPDK (port \"{}\" is {}): use a DPDK vdev instead (net_pcap for files, net_tap or net_af_packet for Linux interfaces)",
+                                self.ports[j].name, self.ports[j].backend
+                            ),
+                        ));
+                    }
+                    if !p.addrs.is_empty() {
+                        return Err(self.error(
+                            &f("addrs"),
+                            "the control plane (ARP/ND, echo, ICMP errors) does not run on dpdk ports yet: give next hops a mac instead",
+                        ));
+                    }
+                    if p.generator.is_some()
+                        || p.rx_file.is_some()
+                        || p.tx_file.is_some()
+                        || p.ifname.is_some()
+                    {
+                        return Err(self.error(
+                            &f("backend"),
+                            "generator/rx_file/tx_file/ifname do not belong to a dpdk port (files and interfaces are DPDK vdevs: net_pcap0,rx_pcap=FILE,tx_pcap=FILE)",
+                        ));
+                    }
+                    if p.queues == Some(0) {
+                        return Err(self.error(&f("queues"), "at least one queue"));
+                    }
+                }
                 "pcap" => {
                     if p.generator.is_some() {
                         return Err(
@@ -902,6 +1041,57 @@ impl Config {
         }
         if self.ctl.socket.as_deref() == Some("") {
             return Err(self.error("ctl.socket", "give a path or \"off\""));
+        }
+        if self.ports.iter().any(|p| p.backend == "dpdk") {
+            let d = &self.dpdk;
+            if d.cores.trim().is_empty()
+                || !d
+                    .cores
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ",-@()".contains(c))
+            {
+                return Err(self.error(
+                    "dpdk.cores",
+                    format!(
+                        "\"{}\" is not an EAL core list (e.g. \"0\", \"0-1\", \"2,4\")",
+                        d.cores
+                    ),
+                ));
+            }
+            if d.file_prefix.is_empty()
+                || !d
+                    .file_prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+            {
+                return Err(self.error(
+                    "dpdk.file_prefix",
+                    "letters, digits, '_' and '-' only, not empty",
+                ));
+            }
+            for (j, v) in d.vdevs.iter().enumerate() {
+                let name = v.split(',').next().unwrap_or_default();
+                if !name.starts_with("net_") || v.chars().any(char::is_whitespace) {
+                    return Err(self.error(
+                        &format!("dpdk.vdevs[{j}]"),
+                        format!("\"{v}\" is not a network vdev: DRIVER[N][,key=value...] without spaces, the driver a net_ PMD (net_null0, net_pcap0,rx_pcap=FILE, net_tap0,iface=NAME, net_af_packet0,iface=NAME)"),
+                    ));
+                }
+            }
+            if d.no_huge && d.huge_dir.is_some() {
+                return Err(self.error(
+                    "dpdk.huge_dir",
+                    "no_huge = true uses no hugepages: drop huge_dir",
+                ));
+            }
+            if d.mbufs < 1024 {
+                return Err(self.error("dpdk.mbufs", "at least 1024"));
+            }
+            for (k, v) in [("dpdk.rx_desc", d.rx_desc), ("dpdk.tx_desc", d.tx_desc)] {
+                if !(64..=16384).contains(&v) {
+                    return Err(self.error(k, "must be within 64..=16384"));
+                }
+            }
         }
         let c = &self.control;
         if c.arp_retries == 0 {
