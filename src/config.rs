@@ -184,7 +184,8 @@ pub struct PortConfig {
     /// tap, afpacket, afxdp: the Linux interface (a tap is created when missing).
     #[serde(default)]
     pub ifname: Option<String>,
-    /// tap, afpacket, afxdp: queues (default: one per worker).
+    /// tap, afpacket, afxdp, dpdk: queues (default: one per worker). dpdk: receive
+    /// queues (more than one needs RSS in the PMD), 0 = transmit only.
     #[serde(default)]
     pub queues: Option<usize>,
     /// afpacket: put the interface in promiscuous mode.
@@ -894,9 +895,6 @@ impl Config {
                             &f("backend"),
                             "generator/rx_file/tx_file/ifname do not belong to a dpdk port (files and interfaces are DPDK vdevs: net_pcap0,rx_pcap=FILE,tx_pcap=FILE)",
                         ));
-                    }
-                    if p.queues == Some(0) {
-                        return Err(self.error(&f("queues"), "at least one queue"));
                     }
                 }
                 "pcap" => {

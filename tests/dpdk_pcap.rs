@@ -41,6 +41,7 @@ device = "net_pcap0"
 name = "out"
 backend = "dpdk"
 device = "net_pcap1"
+queues = 0
 mac = "02:00:00:00:00:21"
 {routes}"#,
         pid = std::process::id(),

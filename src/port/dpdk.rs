@@ -559,7 +559,7 @@ pub struct PortSpec {
     pub index: u16,
     /// DPDK device name (a vdev name such as `net_pcap0`, or a PCI address).
     pub device: String,
-    /// Receive queues wanted (≤ workers; more than one needs RSS).
+    /// Receive queues wanted (≤ workers; more than one needs RSS; 0 = transmit only).
     pub rx_queues: usize,
     /// Receive and transmit descriptors per queue.
     pub rx_desc: u16,
@@ -680,11 +680,13 @@ pub fn open(
         // RSS over IP, TCP and UDP (RTE_ETH_RSS_IPV4 .. RTE_ETH_RSS_IPV6_UDP_EX: bits
         // 2..=17), as far as the PMD supports it.
         let rss_hf = info.flow_type_rss_offloads & 0x3fffc;
-        let want = s.rx_queues.clamp(1, workers);
+        // 0 receive queues: a transmit-only port (e.g. a net_null sink, whose receive
+        // side would otherwise generate packets).
+        let want = s.rx_queues.min(workers);
         let nrx = if want > 1 && rss_hf != 0 {
             want.min(info.max_rx_queues as usize).max(1)
         } else {
-            1
+            want.min(1)
         };
         let rss = nrx > 1;
         let mut conf = sys::rte_eth_conf::default();
