@@ -56,6 +56,10 @@ enum Cmd {
         /// /tmp/steerd-UID.sock for others).
         #[arg(long, value_name = "PATH|off")]
         ctl_socket: Option<String>,
+        /// Io forwarding: packets from port p leave on port p^1 unparsed and unchanged
+        /// (the testpmd `io` baseline: measures the ports and the loop, not the pipeline).
+        #[arg(long)]
+        io: bool,
     },
     /// Talk to a running `steerd run` over its ctl socket.
     Ctl {
@@ -321,6 +325,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             plain,
             metrics_listen,
             ctl_socket,
+            io,
         } => {
             let cfg = app::load_config(config.as_deref())?;
             // Flag, else the config's [ctl] setting, else the default.
@@ -341,7 +346,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
                 json,
                 quiet,
                 workers,
-                io_mode: false,
+                io_mode: io,
                 metrics_listen,
                 ctl_socket,
                 screen: !plain,
