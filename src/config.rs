@@ -667,6 +667,57 @@ impl Config {
         if self.ports.len() > crate::safe::MAX_PORTS {
             return Err(self.error("ports", format!("at most {} ports", crate::safe::MAX_PORTS)));
         }
+        if self.ports.iter().any(|p| p.backend == "dpdk") {
+            let d = &self.dpdk;
+            if d.cores.trim().is_empty()
+                || !d
+                    .cores
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ",-@()".contains(c))
+            {
+                return Err(self.error(
+                    "dpdk.cores",
+                    format!(
+                        "\"{}\" is not an EAL core list (e.g. \"0\", \"0-1\", \"2,4\")",
+                        d.cores
+                    ),
+                ));
+            }
+            if d.file_prefix.is_empty()
+                || !d
+                    .file_prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+            {
+                return Err(self.error(
+                    "dpdk.file_prefix",
+                    "letters, digits, '_' and '-' only, not empty",
+                ));
+            }
+            for (j, v) in d.vdevs.iter().enumerate() {
+                let name = v.split(',').next().unwrap_or_default();
+                if !name.starts_with("net_") || v.chars().any(char::is_whitespace) {
+                    return Err(self.error(
+                        &format!("dpdk.vdevs[{j}]"),
+                        format!("\"{v}\" is not a network vdev: DRIVER[N][,key=value...] without spaces, the driver a net_ PMD (net_null0, net_pcap0,rx_pcap=FILE, net_tap0,iface=NAME, net_af_packet0,iface=NAME)"),
+                    ));
+                }
+            }
+            if d.no_huge && d.huge_dir.is_some() {
+                return Err(self.error(
+                    "dpdk.huge_dir",
+                    "no_huge = true uses no hugepages: drop huge_dir",
+                ));
+            }
+            if d.mbufs < 1024 {
+                return Err(self.error("dpdk.mbufs", "at least 1024"));
+            }
+            for (k, v) in [("dpdk.rx_desc", d.rx_desc), ("dpdk.tx_desc", d.tx_desc)] {
+                if !(64..=16384).contains(&v) {
+                    return Err(self.error(k, "must be within 64..=16384"));
+                }
+            }
+        }
         let mut names = HashMap::new();
         let mut own_addrs: Vec<(usize, IpAddr)> = Vec::new();
         let mut subnets: Vec<(usize, crate::route::Prefix)> = Vec::new();
@@ -1040,57 +1091,6 @@ impl Config {
         if self.ctl.socket.as_deref() == Some("") {
             return Err(self.error("ctl.socket", "give a path or \"off\""));
         }
-        if self.ports.iter().any(|p| p.backend == "dpdk") {
-            let d = &self.dpdk;
-            if d.cores.trim().is_empty()
-                || !d
-                    .cores
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || ",-@()".contains(c))
-            {
-                return Err(self.error(
-                    "dpdk.cores",
-                    format!(
-                        "\"{}\" is not an EAL core list (e.g. \"0\", \"0-1\", \"2,4\")",
-                        d.cores
-                    ),
-                ));
-            }
-            if d.file_prefix.is_empty()
-                || !d
-                    .file_prefix
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-            {
-                return Err(self.error(
-                    "dpdk.file_prefix",
-                    "letters, digits, '_' and '-' only, not empty",
-                ));
-            }
-            for (j, v) in d.vdevs.iter().enumerate() {
-                let name = v.split(',').next().unwrap_or_default();
-                if !name.starts_with("net_") || v.chars().any(char::is_whitespace) {
-                    return Err(self.error(
-                        &format!("dpdk.vdevs[{j}]"),
-                        format!("\"{v}\" is not a network vdev: DRIVER[N][,key=value...] without spaces, the driver a net_ PMD (net_null0, net_pcap0,rx_pcap=FILE, net_tap0,iface=NAME, net_af_packet0,iface=NAME)"),
-                    ));
-                }
-            }
-            if d.no_huge && d.huge_dir.is_some() {
-                return Err(self.error(
-                    "dpdk.huge_dir",
-                    "no_huge = true uses no hugepages: drop huge_dir",
-                ));
-            }
-            if d.mbufs < 1024 {
-                return Err(self.error("dpdk.mbufs", "at least 1024"));
-            }
-            for (k, v) in [("dpdk.rx_desc", d.rx_desc), ("dpdk.tx_desc", d.tx_desc)] {
-                if !(64..=16384).contains(&v) {
-                    return Err(self.error(k, "must be within 64..=16384"));
-                }
-            }
-        }
         let c = &self.control;
         if c.arp_retries == 0 {
             return Err(self.error("control.arp_retries", "at least one request is needed"));
@@ -1215,6 +1215,86 @@ mod tests {
 
     fn parse(t: &str) -> Result<Config, ConfigError> {
         Config::from_toml(t, "t.toml", Path::new("."), false)
+    }
+
+    const DPDK: &str = r#"
+[dpdk]
+no_huge = true
+vdevs = ["net_pcap0,rx_pcap=in.pcap", "net_null0"]
+
+[[ports]]
+name = "in"
+backend = "dpdk"
+device = "net_pcap0"
+
+[[ports]]
+name = "out"
+backend = "dpdk"
+device = "net_null0"
+queues = 0
+
+[[next_hops]]
+name = "gw"
+port = "out"
+mac = "02:00:00:00:01:01"
+"#;
+
+    #[test]
+    fn dpdk_ports_are_checked_naming_the_field() {
+        let field = |t: &str| parse(t).map(|_| ()).map_err(|e| e.field);
+        let built = BACKENDS.contains(&"dpdk");
+        if built {
+            assert_eq!(field(DPDK), Ok(()));
+        } else {
+            let e = parse(DPDK).unwrap_err();
+            assert_eq!(e.field, "ports[0].backend");
+            assert!(e.to_string().contains("apt-get install libdpdk-dev"), "{e}");
+            return;
+        }
+        let bad = [
+            (
+                DPDK.replace("device = \"net_null0\"", "device = \"net_null7\""),
+                "ports[1].device",
+            ),
+            (
+                DPDK.replace("device = \"net_null0\"\n", ""),
+                "ports[1].device",
+            ),
+            (
+                DPDK.replace("device = \"net_null0\"", "device = \"net_pcap0\""),
+                "ports[1].device",
+            ),
+            (
+                DPDK.replace("\"net_null0\"]", "\"null0\"]"),
+                "dpdk.vdevs[1]",
+            ),
+            (
+                DPDK.replace("no_huge = true", "cores = \"a\""),
+                "dpdk.cores",
+            ),
+            (
+                DPDK.replace("no_huge = true", "file_prefix = \"a b\""),
+                "dpdk.file_prefix",
+            ),
+            (
+                DPDK.replace("no_huge = true", "no_huge = true\nhuge_dir = \"/h\""),
+                "dpdk.huge_dir",
+            ),
+            (
+                DPDK.replace("queues = 0", "queues = 0\naddrs = [\"10.0.0.1/24\"]"),
+                "ports[1].addrs",
+            ),
+            (
+                DPDK.replace(
+                    "backend = \"dpdk\"\ndevice = \"net_null0\"",
+                    "backend = \"mem\"",
+                ),
+                "ports[1].backend",
+            ),
+        ];
+        for (t, f) in bad {
+            assert_eq!(field(&t), Err(f.to_string()), "{t}");
+        }
     }
 
     const OK: &str = r#"

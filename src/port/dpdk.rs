@@ -208,15 +208,30 @@ impl Eal {
         // The lock above ensures a single init per process.
         let r = unsafe { sys::rte_eal_init((argv.len() - 1) as c_int, argv.as_mut_ptr()) };
         if r < 0 {
-            let msg = last_error();
-            let hint = if cfg.vdevs.is_empty() && cfg.allow.is_empty() {
-                "give at least one device in [dpdk] vdevs or allow".to_string()
+            // SAFETY: reads this thread's rte_errno through the shim.
+            let errno = unsafe { sys::steerd_errno() };
+            let msg = strerror(errno);
+            let devices = format!(
+                "check the device strings (vdevs: {:?}, allow: {:?}): a vdev is DRIVER[N][,key=value...] of a PMD in /usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0 (e.g. net_null0, net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap), an allow entry a PCI address bound to vfio-pci (dpdk-devbind.py --status)",
+                cfg.vdevs, cfg.allow
+            );
+            let memory = if cfg.no_huge {
+                "not enough memory for mem_mb: lower [dpdk] mem_mb or free memory".to_string()
             } else {
                 format!(
-                    "check the device strings (vdevs: {:?}, allow: {:?}): a vdev is DRIVER[N][,key=value...] of a PMD in /usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0 (e.g. net_null0, net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap); for memory errors run scripts/hugepages.sh or set no_huge = true; DPDK's own log above says which argument it refused",
-                    cfg.vdevs, cfg.allow
+                    "the EAL cannot use hugepages{}: run scripts/hugepages.sh (reserves and mounts them) and point [dpdk] huge_dir at the mount, or set no_huge = true; the EAL needs root",
+                    cfg.huge_dir
+                        .as_ref()
+                        .map(|d| format!(" in huge_dir \"{d}\" (is it a mounted hugetlbfs?)"))
+                        .unwrap_or_default()
                 )
             };
+            let hint = match errno {
+                libc::ENODEV | libc::EINVAL => devices,
+                libc::EACCES | libc::ENOMEM => memory,
+                libc::EALREADY => "the EAL is already initialised in this process".to_string(),
+                _ => format!("{devices}; or {memory}"),
+            } + "; DPDK's own log lines above say which argument it refused";
             return Err(DpdkError::Eal {
                 msg,
                 args: args[1..].join(" "),
