@@ -249,7 +249,11 @@ pub fn build_tables_from(
                     Some(m) => *m,
                     None => port_mac(cfg, i)?,
                 },
-                l2_filter: matches!(p.backend.as_str(), "tap" | "afpacket" | "afxdp"),
+                // Linux interfaces and real NICs see frames for other hosts; files and
+                // DPDK vdevs (net_pcap, net_null) are forwarded whatever their MAC.
+                l2_filter: matches!(p.backend.as_str(), "tap" | "afpacket" | "afxdp")
+                    || (p.backend == "dpdk"
+                        && p.device.as_deref().is_some_and(|d| d.contains(':'))),
                 has_v4: local.of_port(i).iter().any(|(a, _)| a.is_ipv4()),
                 has_v6: local.of_port(i).iter().any(|(a, _)| a.is_ipv6()),
             })
@@ -362,6 +366,9 @@ pub struct Appliance {
     cp_stop: Arc<AtomicBool>,
     /// The control plane's counters.
     pub cp_stats: Option<Arc<CpStats>>,
+    /// The DPDK ports (stopped and closed when the run ends).
+    #[cfg(feature = "dpdk")]
+    dpdk_ports: Option<crate::port::dpdk::DpdkPorts>,
 }
 
 /// What a finished run reports.
@@ -381,6 +388,8 @@ pub struct Summary {
     pub port_totals: Vec<(String, crate::port::PortTotals)>,
     /// The control plane's counters (JSON), when it ran.
     pub control_plane: Option<Value>,
+    /// DPDK port statistics and extended statistics (JSON), for DPDK runs.
+    pub dpdk: Option<Value>,
 }
 
 impl Summary {
@@ -446,6 +455,7 @@ impl Summary {
             "cp_tx_packets": t.cp_tx,
             "cp_tx_dropped": t.cp_tx_dropped,
             "control_plane": self.control_plane.clone().unwrap_or(Value::Null),
+            "dpdk": self.dpdk.clone().unwrap_or(Value::Null),
             "accounted": t.accounted(),
         })
     }
@@ -474,6 +484,89 @@ fn assign_tx(qs: Vec<AnyTx>, tx: &mut [Vec<AnyTx>]) {
     for v in tx.iter_mut() {
         v.push(it.next().unwrap_or(AnyTx::None));
     }
+}
+
+/// Starts the EAL and opens the DPDK ports of a config (none: nothing happens). Sets
+/// the ports' MACs (DPDK's unless configured) and adds their counters; returns the
+/// ports and each worker's queues.
+#[cfg(feature = "dpdk")]
+#[allow(clippy::type_complexity)]
+fn open_dpdk(
+    cfg: &Config,
+    nw: usize,
+    macs: &mut [[u8; 6]],
+    counters: &mut Vec<Arc<PortCounters>>,
+) -> Result<
+    (
+        Option<crate::port::dpdk::DpdkPorts>,
+        Vec<Option<crate::port::dpdk::DpdkQueues>>,
+    ),
+    SetupError,
+> {
+    use crate::port::dpdk;
+    if !cfg.ports.iter().any(|p| p.backend == "dpdk") {
+        return Ok((None, Vec::new()));
+    }
+    let d = &cfg.dpdk;
+    // Relative capture paths in vdev strings are relative to the config file, as for
+    // the pcap backend.
+    let vdevs = d
+        .vdevs
+        .iter()
+        .map(|v| {
+            v.split(',')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, f)) if ["rx_pcap", "tx_pcap"].contains(&k) => {
+                        format!("{k}={}", cfg.resolve(Path::new(f)).display())
+                    }
+                    _ => kv.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    let eal = dpdk::Eal::init(&dpdk::EalConfig {
+        lcores: d.cores.clone(),
+        no_huge: d.no_huge,
+        mem_mb: d.mem_mb,
+        huge_dir: d.huge_dir.clone(),
+        file_prefix: d.file_prefix.clone(),
+        vdevs,
+        allow: d.allow.clone(),
+        extra_args: d.extra_args.clone(),
+        log_level: d.log_level.clone(),
+    })
+    .map_err(|e| SetupError::Port(e.to_string()))?;
+    let specs: Vec<dpdk::PortSpec> = cfg
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| dpdk::PortSpec {
+            name: p.name.clone(),
+            index: i as u16,
+            device: p.device.clone().unwrap_or_default().trim().to_string(),
+            rx_queues: p.queues.unwrap_or(nw),
+            rx_desc: d.rx_desc,
+            tx_desc: d.tx_desc,
+        })
+        .collect();
+    let (ports, queues) = dpdk::open(&eal, &specs, nw, cfg.ports.len(), d.mbufs)
+        .map_err(|e| SetupError::Port(e.to_string()))?;
+    for (i, p) in ports.ports.iter().enumerate() {
+        if cfg.ports[i].mac.is_none() {
+            macs[i] = p.mac;
+        }
+        tracing::info!(
+            "port {}: DPDK port {} ({}), {} rx queue(s){}",
+            p.name,
+            p.port_id,
+            p.driver,
+            p.rx_queues,
+            if p.rss { " with RSS" } else { "" }
+        );
+        counters.push(p.counters.clone());
+    }
+    Ok((Some(ports), queues.into_iter().map(Some).collect()))
 }
 
 fn worker_count(cfg: &Config, opts: &RunOptions) -> usize {
@@ -643,6 +736,14 @@ impl Appliance {
                     assign_tx(port.tx.into_iter().map(AnyTx::AfXdp).collect(), &mut tx);
                     counters.push(port.counters);
                 }
+                #[cfg(feature = "dpdk")]
+                "dpdk" => {
+                    // Opened together below, once the EAL is up; the std queues of a
+                    // DPDK run stay empty (its workers poll DPDK queues).
+                    for v in tx.iter_mut() {
+                        v.push(AnyTx::None);
+                    }
+                }
                 other => {
                     return Err(SetupError::Port(format!(
                         "port {}: backend {other} is not available in this build",
@@ -651,6 +752,8 @@ impl Appliance {
                 }
             }
         }
+        #[cfg(feature = "dpdk")]
+        let (dpdk_ports, mut dpdk_queues) = open_dpdk(&cfg, nw, &mut macs, &mut counters)?;
         let tables = build_tables(&cfg, extra, Some(&macs))?;
         let listeners = Listeners::bind(
             opts.metrics_listen
@@ -751,6 +854,8 @@ impl Appliance {
                 ctl: ctl.clone(),
                 epoch,
                 cp: cp_links[w].take(),
+                #[cfg(feature = "dpdk")]
+                dpdk: dpdk_queues.get_mut(w).and_then(Option::take),
             });
             stats.push(st);
             telemetry.push(tel);
@@ -777,6 +882,8 @@ impl Appliance {
             control,
             cp_stop,
             cp_stats,
+            #[cfg(feature = "dpdk")]
+            dpdk_ports,
         })
     }
 
@@ -842,6 +949,12 @@ impl Appliance {
             );
         }
         let elapsed = start.elapsed();
+        // Every worker has exited and dropped its mbufs: stop and close the DPDK ports
+        // (flushes net_pcap outputs) and take their final statistics.
+        #[cfg(feature = "dpdk")]
+        let dpdk_json = self.dpdk_ports.as_mut().map(|p| p.finish());
+        #[cfg(not(feature = "dpdk"))]
+        let dpdk_json: Option<Value> = None;
         self.cp_stop.store(true, Ordering::Release);
         if let Some(h) = cp_thread {
             h.join()
@@ -877,6 +990,7 @@ impl Appliance {
                 .map(|c| (c.name.clone(), c.totals()))
                 .collect(),
             control_plane: self.cp_stats.as_ref().map(|c| c.to_json()),
+            dpdk: dpdk_json,
         };
         let _ = &self.mem_stats;
         if let Some(p) = &opts.json {

@@ -116,6 +116,7 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
         promisc: false,
         xdp_mode: None,
         xdp_bind: None,
+        device: None,
         addrs: Vec::new(),
     };
     Config {
@@ -148,8 +149,97 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
             ..SteeringConfig::default()
         },
         ctl: Default::default(),
+        dpdk: Default::default(),
         source: Default::default(),
     }
+}
+
+/// Settings of `steerd gen-pcap`: a capture of generated traffic (the mem generator's
+/// templates), for DPDK's net_pcap vdev and peer benchmarks.
+#[derive(Clone, Debug)]
+pub struct GenPcapOptions {
+    /// Output file.
+    pub out: std::path::PathBuf,
+    /// Distinct flows (one packet each in the file).
+    pub flows: usize,
+    /// Frame size in bytes (without FCS).
+    pub size: usize,
+    /// Destination prefixes (flow i goes to prefix i mod len).
+    pub dst: Vec<String>,
+    /// Fraction of flows with a valid steering header (keys, epoch and destinations
+    /// from the config's `[steering]`).
+    pub steered: f64,
+    /// Steering priority written into the headers.
+    pub priority: u8,
+    /// Destination MAC of the frames.
+    pub dst_mac: String,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Writes a capture of generated IPv4/IPv6 UDP flows; steered flows carry NSH steering
+/// headers whose tags verify under `cfg`'s current key. Returns the packets written.
+pub fn gen_pcap(cfg: &Config, o: &GenPcapOptions) -> Result<usize, SetupError> {
+    use crate::app::gen_config;
+    if !(0.0..=1.0).contains(&o.steered) {
+        return Err(SetupError::Other("--steered: must be within 0..=1".into()));
+    }
+    if o.steered > 0.0 && (cfg.steering.keys.is_empty() || cfg.steering.destinations.is_empty()) {
+        return Err(SetupError::Other(format!(
+            "--steered {} needs [steering] keys and destinations in {}",
+            o.steered, cfg.source.name
+        )));
+    }
+    if !(60..=crate::port::MAX_FRAME).contains(&o.size) {
+        return Err(SetupError::Other(format!(
+            "--size {} is outside 60..={}",
+            o.size,
+            crate::port::MAX_FRAME
+        )));
+    }
+    // The generator of a mem port with these settings, in a copy of the config.
+    let mut c = cfg.clone();
+    let g = GeneratorConfig {
+        flows: o.flows.max(1),
+        dst: o.dst.clone(),
+        sizes: vec![SizeSpec::Plain(o.size)],
+        steered_fraction: o.steered,
+        fault_fraction: 0.0,
+        seed: o.seed,
+        priority: o.priority,
+        ..GeneratorConfig::default()
+    };
+    c.ports = vec![PortConfig {
+        name: "gen".into(),
+        backend: "mem".into(),
+        mac: Some(o.dst_mac.clone()),
+        mtu: 9000,
+        trusted: true,
+        strip_nsh: true,
+        generator: Some(g),
+        rx_file: None,
+        repeat: 1,
+        tx_file: None,
+        ifname: None,
+        queues: None,
+        promisc: false,
+        xdp_mode: None,
+        device: None,
+        addrs: Vec::new(),
+    }];
+    let gc = gen_config(&c, 0)?.ok_or_else(|| SetupError::Other("no generator".into()))?;
+    let tpl = crate::port::mem::Templates::build(&gc).map_err(SetupError::Other)?;
+    let f = std::fs::File::create(&o.out)
+        .map_err(|e| SetupError::Other(format!("cannot create {}: {e}", o.out.display())))?;
+    let io = |e: std::io::Error| SetupError::Other(format!("{}: {e}", o.out.display()));
+    let mut w =
+        crate::wire::pcap::PcapWriter::new(std::io::BufWriter::new(f), 65535).map_err(io)?;
+    for i in 0..tpl.len() {
+        w.write_packet(i as u32 / 1_000_000, i as u32 % 1_000_000, tpl.get(i))
+            .map_err(io)?;
+    }
+    w.flush().map_err(io)?;
+    Ok(tpl.len())
 }
 
 /// Runs the benchmark; returns one JSON object.
@@ -237,4 +327,93 @@ pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
         Value::Array(runs.into_iter().map(|(_, v)| v).collect()),
     );
     Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: &str = r#"
+[general]
+workers = 1
+pin_cores = false
+exit_on_eof = true
+
+[[ports]]
+name = "in"
+backend = "pcap"
+trusted = true
+rx_file = "IN"
+
+[[ports]]
+name = "out"
+backend = "pcap"
+tx_file = "OUT"
+
+[[next_hops]]
+name = "gw"
+port = "out"
+mac = "02:00:00:00:09:01"
+
+[[routes]]
+prefix = "198.18.0.0/15"
+via = "gw"
+
+[steering]
+keys = ["62656e63686d61726b206b6579203031"]
+[[steering.destinations]]
+id = 100
+next_hop = "gw"
+[[steering.destinations]]
+id = 101
+next_hop = "gw"
+"#;
+
+    fn gen_and_forward(steered: f64) -> crate::app::Summary {
+        let dir = tempfile::tempdir().unwrap();
+        let inp = dir.path().join("in.pcap");
+        let out = dir.path().join("out.pcap");
+        let text = CFG
+            .replace("IN", &inp.display().to_string())
+            .replace("OUT", &out.display().to_string());
+        let cfg = Config::from_toml(&text, "t.toml", dir.path(), false).unwrap();
+        let n = gen_pcap(
+            &cfg,
+            &GenPcapOptions {
+                out: inp.clone(),
+                flows: 64,
+                size: 64,
+                dst: vec!["198.18.0.0/16".into()],
+                steered,
+                priority: 0,
+                dst_mac: "02:00:00:00:00:10".into(),
+                seed: 1,
+            },
+        )
+        .unwrap();
+        assert_eq!(n, 64);
+        let opts = RunOptions {
+            duration: Some(Duration::from_secs(30)),
+            quiet: true,
+            ..RunOptions::default()
+        };
+        let s = Appliance::build(cfg, &opts).unwrap().run(&opts).unwrap();
+        assert_eq!(s.total.rx, 64);
+        assert_eq!(s.total.tx, 64, "every generated packet is forwarded");
+        s
+    }
+
+    #[test]
+    fn gen_pcap_steered_headers_verify_under_the_config_key() {
+        let s = gen_and_forward(1.0);
+        assert_eq!(s.total.steered, 64, "every packet steered: {:?}", s.total);
+        assert_eq!(s.total.fallback.iter().sum::<u64>(), 0);
+    }
+
+    #[test]
+    fn gen_pcap_plain_packets_take_lpm() {
+        let s = gen_and_forward(0.0);
+        assert_eq!(s.total.routed, 64);
+        assert_eq!(s.total.steered, 0);
+    }
 }

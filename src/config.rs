@@ -184,7 +184,8 @@ pub struct PortConfig {
     /// tap, afpacket, afxdp: the Linux interface (a tap is created when missing).
     #[serde(default)]
     pub ifname: Option<String>,
-    /// tap, afpacket, afxdp: queues (default: one per worker).
+    /// tap, afpacket, afxdp, dpdk: queues (default: one per worker). dpdk: receive
+    /// queues (more than one needs RSS in the PMD), 0 = transmit only.
     #[serde(default)]
     pub queues: Option<usize>,
     /// afpacket: put the interface in promiscuous mode.
@@ -197,6 +198,10 @@ pub struct PortConfig {
     /// copy, zerocopy.
     #[serde(default)]
     pub xdp_bind: Option<String>,
+    /// dpdk: the DPDK device, a vdev name from `[dpdk] vdevs` (e.g. "net_pcap0") or a
+    /// PCI address from `[dpdk] allow`.
+    #[serde(default)]
+    pub device: Option<String>,
     /// The router's own addresses on this port, `ADDRESS/LENGTH` (IPv4 or IPv6): it
     /// answers ARP / neighbour solicitations and echo requests for them, sources ICMP
     /// errors from them, and routes their subnets (connected routes).
@@ -340,6 +345,68 @@ pub struct CtlConfig {
     pub socket: Option<String>,
 }
 
+/// DPDK EAL and pool settings (`[dpdk]`), used when ports have `backend = "dpdk"`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpdkConfig {
+    /// EAL lcores (`-l`), e.g. "0" or "0-1"; the first is the EAL's main lcore. Workers
+    /// are placed by `general.first_core` / `pin_cores` as for every backend.
+    pub cores: String,
+    /// Run without hugepages (`--no-huge`; about half the speed).
+    pub no_huge: bool,
+    /// EAL memory in MB (`-m`); 0 = the EAL's default (512 with `no_huge`).
+    pub mem_mb: u32,
+    /// Hugetlbfs mount (`--huge-dir`); unset = the EAL finds one.
+    pub huge_dir: Option<String>,
+    /// Runtime file prefix (`--file-prefix`): distinct per concurrent DPDK process.
+    pub file_prefix: String,
+    /// Virtual devices (`--vdev`), e.g. "net_pcap0,rx_pcap=in.pcap" or "net_null0".
+    pub vdevs: Vec<String>,
+    /// PCI allow-list (`-a`), e.g. "0000:01:00.0"; empty = `--no-pci`.
+    pub allow: Vec<String>,
+    /// More EAL arguments, passed as they are.
+    pub extra_args: Vec<String>,
+    /// EAL log level (`--log-level`), e.g. "notice", "error".
+    pub log_level: String,
+    /// Mbufs per NUMA socket pool (raised to what the rings need).
+    pub mbufs: u32,
+    /// Receive descriptors per queue.
+    pub rx_desc: u16,
+    /// Transmit descriptors per queue.
+    pub tx_desc: u16,
+}
+
+impl Default for DpdkConfig {
+    fn default() -> Self {
+        DpdkConfig {
+            cores: "0".into(),
+            no_huge: false,
+            mem_mb: 0,
+            huge_dir: None,
+            file_prefix: "steerd".into(),
+            vdevs: Vec::new(),
+            allow: Vec::new(),
+            extra_args: Vec::new(),
+            log_level: "notice".into(),
+            mbufs: 16383,
+            rx_desc: 1024,
+            tx_desc: 1024,
+        }
+    }
+}
+
+impl DpdkConfig {
+    /// The device names the EAL will create: each vdev's name (before the first comma)
+    /// and each allow-listed PCI address.
+    pub fn device_names(&self) -> Vec<String> {
+        self.vdevs
+            .iter()
+            .map(|v| v.split(',').next().unwrap_or_default().trim().to_string())
+            .chain(self.allow.iter().map(|a| a.trim().to_string()))
+            .collect()
+    }
+}
+
 /// Control-plane (slow path) settings: neighbour resolution and ICMP.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -423,6 +490,9 @@ pub struct Config {
     /// Control-plane settings (ARP/ND, ICMP).
     #[serde(default)]
     pub control: ControlConfig,
+    /// DPDK EAL settings (for `backend = "dpdk"` ports).
+    #[serde(default)]
+    pub dpdk: DpdkConfig,
     /// Where this config came from (set by the loader).
     #[serde(skip)]
     pub source: ConfigSource,
@@ -478,10 +548,16 @@ pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
 }
 
 /// Backends this build can open.
-#[cfg(feature = "afxdp")]
+#[cfg(all(feature = "afxdp", feature = "dpdk"))]
+pub const BACKENDS: &[&str] = &["mem", "pcap", "tap", "afpacket", "afxdp", "dpdk"];
+/// Backends this build can open.
+#[cfg(all(feature = "afxdp", not(feature = "dpdk")))]
 pub const BACKENDS: &[&str] = &["mem", "pcap", "tap", "afpacket", "afxdp"];
 /// Backends this build can open.
-#[cfg(not(feature = "afxdp"))]
+#[cfg(all(not(feature = "afxdp"), feature = "dpdk"))]
+pub const BACKENDS: &[&str] = &["mem", "pcap", "tap", "afpacket", "dpdk"];
+/// Backends this build can open.
+#[cfg(all(not(feature = "afxdp"), not(feature = "dpdk")))]
 pub const BACKENDS: &[&str] = &["mem", "pcap", "tap", "afpacket"];
 
 impl Config {
@@ -595,6 +671,57 @@ impl Config {
         if self.ports.len() > crate::safe::MAX_PORTS {
             return Err(self.error("ports", format!("at most {} ports", crate::safe::MAX_PORTS)));
         }
+        if self.ports.iter().any(|p| p.backend == "dpdk") {
+            let d = &self.dpdk;
+            if d.cores.trim().is_empty()
+                || !d
+                    .cores
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ",-@()".contains(c))
+            {
+                return Err(self.error(
+                    "dpdk.cores",
+                    format!(
+                        "\"{}\" is not an EAL core list (e.g. \"0\", \"0-1\", \"2,4\")",
+                        d.cores
+                    ),
+                ));
+            }
+            if d.file_prefix.is_empty()
+                || !d
+                    .file_prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+            {
+                return Err(self.error(
+                    "dpdk.file_prefix",
+                    "letters, digits, '_' and '-' only, not empty",
+                ));
+            }
+            for (j, v) in d.vdevs.iter().enumerate() {
+                let name = v.split(',').next().unwrap_or_default();
+                if !name.starts_with("net_") || v.chars().any(char::is_whitespace) {
+                    return Err(self.error(
+                        &format!("dpdk.vdevs[{j}]"),
+                        format!("\"{v}\" is not a network vdev: DRIVER[N][,key=value...] without spaces, the driver a net_ PMD (net_null0, net_pcap0,rx_pcap=FILE, net_tap0,iface=NAME, net_af_packet0,iface=NAME)"),
+                    ));
+                }
+            }
+            if d.no_huge && d.huge_dir.is_some() {
+                return Err(self.error(
+                    "dpdk.huge_dir",
+                    "no_huge = true uses no hugepages: drop huge_dir",
+                ));
+            }
+            if d.mbufs < 1024 {
+                return Err(self.error("dpdk.mbufs", "at least 1024"));
+            }
+            for (k, v) in [("dpdk.rx_desc", d.rx_desc), ("dpdk.tx_desc", d.tx_desc)] {
+                if !(64..=16384).contains(&v) {
+                    return Err(self.error(k, "must be within 64..=16384"));
+                }
+            }
+        }
         let mut names = HashMap::new();
         let mut own_addrs: Vec<(usize, IpAddr)> = Vec::new();
         let mut subnets: Vec<(usize, crate::route::Prefix)> = Vec::new();
@@ -611,7 +738,7 @@ impl Config {
                     "backend \"afxdp\" needs a build with the afxdp feature (cargo build --release --features afxdp)".to_string()
                 } else if p.backend == "dpdk" {
                     format!(
-                        "backend \"dpdk\" is not available in this build (available: {})",
+                        "backend \"dpdk\" is not available in this build (available: {}): install DPDK (apt-get install libdpdk-dev clang libclang-dev pkg-config) and build with --features dpdk",
                         BACKENDS.join(", ")
                     )
                 } else {
@@ -769,6 +896,67 @@ impl Config {
                         return Err(self.error(
                             &f("xdp_bind"),
                             format!("\"{b}\" is not one of auto, copy, zerocopy"),
+                        ));
+                    }
+                }
+                "dpdk" => {
+                    let dev = p.device.as_deref().unwrap_or_default().trim();
+                    if dev.is_empty() {
+                        return Err(self.error(
+                            &f("device"),
+                            "a dpdk port needs device (a vdev name from [dpdk] vdevs, e.g. \"net_pcap0\", or a PCI address from [dpdk] allow)",
+                        ));
+                    }
+                    let known = self.dpdk.device_names();
+                    if !known.iter().any(|k| k == dev) {
+                        return Err(self.error(
+                            &f("device"),
+                            format!(
+                                "\"{dev}\" is not among the [dpdk] devices ({})",
+                                if known.is_empty() {
+                                    "none: add it to dpdk.vdevs or dpdk.allow".to_string()
+                                } else {
+                                    known.join(", ")
+                                }
+                            ),
+                        ));
+                    }
+                    if let Some((j, q)) =
+                        self.ports.iter().enumerate().find(|(j, q)| {
+                            *j < i && q.device.as_deref().map(str::trim) == Some(dev)
+                        })
+                    {
+                        return Err(self.error(
+                            &f("device"),
+                            format!(
+                                "device \"{dev}\" is already port \"{}\" (ports[{j}])",
+                                q.name
+                            ),
+                        ));
+                    }
+                    if let Some(j) = self.ports.iter().position(|q| q.backend != "dpdk") {
+                        return Err(self.error(
+                            &format!("ports[{j}].backend"),
+                            format!(
+                                "a run with dpdk ports needs every port on DPDK (port \"{}\" is {}): use a DPDK vdev instead (net_pcap for files, net_tap or net_af_packet for Linux interfaces)",
+                                self.ports[j].name, self.ports[j].backend
+                            ),
+                        ));
+                    }
+                    if !p.addrs.is_empty() {
+                        return Err(self.error(
+                            &f("addrs"),
+                            "the control plane (ARP/ND, echo, ICMP errors) does not run on dpdk ports yet: give next hops a mac instead",
+                        ));
+                    }
+                    if p.generator.is_some()
+                        || p.rx_file.is_some()
+                        || p.tx_file.is_some()
+                        || p.ifname.is_some()
+                    {
+                        return Err(self.error(
+                            &f("backend"),
+                            "generator/rx_file/tx_file/ifname do not belong to a dpdk port (files and interfaces are DPDK vdevs: net_pcap0,rx_pcap=FILE,tx_pcap=FILE)",
                         ));
                     }
                 }
@@ -1039,6 +1227,86 @@ mod tests {
 
     fn parse(t: &str) -> Result<Config, ConfigError> {
         Config::from_toml(t, "t.toml", Path::new("."), false)
+    }
+
+    const DPDK: &str = r#"
+[dpdk]
+no_huge = true
+vdevs = ["net_pcap0,rx_pcap=in.pcap", "net_null0"]
+
+[[ports]]
+name = "in"
+backend = "dpdk"
+device = "net_pcap0"
+
+[[ports]]
+name = "out"
+backend = "dpdk"
+device = "net_null0"
+queues = 0
+
+[[next_hops]]
+name = "gw"
+port = "out"
+mac = "02:00:00:00:01:01"
+"#;
+
+    #[test]
+    fn dpdk_ports_are_checked_naming_the_field() {
+        let field = |t: &str| parse(t).map(|_| ()).map_err(|e| e.field);
+        let built = BACKENDS.contains(&"dpdk");
+        if built {
+            assert_eq!(field(DPDK), Ok(()));
+        } else {
+            let e = parse(DPDK).unwrap_err();
+            assert_eq!(e.field, "ports[0].backend");
+            assert!(e.to_string().contains("apt-get install libdpdk-dev"), "{e}");
+            return;
+        }
+        let bad = [
+            (
+                DPDK.replace("device = \"net_null0\"", "device = \"net_null7\""),
+                "ports[1].device",
+            ),
+            (
+                DPDK.replace("device = \"net_null0\"\n", ""),
+                "ports[1].device",
+            ),
+            (
+                DPDK.replace("device = \"net_null0\"", "device = \"net_pcap0\""),
+                "ports[1].device",
+            ),
+            (
+                DPDK.replace("\"net_null0\"]", "\"null0\"]"),
+                "dpdk.vdevs[1]",
+            ),
+            (
+                DPDK.replace("no_huge = true", "cores = \"a\""),
+                "dpdk.cores",
+            ),
+            (
+                DPDK.replace("no_huge = true", "file_prefix = \"a b\""),
+                "dpdk.file_prefix",
+            ),
+            (
+                DPDK.replace("no_huge = true", "no_huge = true\nhuge_dir = \"/h\""),
+                "dpdk.huge_dir",
+            ),
+            (
+                DPDK.replace("queues = 0", "queues = 0\naddrs = [\"10.0.0.1/24\"]"),
+                "ports[1].addrs",
+            ),
+            (
+                DPDK.replace(
+                    "backend = \"dpdk\"\ndevice = \"net_null0\"",
+                    "backend = \"mem\"",
+                ),
+                "ports[1].backend",
+            ),
+        ];
+        for (t, f) in bad {
+            assert_eq!(field(&t), Err(f.to_string()), "{t}");
+        }
     }
 
     const OK: &str = r#"

@@ -56,6 +56,10 @@ enum Cmd {
         /// /tmp/steerd-UID.sock for others).
         #[arg(long, value_name = "PATH|off")]
         ctl_socket: Option<String>,
+        /// Io forwarding: packets from port p leave on port p^1 unparsed and unchanged
+        /// (the testpmd `io` baseline: measures the ports and the loop, not the pipeline).
+        #[arg(long)]
+        io: bool,
     },
     /// Talk to a running `steerd run` over its ctl socket.
     Ctl {
@@ -100,6 +104,37 @@ enum Cmd {
         /// Distinct flows (destinations).
         #[arg(long, default_value_t = 8192)]
         flows: usize,
+    },
+    /// Write a capture of generated UDP flows (with valid steering headers when
+    /// --steered > 0, keyed by the config's [steering]), e.g. for DPDK's net_pcap vdev.
+    GenPcap {
+        /// Config whose [steering] keys, epoch and destinations the headers use.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Distinct flows (one packet each).
+        #[arg(long, default_value_t = 1024)]
+        flows: usize,
+        /// Frame size in bytes (without FCS).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Destination prefixes, comma-separated.
+        #[arg(long, default_value = "198.18.0.0/16", value_delimiter = ',')]
+        dst: Vec<String>,
+        /// Fraction of flows carrying a valid steering header.
+        #[arg(long, default_value_t = 0.0)]
+        steered: f64,
+        /// Steering priority (0..=3) in the headers.
+        #[arg(long, default_value_t = 0)]
+        priority: u8,
+        /// Destination MAC of the frames.
+        #[arg(long, default_value = "02:00:00:00:00:10")]
+        dst_mac: String,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     #[cfg(feature = "tpe")]
     /// Traffic Prediction Engine tools: evaluate the model against the baselines, write
@@ -290,6 +325,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             plain,
             metrics_listen,
             ctl_socket,
+            io,
         } => {
             let cfg = app::load_config(config.as_deref())?;
             // Flag, else the config's [ctl] setting, else the default.
@@ -310,7 +346,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
                 json,
                 quiet,
                 workers,
-                io_mode: false,
+                io_mode: io,
                 metrics_listen,
                 ctl_socket,
                 screen: !plain,
@@ -369,6 +405,32 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
         Cmd::Telemetry {
             cmd: TelemetryCmd::Export(a),
         } => tool_exit(run_export(&a)),
+        Cmd::GenPcap {
+            config,
+            out,
+            flows,
+            size,
+            dst,
+            steered,
+            priority,
+            dst_mac,
+            seed,
+        } => {
+            let cfg = app::load_config(config.as_deref())?;
+            let o = bench::GenPcapOptions {
+                out,
+                flows,
+                size,
+                dst,
+                steered,
+                priority,
+                dst_mac,
+                seed,
+            };
+            let n = bench::gen_pcap(&cfg, &o)?;
+            eprintln!("{}: {n} packets", o.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Check { config } => {
             let cfg = app::load_config(config.as_deref())?;
             app::build_tables(&cfg, &[], None)?;

@@ -42,6 +42,20 @@ pub trait Buf {
     fn rx_port(&self) -> u16;
 }
 
+/// Where a worker gives back buffers it drops (steerd's [`Pool`], or DPDK's mempools
+/// through the mbuf's own free).
+pub trait PutBuf<B> {
+    /// Takes back a buffer the worker no longer needs.
+    fn put(&mut self, b: B);
+}
+
+impl PutBuf<PktBuf> for Pool {
+    #[inline]
+    fn put(&mut self, b: PktBuf) {
+        Pool::put(self, b)
+    }
+}
+
 /// A packet buffer owned by exactly one core at a time.
 pub struct PktBuf {
     storage: Box<[u8; BUF_SIZE]>,

@@ -13,6 +13,8 @@ pub mod afpacket;
 #[cfg(feature = "afxdp")]
 pub mod afxdp;
 pub mod buf;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod netdev;
 mod ringmem;
 pub mod stats;
@@ -20,7 +22,7 @@ pub mod tap;
 #[cfg(test)]
 pub(crate) mod testnet;
 
-pub use buf::{BUF_SIZE, Buf, HEADROOM, MAX_FRAME, PktBuf, Pool};
+pub use buf::{BUF_SIZE, Buf, HEADROOM, MAX_FRAME, PktBuf, Pool, PutBuf};
 pub use netdev::{Mac, PortOpenError};
 pub use stats::{PortCounters, PortTotals};
 

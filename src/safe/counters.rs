@@ -160,15 +160,22 @@ impl WorkerStats {
             l.cp_tx,
             l.cp_tx_dropped,
         ];
-        let rest = fixed
-            .iter()
-            .chain(l.fallback.iter())
-            .chain(l.drops.iter())
-            .chain(l.port_rx.iter())
-            .chain(l.port_tx.iter());
-        for (cell, v) in c.iter().zip(rest) {
-            cell.store(*v, Relaxed);
-        }
+        // One plain loop per array (a chained iterator compiled to an indirect jump per
+        // counter and cost a third of the io-mode loop on DPDK).
+        let store = |cells: &[AtomicU64], vals: &[u64]| {
+            for (cell, v) in cells.iter().zip(vals) {
+                cell.store(*v, Relaxed);
+            }
+        };
+        let (head, rest) = c.split_at(FIXED);
+        store(head, &fixed);
+        let (fb, rest) = rest.split_at(Fallback::COUNT);
+        store(fb, &l.fallback);
+        let (dr, rest) = rest.split_at(DropReason::COUNT);
+        store(dr, &l.drops);
+        let (prx, ptx) = rest.split_at(MAX_PORTS);
+        store(prx, &l.port_rx);
+        store(ptx, &l.port_tx);
     }
 
     /// Reads a consistent-enough snapshot (each counter is exact; they are read one by one).

@@ -26,7 +26,7 @@ use super::pipeline::{BURST, BurstCtx, Mode, Scratch, process_burst};
 use super::punt::{CpLink, NO_PORT, Punt, PuntKind};
 use super::tables::TableReader;
 use super::tx::{N_CLASSES, TxStage};
-use crate::port::{AnyRx, AnyTx, Buf, PktBuf, Pool, RxQueue, TxQueue};
+use crate::port::{AnyRx, AnyTx, Buf, PktBuf, Pool, PutBuf, RxQueue, TxQueue};
 use crate::telemetry::DestCounters;
 
 /// Latency histograms travel between a worker and the stats thread in these.
@@ -131,6 +131,9 @@ pub struct Worker {
     pub epoch: Instant,
     /// Rings to and from the control plane (None when the router has no addresses).
     pub cp: Option<CpLink>,
+    /// DPDK queues: a worker of a DPDK run polls these (its `rx` is empty then).
+    #[cfg(feature = "dpdk")]
+    pub dpdk: Option<crate::port::dpdk::DpdkQueues>,
 }
 
 /// Most control-plane packets a worker takes per loop.
@@ -242,6 +245,10 @@ impl Worker {
     pub fn run(mut self) -> Local {
         if let Some(c) = self.core {
             core_affinity::set_for_current(c);
+        }
+        #[cfg(feature = "dpdk")]
+        if let Some(q) = self.dpdk.take() {
+            return self.run_dpdk(q);
         }
         let n_ports = self.tx.len().min(MAX_PORTS);
         let mut stages: Vec<TxStage<PktBuf>> =
@@ -488,10 +495,10 @@ impl Worker {
 }
 
 #[inline]
-fn count_rx(local: &mut Local, v: &[PktBuf]) {
+fn count_rx<B: Buf>(local: &mut Local, v: &[B]) {
     local.rx += v.len() as u64;
     for b in v {
-        let p = b.port as usize;
+        let p = b.rx_port() as usize;
         if p < MAX_PORTS {
             local.port_rx[p] += 1;
         }
@@ -499,10 +506,10 @@ fn count_rx(local: &mut Local, v: &[PktBuf]) {
 }
 
 #[inline]
-fn flush_full(
-    stages: &mut [TxStage<PktBuf>],
-    tx: &mut [AnyTx],
-    pool: &mut Pool,
+fn flush_full<B: Buf, P: PutBuf<B>, Q: TxQueue<Buf = B, Pool = P>>(
+    stages: &mut [TxStage<B>],
+    tx: &mut [Q],
+    pool: &mut P,
     local: &mut Local,
     pending: &mut Vec<(u64, u64)>,
     now: u64,
@@ -518,10 +525,10 @@ fn flush_full(
 /// Sends everything staged on one port, highest priority first. A lossless queue is
 /// waited for (bounded); otherwise what the queue refuses after a few tries is dropped.
 #[inline]
-fn flush_port<Q: TxQueue<Buf = PktBuf, Pool = Pool>>(
-    st: &mut TxStage<PktBuf>,
+fn flush_port<B: Buf, P: PutBuf<B>, Q: TxQueue<Buf = B, Pool = P>>(
+    st: &mut TxStage<B>,
     q: &mut Q,
-    pool: &mut Pool,
+    pool: &mut P,
     local: &mut Local,
     pending: &mut Vec<(u64, u64)>,
     now: u64,
@@ -576,6 +583,143 @@ fn flush_port<Q: TxQueue<Buf = PktBuf, Pool = Pool>>(
         if pending.len() < pending.capacity() {
             pending.push((st.oldest_ns, sent_total));
         }
+    }
+}
+
+#[cfg(feature = "dpdk")]
+impl Worker {
+    /// The poll loop of a DPDK run: the same stages as [`Worker::run`] over DPDK queues
+    /// and mbufs (the pipeline rewrites the mbufs in place). No software RSS (the NIC's
+    /// RSS, or worker 0 alone on a single-queue port) and no control plane (config
+    /// validation refuses `addrs` on DPDK ports): punts are refused, so their packets
+    /// stay counted drops.
+    fn run_dpdk(mut self, mut q: crate::port::dpdk::DpdkQueues) -> Local {
+        use crate::port::dpdk::{Mbuf, MbufSink};
+        let registered = q.register_thread();
+        if !registered {
+            tracing::warn!(
+                "worker {}: the DPDK EAL refused to register this thread: mbufs bypass the per-lcore mempool caches (slower)",
+                self.id
+            );
+        }
+        let n_ports = q.tx.len().min(MAX_PORTS);
+        let mut stages: Vec<TxStage<Mbuf>> =
+            (0..n_ports).map(|_| TxStage::new(2 * BURST)).collect();
+        let mut scratch = Scratch::default();
+        let mut local = Local::default();
+        let mut mine: Vec<Mbuf> = Vec::with_capacity(2 * BURST);
+        let mut sink = MbufSink;
+        let mut hist = new_hist();
+        let burst = self.burst.clamp(1, BURST);
+        let drain_ns = self.drain.as_nanos() as u64;
+        let mut last_hist_ns = 0u64;
+        let mut stopping = false;
+        let mut idle_iters = 0u32;
+        let mut pending: Vec<(u64, u64)> = Vec::with_capacity(4 * MAX_PORTS);
+        loop {
+            let now = self.epoch.elapsed().as_nanos() as u64;
+            for (t0, n) in pending.drain(..) {
+                hist.saturating_record_n(now.saturating_sub(t0).max(1), n);
+            }
+            self.tables.refresh();
+            if !stopping && self.ctl.stop.load(Ordering::Relaxed) {
+                stopping = true;
+            }
+            let mut got = 0usize;
+            let tables = self.tables.get();
+            let ctx = BurstCtx {
+                tables,
+                now_ns: now,
+                io_peer: &self.io_peer,
+                telemetry: &self.telemetry,
+                generation: self.tables.generation(),
+            };
+            if !stopping {
+                for r in q.rx.iter_mut() {
+                    let n = r.rx_burst(&mut sink, &mut mine, burst);
+                    if n == 0 {
+                        continue;
+                    }
+                    got += n;
+                    count_rx(&mut local, &mine);
+                    process_burst(
+                        self.mode,
+                        &ctx,
+                        &mut mine,
+                        &mut scratch,
+                        &mut stages,
+                        &mut local,
+                        drop,
+                        Err,
+                    );
+                    flush_full(
+                        &mut stages,
+                        &mut q.tx,
+                        &mut sink,
+                        &mut local,
+                        &mut pending,
+                        now,
+                        burst,
+                    );
+                }
+            }
+            for (p, st) in stages.iter_mut().enumerate() {
+                if st.staged > 0 && (stopping || now.saturating_sub(st.oldest_ns) >= drain_ns) {
+                    flush_port(
+                        st,
+                        &mut q.tx[p],
+                        &mut sink,
+                        &mut local,
+                        &mut pending,
+                        now,
+                        p,
+                    );
+                }
+            }
+            if got > 0 {
+                local.busy_polls += 1;
+                idle_iters = 0;
+                self.stats.publish(&local);
+            } else {
+                local.idle_polls += 1;
+                idle_iters = idle_iters.saturating_add(1);
+                if idle_iters.is_multiple_of(1024) {
+                    self.stats.publish(&local);
+                }
+                // Live ports are never exhausted (a net_pcap file that ended just
+                // receives nothing): a DPDK run stops on duration, signal or ctl.
+                self.ctl.idle_exhausted[self.id].store(false, Ordering::Release);
+                std::hint::spin_loop();
+            }
+            if now.saturating_sub(last_hist_ns) >= 100_000_000 || stopping {
+                if let Ok(mut fresh) = self.hist_in.pop() {
+                    std::mem::swap(&mut hist, &mut fresh);
+                    let _ = self.hist_out.push(fresh);
+                }
+                // Worker 0 copies the ports' DPDK statistics (cold, every 100 ms).
+                q.publish_stats();
+                last_hist_ns = now;
+            }
+            if stopping && got == 0 && stages.iter().all(|s| s.staged == 0) {
+                break;
+            }
+        }
+        for t in q.tx.iter_mut() {
+            t.flush();
+        }
+        let end = self.epoch.elapsed().as_nanos() as u64;
+        for (t0, n) in pending.drain(..) {
+            hist.saturating_record_n(end.saturating_sub(t0).max(1), n);
+        }
+        self.stats.publish(&local);
+        let _ = self.hist_out.push(hist);
+        drop(mine);
+        drop(stages);
+        if registered {
+            q.unregister_thread();
+        }
+        self.ctl.exited.fetch_add(1, Ordering::AcqRel);
+        local
     }
 }
 

@@ -272,7 +272,7 @@ impl Classified {
 }
 
 /// Parses a received frame. See the module docs for what is walked and validated.
-#[inline]
+#[inline(always)]
 pub fn classify(frame: &[u8]) -> Result<Classified, ParseError> {
     let mut c = Classified::EMPTY;
     let Some(eth) = frame.first_chunk::<{ ethernet::HEADER_LEN }>() else {
@@ -344,7 +344,7 @@ fn off16(off: usize) -> u16 {
     u16::try_from(off).unwrap_or(u16::MAX)
 }
 
-#[inline]
+#[inline(always)]
 fn parse_ipv4(frame: &[u8], off: usize, c: &mut Classified) -> Result<(), ParseError> {
     let rest = frame.get(off..).unwrap_or_default();
     let Some(h) = rest.first_chunk::<20>() else {
@@ -423,7 +423,7 @@ fn parse_ipv6(frame: &[u8], off: usize, c: &mut Classified) -> Result<(), ParseE
 
 /// Records the L4 offset and, for TCP/UDP/SCTP, the ports. `l4` is the IP payload
 /// from the L4 header to the end of the IP packet.
-#[inline]
+#[inline(always)]
 fn parse_l4(l4: &[u8], l4_off: usize, proto: u8, c: &mut Classified) -> Result<(), ParseError> {
     let (min_len, has_ports) = match proto {
         protocol::TCP => (20, true),
@@ -465,7 +465,7 @@ fn ports_proto(proto: u8, sp: u16, dp: u16) -> u64 {
     (u64::from(sp) << 32) | (u64::from(dp) << 16) | u64::from(proto)
 }
 
-#[inline]
+#[inline(always)]
 fn flow_hash_v4(src: u32, dst: u32, proto: u8, sp: u16, dp: u16) -> u32 {
     let a = ((u64::from(src) << 32) | u64::from(dst)) ^ K[0];
     let b = ports_proto(proto, sp, dp) ^ K[1];

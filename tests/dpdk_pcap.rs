@@ -1,0 +1,132 @@
+//! Golden test of the DPDK backend: a real capture through steerd on DPDK ports, a
+//! net_pcap vdev in (rx_pcap = the capture) and a net_pcap vdev out (tx_pcap), checked
+//! like the pcap-port golden test (tests/common/golden.rs): TTL−1, valid checksums,
+//! rewritten MACs, every other byte unchanged, drops under the predicted reasons, and
+//! in = out + counted drops. Runs with `--features dpdk`; needs root (the EAL's runtime
+//! directory, vdevs) and uses `--no-huge`, so no hugepages are needed.
+#![cfg(feature = "dpdk")]
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::golden;
+use serde_json::Value;
+use steerd::app::{Appliance, RunOptions};
+use steerd::config::Config;
+
+fn config(rx: &Path, tx: &Path) -> Config {
+    let text = format!(
+        r#"
+[general]
+workers = 1
+pin_cores = false
+
+[dpdk]
+cores = "0"
+no_huge = true
+mem_mb = 256
+file_prefix = "steerd-test-{pid}"
+log_level = "error"
+vdevs = ["net_pcap0,rx_pcap={rx}", "net_pcap1,tx_pcap={tx}"]
+
+[[ports]]
+name = "in"
+backend = "dpdk"
+device = "net_pcap0"
+
+[[ports]]
+name = "out"
+backend = "dpdk"
+device = "net_pcap1"
+queues = 0
+mac = "02:00:00:00:00:21"
+{routes}"#,
+        pid = std::process::id(),
+        rx = rx.display(),
+        tx = tx.display(),
+        routes = golden::ROUTES_TOML
+    );
+    Config::from_toml(&text, "dpdk-golden.toml", Path::new("."), false)
+        .expect("test config is valid")
+}
+
+#[test]
+fn real_capture_through_dpdk_net_pcap() {
+    let Some(input) = common::capture("real.pcap") else {
+        common::skip("captures/real.pcap is missing: run scripts/get-captures.sh");
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        common::skip("the DPDK EAL needs root here (runtime directory under /var/run/dpdk)");
+        return;
+    }
+    let inp = golden::read_pcap(&input);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.pcap");
+    let json = dir.path().join("stats.json");
+    let opts = RunOptions {
+        duration: Some(Duration::from_secs(120)),
+        json: Some(json.clone()),
+        quiet: true,
+        metrics_listen: Some("off".into()),
+        ctl_socket: Some("off".into()),
+        ..RunOptions::default()
+    };
+    let app = Appliance::build(config(&input, &out), &opts).expect("build on DPDK");
+    // A net_pcap port stays open after its file ends: stop once every packet has been
+    // received and the counters stand still.
+    let ctl = app.ctl.clone();
+    let stats = app.stats.clone();
+    let want = inp.len() as u64;
+    let stopper = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let mut last = None;
+        while t0.elapsed() < Duration::from_secs(100) {
+            std::thread::sleep(Duration::from_millis(200));
+            let mut rx = 0;
+            let mut tx = 0;
+            for s in &stats {
+                let l = s.snapshot();
+                rx += l.rx;
+                tx += l.tx + l.total_drops();
+            }
+            if rx >= want && last == Some((rx, tx)) {
+                break;
+            }
+            last = Some((rx, tx));
+        }
+        ctl.stop.store(true, Ordering::SeqCst);
+    });
+    let s = app.run(&opts).expect("run");
+    stopper.join().unwrap();
+    assert!(
+        s.elapsed < Duration::from_secs(100),
+        "stopped by the stopper"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // DPDK's own counters agree with steerd's.
+    let d = &v["dpdk"]["ports"];
+    assert_eq!(
+        d[0]["stats"]["ipackets"].as_u64(),
+        Some(want),
+        "{}",
+        v["dpdk"]
+    );
+    assert_eq!(
+        d[1]["stats"]["opackets"].as_u64(),
+        v["tx_packets"].as_u64(),
+        "{}",
+        v["dpdk"]
+    );
+    assert!(
+        d[0]["xstats"]["rx_good_packets"].as_u64().is_some(),
+        "extended stats exported: {}",
+        v["dpdk"]
+    );
+    let outp = golden::read_pcap(&out);
+    golden::verify(&inp, &v, &outp, &out, true);
+}
