@@ -38,6 +38,7 @@ fn main() {
         duration: secs,
         repeat,
         flows: 8192,
+        ..BenchOptions::default()
     };
     let mut cases = vec![base.clone()];
     if !quick {

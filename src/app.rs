@@ -5,7 +5,9 @@
 //! is the controller (stats lines or live screen, stop conditions, signals; see
 //! [`crate::ctl::monitor`]); the `ctl` thread serves metrics, status and the ctl socket
 //! ([`crate::ctl`]); each pcap output port has a writer thread; the control plane
-//! ([`crate::cp`]) runs on its own thread when the router has addresses.
+//! ([`crate::cp`]) runs on its own thread when the router has addresses; with `[tpe]
+//! enabled` the prediction engine runs on the `tpe` and `tpe-shard-K` threads
+//! (`tpe::live`, started first and stopped after the workers drain).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use crate::ctl::monitor::{Live, Monitor, View};
 use crate::ctl::ops::CtlState;
 use crate::ctl::routes::RouteSet;
 use crate::ctl::screen::ScreenInfo;
+use crate::ctl::tpe::{TpeLink, absent_status};
 use crate::ctl::{CtlThread, Listeners, MetricsRegistry, metrics::SafeCollector, monitor};
 use crate::port::mem::{GenConfig, GenPrefix, GenSteering, MemPortStats, MemRx, MemTx, Templates};
 use crate::port::pcap::{Capture, PcapOut, PcapRx};
@@ -390,6 +393,8 @@ pub struct Summary {
     pub control_plane: Option<Value>,
     /// DPDK port statistics and extended statistics (JSON), for DPDK runs.
     pub dpdk: Option<Value>,
+    /// The prediction engine's final figures (`{"state": "off"}` when it did not run).
+    pub tpe: Value,
 }
 
 impl Summary {
@@ -456,6 +461,7 @@ impl Summary {
             "cp_tx_dropped": t.cp_tx_dropped,
             "control_plane": self.control_plane.clone().unwrap_or(Value::Null),
             "dpdk": self.dpdk.clone().unwrap_or(Value::Null),
+            "tpe": self.tpe.clone(),
             "accounted": t.accounted(),
         })
     }
@@ -915,11 +921,33 @@ impl Appliance {
     /// (with `exit_on_eof`) every input is exhausted; then drains and returns the summary.
     pub fn run(mut self, opts: &RunOptions) -> Result<Summary, SetupError> {
         let nw = self.workers.len();
+        // The prediction engine first: a refused model stops start-up before anything runs.
+        #[cfg(feature = "tpe")]
+        let tpe = if self.config.tpe.enabled {
+            Some(crate::tpe::live::LiveTpe::start(
+                &self.config,
+                self.telemetry.clone(),
+                &self.metrics,
+            )?)
+        } else {
+            None
+        };
+        #[cfg(feature = "tpe")]
+        let tpe_link = tpe.as_ref().map(|t| t.link());
+        #[cfg(not(feature = "tpe"))]
+        let tpe_link: Option<Arc<dyn TpeLink>> = {
+            if self.config.tpe.enabled {
+                tracing::warn!(
+                    "tpe: [tpe] enabled, but this build has no prediction engine (built without the tpe feature); running without it"
+                );
+            }
+            None
+        };
         let start = Instant::now();
-        // Control plane first (the ctl thread; the controller loop runs on this thread).
+        // Control plane next (the ctl thread; the controller loop runs on this thread).
         let live = Live::shared();
-        let mut mon = self.monitor(opts, live.clone());
-        let ctl_thread = self.start_ctl(start, &live)?;
+        let mut mon = self.monitor(opts, live.clone(), tpe_link.clone());
+        let ctl_thread = self.start_ctl(start, &live, tpe_link)?;
         let cp_thread = match self.control.take() {
             Some(cp) => Some(
                 std::thread::Builder::new()
@@ -963,6 +991,14 @@ impl Appliance {
         for w in 0..nw {
             self.tables.retire_reader(w);
         }
+        // The workers have drained: stop the engine (it never held a packet).
+        #[cfg(feature = "tpe")]
+        let tpe_final = match tpe {
+            Some(t) => t.finish(),
+            None => absent_status(self.config.tpe.enabled),
+        };
+        #[cfg(not(feature = "tpe"))]
+        let tpe_final = absent_status(self.config.tpe.enabled);
         mon.collect();
         mon.close_view();
         for o in self.pcap_outs.iter_mut() {
@@ -991,6 +1027,7 @@ impl Appliance {
                 .collect(),
             control_plane: self.cp_stats.as_ref().map(|c| c.to_json()),
             dpdk: dpdk_json,
+            tpe: tpe_final,
         };
         let _ = &self.mem_stats;
         if let Some(p) = &opts.json {
@@ -1007,6 +1044,7 @@ impl Appliance {
         &mut self,
         start: Instant,
         live: &monitor::SharedLive,
+        tpe: Option<Arc<dyn TpeLink>>,
     ) -> Result<CtlThread, SetupError> {
         let listeners = std::mem::take(&mut self.listeners);
         self.metrics.register_collector(Box::new(SafeCollector {
@@ -1031,6 +1069,7 @@ impl Appliance {
             ports: self.port_list(),
             endpoints: listeners.describe(),
             commands: Default::default(),
+            tpe,
         };
         state.register_metrics(&self.metrics);
         if let Some(a) = listeners.metrics_addr() {
@@ -1043,7 +1082,12 @@ impl Appliance {
     }
 
     /// The controller loop's state (takes the histogram rings).
-    fn monitor(&mut self, opts: &RunOptions, live: monitor::SharedLive) -> Monitor {
+    fn monitor(
+        &mut self,
+        opts: &RunOptions,
+        live: monitor::SharedLive,
+        tpe: Option<Arc<dyn TpeLink>>,
+    ) -> Monitor {
         use std::io::IsTerminal;
         let view = if opts.quiet {
             View::Quiet
@@ -1073,6 +1117,7 @@ impl Appliance {
                 ports: self.port_list(),
                 tables: self.tables.clone(),
                 endpoints,
+                tpe,
             },
         }
     }
@@ -1114,6 +1159,18 @@ pub fn print_summary(s: &Summary) {
         eprintln!(
             "control plane: took {} packets, sent {} ({} refused by tx); {}",
             t.local, t.cp_tx, t.cp_tx_dropped, j["control_plane"]
+        );
+    }
+    if let Some(l) = s.tpe["line"].as_str() {
+        eprintln!(
+            "{l}\ntpe: {} buckets, {} inferences ({} failed), {} fallbacks, promoted {} rejected {} refused {}",
+            s.tpe["buckets"],
+            s.tpe["inferences"],
+            s.tpe["inference_failures"],
+            s.tpe["fallbacks"],
+            s.tpe["promotions"],
+            s.tpe["rejections"],
+            s.tpe["models_refused"]
         );
     }
     eprintln!(

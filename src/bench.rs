@@ -8,6 +8,11 @@
 //!
 //! Several paths in one call run alternately (A B C A B C …) `repeat` times and report
 //! each run and the median per path, so comparisons are side by side in one run.
+//!
+//! `tpe` = [off, on] runs every path twice per round, without and with the prediction
+//! engine live in the same process (its threads reading the workers' telemetry, a
+//! bucket every `60 s / tpe_time_scale`), and reports `tpe_ratio`: the on/off ratio of
+//! the median rates, per path.
 
 use std::time::Duration;
 
@@ -16,7 +21,7 @@ use serde_json::{Value, json};
 use crate::app::{Appliance, RunOptions, SetupError};
 use crate::config::{
     Config, General, GeneratorConfig, NextHopConfig, PortConfig, RoutingConfig, SizeSpec,
-    SteerDestConfig, SteeringConfig,
+    SteerDestConfig, SteeringConfig, TpeConfig,
 };
 use crate::route;
 
@@ -37,6 +42,27 @@ pub struct BenchOptions {
     pub repeat: usize,
     /// Distinct flows (destinations) generated.
     pub flows: usize,
+    /// Run each path with the prediction engine off (`false`) and/or on (`true`);
+    /// several modes alternate like paths do.
+    pub tpe: Vec<bool>,
+    /// `[tpe] time_scale` of the runs with the engine on.
+    pub tpe_time_scale: f64,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            paths: vec!["lpm".into()],
+            routes: 1,
+            workers: 1,
+            size: 64,
+            duration: 5.0,
+            repeat: 1,
+            flows: 8192,
+            tpe: vec![false],
+            tpe_time_scale: 600.0,
+        }
+    }
 }
 
 const KEY: &str = "62656e63686d61726b206b6579203031";
@@ -89,8 +115,8 @@ fn routes_and_dsts(n: usize, flows: usize) -> (Vec<route::RouteSpec>, Vec<String
     (specs, dsts)
 }
 
-/// The configuration of one benchmark run.
-pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
+/// The configuration of one benchmark run (`tpe`: with the prediction engine running).
+pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>, tpe: bool) -> Config {
     let steer = path == "steer";
     let gen_cfg = GeneratorConfig {
         flows: o.flows,
@@ -150,6 +176,11 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>) -> Config {
         },
         ctl: Default::default(),
         dpdk: Default::default(),
+        tpe: TpeConfig {
+            enabled: tpe,
+            time_scale: Some(o.tpe_time_scale),
+            ..TpeConfig::default()
+        },
         source: Default::default(),
     }
 }
@@ -224,6 +255,7 @@ pub fn gen_pcap(cfg: &Config, o: &GenPcapOptions) -> Result<usize, SetupError> {
         queues: None,
         promisc: false,
         xdp_mode: None,
+        xdp_bind: None,
         device: None,
         addrs: Vec::new(),
     }];
@@ -251,11 +283,32 @@ pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
             )));
         }
     }
+    if o.tpe.is_empty() {
+        return Err(SetupError::Other("--tpe: give on, off or on,off".into()));
+    }
+    if o.tpe.contains(&true) && !cfg!(feature = "tpe") {
+        return Err(SetupError::Other(
+            "--tpe on: this build has no prediction engine (built without the tpe feature)".into(),
+        ));
+    }
     let (specs, dsts) = routes_and_dsts(o.routes, o.flows);
     let mut runs: Vec<(String, Value)> = Vec::new();
+    let modes = o.tpe.len() > 1;
+    let label = |p: &str, tpe: bool| {
+        if modes {
+            format!("{p}/tpe_{}", if tpe { "on" } else { "off" })
+        } else {
+            p.to_string()
+        }
+    };
+    let mut labels: Vec<String> = Vec::new();
     for _ in 0..o.repeat.max(1) {
-        for p in &o.paths {
-            let cfg = bench_config(p, o, dsts.clone());
+        for (p, &tpe) in o
+            .paths
+            .iter()
+            .flat_map(|p| o.tpe.iter().map(move |t| (p, t)))
+        {
+            let cfg = bench_config(p, o, dsts.clone(), tpe);
             cfg.validate()?;
             let opts = RunOptions {
                 duration: Some(Duration::from_secs_f64(o.duration)),
@@ -268,10 +321,20 @@ pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
             let s = app.run(&opts)?;
             let secs = s.elapsed.as_secs_f64();
             let pkts = s.total.tx.max(1);
+            let l = label(p, tpe);
+            if !labels.contains(&l) {
+                labels.push(l.clone());
+            }
             runs.push((
-                p.clone(),
+                l,
                 json!({
                     "path": p,
+                    "tpe": if tpe { "on" } else { "off" },
+                    "tpe_buckets": s.tpe["buckets"],
+                    "tpe_inferences": s.tpe["inferences"],
+                    "tpe_inference_failures": s.tpe["inference_failures"],
+                    "tpe_infer_p50_us": s.tpe["inference_us"]["p50"],
+                    "tpe_infer_p99_us": s.tpe["inference_us"]["p99"],
                     "mpps": s.total.tx as f64 / secs / 1e6,
                     "ns_per_pkt": secs * 1e9 * s.workers as f64 / pkts as f64,
                     "p50_ns": s.latency_ns[0],
@@ -299,15 +362,15 @@ pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
     out.insert("size".into(), json!(o.size));
     out.insert("duration_s".into(), json!(o.duration));
     out.insert("repeat".into(), json!(o.repeat));
-    if o.paths.len() == 1 {
-        let p = &o.paths[0];
+    if labels.len() == 1 {
+        let p = &labels[0];
         out.insert("path".into(), json!(p));
         for k in ["mpps", "ns_per_pkt", "p50_ns", "p99_ns", "drops"] {
             out.insert(k.into(), json!(median(p, k)));
         }
     } else {
         let mut per = serde_json::Map::new();
-        for p in &o.paths {
+        for p in &labels {
             per.insert(
                 p.clone(),
                 json!({
@@ -321,6 +384,30 @@ pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
         }
         out.insert("path".into(), json!(o.paths.join(",")));
         out.insert("paths".into(), Value::Object(per));
+    }
+    if modes {
+        // Forwarding with the engine running relative to without, per path (medians).
+        let mut ratio = serde_json::Map::new();
+        for p in &o.paths {
+            let off = median(&label(p, false), "mpps");
+            let on = median(&label(p, true), "mpps");
+            ratio.insert(
+                p.clone(),
+                json!({"mpps_tpe_on": on, "mpps_tpe_off": off,
+                       "ratio_on_to_off": if off > 0.0 { on / off } else { 0.0 }}),
+            );
+        }
+        out.insert(
+            "tpe".into(),
+            json!(
+                o.tpe
+                    .iter()
+                    .map(|&t| if t { "on" } else { "off" })
+                    .collect::<Vec<_>>()
+            ),
+        );
+        out.insert("tpe_time_scale".into(), json!(o.tpe_time_scale));
+        out.insert("tpe_ratio".into(), Value::Object(ratio));
     }
     out.insert(
         "runs".into(),

@@ -446,6 +446,87 @@ impl Default for ControlConfig {
     }
 }
 
+/// Traffic prediction engine settings (`[tpe]`): the `tpe` thread(s) of `steerd run`.
+/// Absent section: the TPE does not run (the embedded default config turns it on).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TpeConfig {
+    /// Run the engine beside the workers.
+    pub enabled: bool,
+    /// The `.onnx` model (its spec is the `.json` beside it), relative to the config
+    /// file; absent: `models/tpe-default.onnx` from the working directory, else the copy
+    /// embedded in the binary.
+    pub model: Option<PathBuf>,
+    /// Run the baselines only, without a model.
+    pub baselines_only: bool,
+    /// Time compression: a bucket (one logical minute) lasts `60 s / time_scale` of wall
+    /// time, so the 5 min / 15 min / 1 h horizons pass `time_scale` times faster.
+    pub time_scale: Option<f64>,
+    /// Wall length of a bucket in milliseconds: another way to give `time_scale`
+    /// (`time_scale = 60000 / bucket_ms`); give one or the other.
+    pub bucket_ms: Option<u64>,
+    /// Engine instances; destination `d` is predicted by instance `d % shards`. A failed
+    /// instance falls back to a baseline for its destinations.
+    pub shards: usize,
+    /// Destinations predicted (`0..n`); 0 = `general.telemetry_destinations`.
+    pub destinations: usize,
+    /// How long the engine waits for an instance's answer per bucket (ms) before
+    /// serving its destinations with a baseline.
+    pub shard_timeout_ms: u64,
+    /// Online correction of the model's error, updated every bucket.
+    pub correction: bool,
+    /// Buckets a candidate model runs in shadow before it is promoted or rejected.
+    pub shadow_window: usize,
+    /// Relative margin a candidate's MAE must beat the active model's by (0 = any).
+    pub shadow_margin: f64,
+    /// Buckets of the rolling accuracy (MAE) per predictor.
+    pub accuracy_window: usize,
+}
+
+impl Default for TpeConfig {
+    fn default() -> Self {
+        TpeConfig {
+            enabled: false,
+            model: None,
+            baselines_only: false,
+            time_scale: None,
+            bucket_ms: None,
+            shards: 1,
+            destinations: 0,
+            shard_timeout_ms: 500,
+            correction: true,
+            shadow_window: 240,
+            shadow_margin: 0.0,
+            accuracy_window: 120,
+        }
+    }
+}
+
+impl TpeConfig {
+    /// The effective time compression (validated config: finite, positive).
+    pub fn effective_time_scale(&self) -> f64 {
+        match (self.bucket_ms, self.time_scale) {
+            (Some(ms), _) => 60_000.0 / ms.max(1) as f64,
+            (None, Some(t)) => t,
+            (None, None) => 1.0,
+        }
+    }
+
+    /// Wall duration of a bucket.
+    pub fn bucket_wall(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(60.0 / self.effective_time_scale())
+    }
+
+    /// Destinations predicted, given `general.telemetry_destinations`.
+    pub fn n_destinations(&self, telemetry_destinations: usize) -> usize {
+        if self.destinations == 0 {
+            telemetry_destinations
+        } else {
+            self.destinations
+        }
+    }
+}
+
 /// A port address `ADDRESS/LENGTH` (host bits may be set: it is an interface address).
 pub fn parse_ifaddr(s: &str) -> Result<(IpAddr, u8), String> {
     let (a, l) = parse_cidr(s)?;
@@ -493,6 +574,9 @@ pub struct Config {
     /// DPDK EAL settings (for `backend = "dpdk"` ports).
     #[serde(default)]
     pub dpdk: DpdkConfig,
+    /// Traffic prediction engine.
+    #[serde(default)]
+    pub tpe: TpeConfig,
     /// Where this config came from (set by the loader).
     #[serde(skip)]
     pub source: ConfigSource,
@@ -1125,6 +1209,82 @@ impl Config {
                 "steering destinations need a key to verify headers",
             ));
         }
+        self.validate_tpe()
+    }
+
+    fn validate_tpe(&self) -> Result<(), ConfigError> {
+        let t = &self.tpe;
+        if let Some(ts) = t.time_scale {
+            if t.bucket_ms.is_some() {
+                return Err(self.error(
+                    "tpe.bucket_ms",
+                    "give tpe.time_scale or tpe.bucket_ms, not both (time_scale = 60000 / bucket_ms)",
+                ));
+            }
+            if !ts.is_finite() || !(0.001..=100_000.0).contains(&ts) {
+                return Err(self.error(
+                    "tpe.time_scale",
+                    format!(
+                        "{ts} is outside 0.001..=100000 (1 = real time; 60 = a minute per second)"
+                    ),
+                ));
+            }
+        }
+        if let Some(ms) = t.bucket_ms
+            && !(10..=3_600_000).contains(&ms)
+        {
+            return Err(self.error(
+                "tpe.bucket_ms",
+                format!("{ms} is outside 10..=3600000 (60000 = real time)"),
+            ));
+        }
+        let td = self.general.telemetry_destinations;
+        let nd = t.n_destinations(td);
+        if t.destinations > td {
+            return Err(self.error(
+                "tpe.destinations",
+                format!(
+                    "{} is above general.telemetry_destinations ({td}): the engine only sees counted destinations",
+                    t.destinations
+                ),
+            ));
+        }
+        if t.enabled && nd == 0 {
+            return Err(self.error(
+                "tpe.destinations",
+                "the TPE needs at least one destination (general.telemetry_destinations is 0)",
+            ));
+        }
+        if t.shards == 0 || t.shards > 64 {
+            return Err(self.error("tpe.shards", format!("{} is outside 1..=64", t.shards)));
+        }
+        if t.enabled && t.shards > nd {
+            return Err(self.error(
+                "tpe.shards",
+                format!(
+                    "{} shards for {nd} destinations: at most one shard per destination",
+                    t.shards
+                ),
+            ));
+        }
+        if !(1..=60_000).contains(&t.shard_timeout_ms) {
+            return Err(self.error("tpe.shard_timeout_ms", "must be within 1..=60000"));
+        }
+        if !(1..=100_000).contains(&t.shadow_window) {
+            return Err(self.error("tpe.shadow_window", "must be within 1..=100000 buckets"));
+        }
+        if !(0.0..1.0).contains(&t.shadow_margin) {
+            return Err(self.error("tpe.shadow_margin", "must be within 0 (any gain) and 1"));
+        }
+        if !(1..=100_000).contains(&t.accuracy_window) {
+            return Err(self.error("tpe.accuracy_window", "must be within 1..=100000 buckets"));
+        }
+        if t.baselines_only && t.model.is_some() {
+            return Err(self.error(
+                "tpe.model",
+                "tpe.baselines_only runs without a model: remove one of the two",
+            ));
+        }
         Ok(())
     }
 
@@ -1473,5 +1633,45 @@ via = "nh1"
         assert!(e.msg.contains("needs mac"), "{e}");
         let e = parse(&format!("{t}\n[control]\nring_slots = 4\n")).unwrap_err();
         assert_eq!(e.field, "control.ring_slots", "{e}");
+    }
+
+    #[test]
+    fn tpe_section_is_typed_and_validated() {
+        let c = parse(OK).unwrap();
+        assert!(!c.tpe.enabled, "no [tpe] section: the TPE does not run");
+        let t = format!("{OK}\n[tpe]\nenabled = true\ntime_scale = 300\nshards = 2\n");
+        let c = parse(&t).unwrap();
+        assert!(c.tpe.enabled);
+        assert_eq!(c.tpe.effective_time_scale(), 300.0);
+        assert_eq!(c.tpe.bucket_wall(), std::time::Duration::from_millis(200));
+        assert_eq!(c.tpe.n_destinations(256), 256);
+        let c = parse(&format!("{OK}\n[tpe]\nenabled = true\nbucket_ms = 500\n")).unwrap();
+        assert_eq!(c.tpe.effective_time_scale(), 120.0);
+        let e = parse(&format!("{t}bucket_ms = 100\n")).unwrap_err();
+        assert_eq!(e.field, "tpe.bucket_ms", "{e}");
+        assert!(e.msg.contains("not both"), "{e}");
+        let e = parse(&t.replace("time_scale = 300", "time_scale = -1")).unwrap_err();
+        assert_eq!(e.field, "tpe.time_scale", "{e}");
+        assert_eq!(e.line, Some(27), "{e}");
+        let e = parse(&t.replace("shards = 2", "shards = 0")).unwrap_err();
+        assert_eq!(e.field, "tpe.shards", "{e}");
+        let e = parse(&format!("{t}destinations = 9999\n")).unwrap_err();
+        assert_eq!(e.field, "tpe.destinations", "{e}");
+        assert!(e.msg.contains("telemetry_destinations"), "{e}");
+        let e = parse(&format!("{t}shadow_margin = 1.5\n")).unwrap_err();
+        assert_eq!(e.field, "tpe.shadow_margin", "{e}");
+        let e = parse(&format!("{t}modle = \"x.onnx\"\n")).unwrap_err();
+        assert!(e.to_string().contains("modle"), "{e}");
+        let e = parse(&format!("{OK}\n[tpe]\ntime_scale = \"fast\"\n")).unwrap_err();
+        assert_eq!(e.field, "tpe.time_scale", "{e}");
+        let e = parse(&format!("{t}baselines_only = true\nmodel = \"m.onnx\"\n")).unwrap_err();
+        assert_eq!(e.field, "tpe.model", "{e}");
+    }
+
+    #[test]
+    fn embedded_default_runs_the_tpe_fast() {
+        let c = Config::embedded().unwrap();
+        assert!(c.tpe.enabled);
+        assert!(c.tpe.bucket_wall() <= std::time::Duration::from_secs(1));
     }
 }

@@ -104,6 +104,13 @@ enum Cmd {
         /// Distinct flows (destinations).
         #[arg(long, default_value_t = 8192)]
         flows: usize,
+        /// Prediction engine during the runs: off, on, or on,off (alternating, and the
+        /// on/off rate ratio reported as tpe_ratio).
+        #[arg(long, default_value = "off", value_delimiter = ',', value_parser = parse_on_off)]
+        tpe: Vec<bool>,
+        /// [tpe] time_scale of the runs with the engine on (600: a bucket every 100 ms).
+        #[arg(long, default_value_t = 600.0)]
+        tpe_time_scale: f64,
     },
     /// Write a capture of generated UDP flows (with valid steering headers when
     /// --steered > 0, keyed by the config's [steering]), e.g. for DPDK's net_pcap vdev.
@@ -232,11 +239,20 @@ enum KeysCmd {
 
 #[derive(Subcommand)]
 enum ModelCmd {
-    /// Load an ONNX model.
+    /// Validate an ONNX model and evaluate it in shadow beside the active one; it is
+    /// promoted only if it beats it. A bad model is refused and the active one stays.
     Load {
-        /// The .onnx file.
+        /// The .onnx file (its spec is the .json beside it).
         path: String,
     },
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("\"{s}\": expected on or off")),
+    }
 }
 
 fn init_logging() {
@@ -281,7 +297,12 @@ fn ctl_request(cmd: CtlCmd) -> Request {
         } => Request::KeysRotate { key },
         CtlCmd::Model {
             cmd: ModelCmd::Load { path },
-        } => Request::ModelLoad { path },
+        } => Request::ModelLoad {
+            // steerd resolves relative paths against its own working directory.
+            path: std::path::absolute(&path)
+                .map(|p| p.display().to_string())
+                .unwrap_or(path),
+        },
         CtlCmd::Reload { config } => Request::Reload {
             config: config.map(|p| std::path::absolute(&p).unwrap_or(p).display().to_string()),
         },
@@ -434,6 +455,10 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
         Cmd::Check { config } => {
             let cfg = app::load_config(config.as_deref())?;
             app::build_tables(&cfg, &[], None)?;
+            #[cfg(feature = "tpe")]
+            if cfg.tpe.enabled {
+                println!("tpe: {}", steerd::tpe::live::check(&cfg)?);
+            }
             println!("{}: ok ({} ports)", cfg.source.name, cfg.ports.len());
             Ok(ExitCode::SUCCESS)
         }
@@ -445,6 +470,8 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             duration,
             repeat,
             flows,
+            tpe,
+            tpe_time_scale,
         } => {
             let o = BenchOptions {
                 paths: path,
@@ -454,6 +481,8 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
                 duration,
                 repeat,
                 flows,
+                tpe,
+                tpe_time_scale,
             };
             let v = bench::run(&o)?;
             println!(

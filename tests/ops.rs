@@ -5,21 +5,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::running::{Running, http_get, sample};
 use serde_json::{Value, json};
-use steerd::app::{Appliance, RunOptions, SetupError, Summary};
-use steerd::config::Config;
-use steerd::ctl::client;
 use steerd::ctl::proto::Request;
-use steerd::safe::worker::RunControl;
-use steerd::telemetry::DestCounters;
 
 /// Two mem ports generating at a bounded rate; p0 → 198.18.0.0/16 via NH, p1 → 198.19/16.
 const CFG: &str = r#"
@@ -94,116 +86,6 @@ fn cfg_text(nh: &str, steered: f64, faults: f64) -> String {
         .replace("FAULTS", &faults.to_string())
 }
 
-struct Running {
-    dir: tempfile::TempDir,
-    metrics: Option<SocketAddr>,
-    socket: PathBuf,
-    stop: Arc<RunControl>,
-    telemetry: Vec<Arc<DestCounters>>,
-    join: Option<JoinHandle<Result<Summary, SetupError>>>,
-}
-
-impl Running {
-    /// Writes `text` to a config file and starts the appliance from it.
-    fn start(text: &str, metrics: bool) -> Running {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("steerd.toml");
-        std::fs::write(&path, text).unwrap();
-        let cfg = Config::load(&path).unwrap();
-        let socket = dir.path().join("ctl.sock");
-        let opts = RunOptions {
-            duration: Some(Duration::from_secs(120)),
-            quiet: true,
-            metrics_listen: Some(if metrics { "127.0.0.1:0" } else { "off" }.into()),
-            ctl_socket: Some(socket.display().to_string()),
-            ..RunOptions::default()
-        };
-        let app = Appliance::build(cfg, &opts).unwrap();
-        let metrics = app.metrics_addr();
-        assert_eq!(app.ctl_socket(), Some(socket.as_path()));
-        let stop = app.ctl.clone();
-        let telemetry = app.telemetry.clone();
-        let join = std::thread::spawn(move || app.run(&opts));
-        Running {
-            dir,
-            metrics,
-            socket,
-            stop,
-            telemetry,
-            join: Some(join),
-        }
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.dir.path().join("steerd.toml")
-    }
-
-    fn call(&self, req: Request) -> Value {
-        client::call(&self.socket, &req, Duration::from_secs(30)).unwrap()
-    }
-
-    fn ok(&self, req: Request) -> Value {
-        let r = self.call(req.clone());
-        assert_eq!(r["ok"], true, "{req:?}: {r}");
-        r["result"].clone()
-    }
-
-    fn err(&self, req: Request) -> Value {
-        let r = self.call(req.clone());
-        assert_eq!(r["ok"], false, "{req:?}: {r}");
-        r["error"].clone()
-    }
-
-    fn status(&self) -> Value {
-        self.ok(Request::Status)
-    }
-
-    /// Packets counted for telemetry destination `d`, all workers.
-    fn dest(&self, d: usize) -> u64 {
-        self.telemetry.iter().map(|t| t.packets(d)).sum()
-    }
-
-    /// Waits until `f` holds (checked every 20 ms, for at most 10 s).
-    fn wait_for(&self, what: &str, mut f: impl FnMut(&Running) -> bool) {
-        let t0 = Instant::now();
-        while !f(self) {
-            assert!(t0.elapsed() < Duration::from_secs(10), "timed out: {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn finish(mut self) -> Summary {
-        self.stop.stop.store(true, Ordering::SeqCst);
-        self.join_summary()
-    }
-
-    fn join_summary(&mut self) -> Summary {
-        let s = self.join.take().unwrap().join().unwrap().unwrap();
-        assert!(!self.socket.exists(), "the socket file is removed at exit");
-        s
-    }
-}
-
-fn http_get(addr: SocketAddr, path: &str, accept: Option<&str>) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n{accept}\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (code, head.to_string(), body.to_string())
-}
-
-/// The value of the sample `name` (with its labels written exactly, e.g.
-/// `steerd_drops_total{reason="ttl_expired"}`).
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 #[test]
 fn metrics_scrape_values_move() {
     let r = Running::start(&cfg_text("to-p1", 0.5, 0.01), true);
@@ -261,7 +143,8 @@ fn metrics_scrape_values_move() {
     assert_eq!(st["workers"], 1);
     assert!(st["totals"]["rx_packets"].as_u64().unwrap() > 0);
     assert_eq!(st["ports"][1]["name"], "p1");
-    assert_eq!(st["components"]["tpe"], "not available in this build");
+    // No [tpe] section: the prediction engine is off (tests/tpe_live.rs runs it).
+    assert_eq!(st["components"]["tpe"]["state"], "off", "{st}");
     assert_eq!(http_get(addr, "/nope", None).0, 404);
     // The ctl commands counter is registered and counts.
     r.ok(Request::Status);
@@ -338,16 +221,14 @@ fn ctl_commands_status_routes_keys_errors() {
         key: Some("abc".into()),
     });
     assert_eq!(e["code"], "invalid_argument");
-    // model load: no TPE in this build.
+    // model load: the TPE is not running in this config.
     let e = r.err(Request::ModelLoad {
         path: "models/x.onnx".into(),
     });
-    assert_eq!(e["code"], "not_available");
+    assert_eq!(e["code"], "tpe_off", "{e}");
     assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("not available in this build")
+        e["message"].as_str().unwrap().contains("[tpe] enabled"),
+        "{e}"
     );
     // Raw protocol: unknown command, bad JSON, two requests pipelined with ids.
     let mut s = UnixStream::connect(&r.socket).unwrap();

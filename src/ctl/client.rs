@@ -154,7 +154,13 @@ pub fn render(req: &Request, resp: &Value) -> String {
         Request::Shutdown => {
             "stopping: receive stopped, queues draining; steerd exits when done".into()
         }
-        Request::ModelLoad { .. } => r.to_string(),
+        Request::ModelLoad { .. } => format!(
+            "{}\n{}",
+            r["message"].as_str().unwrap_or("model loaded"),
+            r["note"].as_str().unwrap_or("")
+        )
+        .trim_end()
+        .to_string(),
     }
 }
 
@@ -212,6 +218,27 @@ fn render_status(r: &Value) -> String {
             p["rx_packets"],
             p["tx_packets"]
         ));
+    }
+    match &r["components"]["tpe"] {
+        Value::String(t) => s.push_str(&format!("tpe: {t}\n")),
+        t if t["line"].is_string() => {
+            s.push_str(&format!("{}\n", t["line"].as_str().unwrap_or("")));
+            s.push_str(&format!(
+                "tpe: model {}, {} buckets, {} inferences ({} failed), {} fallbacks, promoted {} rejected {} refused {}\n",
+                t["model"].as_str().unwrap_or("none"),
+                t["buckets"],
+                t["inferences"],
+                t["inference_failures"],
+                t["fallbacks"],
+                t["promotions"],
+                t["rejections"],
+                t["models_refused"]
+            ));
+        }
+        t if t["state"].is_string() => {
+            s.push_str(&format!("tpe: {}\n", t["state"].as_str().unwrap_or("?")));
+        }
+        _ => {}
     }
     if let Some(m) = r["endpoints"]["metrics"].as_str() {
         s.push_str(&format!("metrics: {m}\n"));

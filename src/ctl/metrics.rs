@@ -7,10 +7,10 @@
 //!   the workers' published counters (`WorkerStats` snapshots: relaxed loads, no lock on
 //!   any worker) and the controller's merged latency histograms at scrape time;
 //! - the control plane registers its own counters (`ctl_commands`, `reloads`);
-//! - TPE and RAM, when they land, take a sub-registry with
-//!   `registry.with(|r| r.sub_registry_with_prefix("tpe"))` (names become `steerd_tpe_…`)
-//!   and register counters, gauges or a collector of their own there. No name is
-//!   reserved for them here and nothing is exported on their behalf until they exist.
+//! - the TPE (when `[tpe] enabled`) registers its collector in the sub-registry `tpe`
+//!   (`crate::tpe::live`; names `steerd_tpe_…`), read from the engine's last published
+//!   stats; RAM, when it lands, does the same under `ram`. Nothing is exported on behalf
+//!   of a component that does not run.
 //!
 //! Names follow Prometheus conventions: counters end in `_total` (added by the encoder),
 //! times are in seconds, every known drop and fallback reason is exported (zeros
@@ -123,14 +123,17 @@ impl fmt::Debug for SafeCollector {
     }
 }
 
-type Labels = Vec<(&'static str, String)>;
+/// Labels of one sample.
+pub(crate) type Labels = Vec<(&'static str, String)>;
 
-fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
+/// Encodes one counter without labels.
+pub(crate) fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
     e.encode_descriptor(name, help, None, MetricType::Counter)?
         .encode_counter::<NoLabelSet, _, u64>(&v, None)
 }
 
-fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> fmt::Result {
+/// Encodes one gauge without labels.
+pub(crate) fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> fmt::Result {
     e.encode_descriptor(name, help, None, MetricType::Gauge)?
         .encode_gauge(&v)
 }
@@ -162,7 +165,8 @@ fn counters(
     })
 }
 
-fn gauges(
+/// Encodes a gauge family.
+pub(crate) fn gauges(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,

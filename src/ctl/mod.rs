@@ -24,6 +24,7 @@ pub mod routes;
 pub mod screen;
 pub mod server;
 pub mod signals;
+pub mod tpe;
 
 use std::path::PathBuf;
 

@@ -157,7 +157,17 @@ impl Monitor {
                     l.rates = rates;
                     match self.view {
                         View::Quiet => None,
-                        View::Lines => Some(stats_line(&l.rates, &l.last_window)),
+                        View::Lines => {
+                            let mut s = stats_line(&l.rates, &l.last_window);
+                            if let Some(t) = &self.info.tpe {
+                                s.push_str(&format!(
+                                    "\n[{:>5.1}s] {}",
+                                    l.rates.elapsed.as_secs_f64(),
+                                    t.line()
+                                ));
+                            }
+                            Some(s)
+                        }
                         View::Screen => {
                             let total = sum(&cur);
                             Some(screen::render(&self.info, &total, &l.rates, &l.last_window))

@@ -7,8 +7,9 @@
 //! Reload policy (all or nothing): settings that only shape the tables (routes, routes
 //! file, next hops, steering keys/epoch/destinations, LPM sizes, and each port's
 //! `trusted`, `strip_nsh`, `mtu`) apply live. Any other change (workers, ports and their
-//! backends, pools, the `[ctl]` section …) is refused with the list of fields that need a
-//! restart, and nothing is applied.
+//! backends, pools, the `[ctl]` and `[tpe]` sections …) is refused with the list of
+//! fields that need a restart, and nothing is applied. A new model is loaded live with
+//! `model load` instead (shadow evaluation, see [`crate::ctl::tpe`]).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use super::metrics::MetricsRegistry;
 use super::monitor::{SharedLive, lock};
 use super::proto::{OpError, Request};
 use super::routes::RouteSet;
+use super::tpe::{TpeLink, absent_status};
 use crate::app::{SetupError, build_tables_from};
 use crate::config::{Config, ConfigError};
 use crate::route::{Prefix, RouteSpec};
@@ -80,6 +82,8 @@ pub struct CtlState {
     pub endpoints: Value,
     /// `steerd_ctl_commands_total`.
     pub commands: Family<CmdLabels, Counter>,
+    /// The running prediction engine, if any.
+    pub tpe: Option<Arc<dyn TpeLink>>,
 }
 
 fn setup_error(e: SetupError) -> OpError {
@@ -150,13 +154,7 @@ impl CtlState {
             } => self.routes_add(&prefix, via, replace),
             Request::RoutesDel { prefix } => self.routes_del(&prefix),
             Request::KeysRotate { key } => self.keys_rotate(key.as_deref()),
-            Request::ModelLoad { path } => Err(OpError::new(
-                "not_available",
-                format!(
-                    "model load {path}: not available in this build: the traffic prediction \
-                     engine (TPE) is not part of it yet"
-                ),
-            )),
+            Request::ModelLoad { path } => self.model_load(&path),
             Request::Reload { config } => self.reload(config.map(PathBuf::from)),
             Request::Drain => {
                 tracing::info!("ctl: drain requested; receive stops, queues drain, then exit");
@@ -172,6 +170,36 @@ impl CtlState {
         };
         self.count(name, &r);
         Reply::Now(r)
+    }
+
+    fn model_load(&self, path: &str) -> Result<Value, OpError> {
+        match &self.tpe {
+            Some(t) => {
+                let r = t.load_model(std::path::Path::new(path));
+                match &r {
+                    Ok(v) => tracing::info!(
+                        "ctl: model load {path}: {}",
+                        v["message"].as_str().unwrap_or("ok")
+                    ),
+                    Err(e) => tracing::warn!("ctl: model load refused: {}", e.message),
+                }
+                r
+            }
+            None if cfg!(feature = "tpe") => Err(OpError::new(
+                "tpe_off",
+                format!(
+                    "model load {path}: the traffic prediction engine (TPE) is not running \
+                     (set [tpe] enabled = true in the config and restart)"
+                ),
+            )),
+            None => Err(OpError::new(
+                "not_available",
+                format!(
+                    "model load {path}: not available in this build: it was built without \
+                     the traffic prediction engine (the tpe feature)"
+                ),
+            )),
+        }
     }
 
     /// A reload by SIGHUP: logs the outcome.
@@ -274,7 +302,10 @@ impl CtlState {
             "ports": ports,
             "worker_stats": workers,
             "components": {
-                "tpe": "not available in this build",
+                "tpe": match &self.tpe {
+                    Some(t) => t.status(),
+                    None => absent_status(self.config.tpe.enabled),
+                },
                 "ram": "not available in this build",
             },
         })
@@ -529,6 +560,25 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
         ]
     );
     fields!("ctl", old.ctl, new.ctl, [metrics_listen, socket]);
+    fields!(
+        "tpe",
+        old.tpe,
+        new.tpe,
+        [
+            enabled,
+            model,
+            baselines_only,
+            time_scale,
+            bucket_ms,
+            shards,
+            destinations,
+            shard_timeout_ms,
+            correction,
+            shadow_window,
+            shadow_margin,
+            accuracy_window
+        ]
+    );
     if old.ports.len() != new.ports.len() {
         out.push(format!(
             "ports (count {} → {})",
@@ -556,6 +606,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     probe.source = old.source.clone();
     probe.general = old.general.clone();
     probe.ctl = old.ctl.clone();
+    probe.tpe = old.tpe.clone();
     if probe.ports.len() == old.ports.len() {
         probe.ports = old.ports.clone();
     }

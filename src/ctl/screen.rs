@@ -5,8 +5,8 @@
 //!
 //! While the screen is up, log events (see [`LogWriter`], the writer `steerd`'s tracing
 //! subscriber uses) are kept in a small ring shown at the bottom, and printed again when
-//! the screen closes so none is lost. Sections are independent functions of
-//! [`render`]: prediction (TPE) and RAM sections join when those components land.
+//! the screen closes so none is lost. The prediction (TPE) section comes from the
+//! engine's [`super::tpe::TpeLink`] when it runs; a RAM section joins when RAM lands.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -32,6 +32,8 @@ pub struct ScreenInfo {
     pub tables: Arc<TableHandle>,
     /// Where metrics and ctl listen.
     pub endpoints: String,
+    /// The prediction engine, when it runs.
+    pub tpe: Option<Arc<dyn super::tpe::TpeLink>>,
 }
 
 const EVENTS_KEPT: usize = 200;
@@ -203,6 +205,12 @@ pub fn render(info: &ScreenInfo, t: &Local, r: &Rates, lat: &Histogram<u64>) -> 
         fmt_ns(lat.value_at_quantile(0.999)),
         fmt_ns(lat.max())
     ));
+    if let Some(t) = &info.tpe {
+        line(String::new());
+        for l in t.screen_lines() {
+            line(l);
+        }
+    }
     line(String::new());
     line("\x1b[1mrecent events\x1b[0m".to_string());
     let ev: Vec<String> = events()
@@ -237,6 +245,7 @@ mod tests {
             ports: vec![("p0".into(), "mem".into()), ("p1".into(), "mem".into())],
             tables,
             endpoints: "metrics off".into(),
+            tpe: None,
         };
         let mut t = Local {
             rx: 100,

@@ -128,8 +128,10 @@ pub struct AccuracyStat {
     pub predictor: String,
     /// Rolling MAE per horizon (packets per bucket).
     pub mae: [f64; 3],
-    /// Buckets scored.
+    /// Buckets scored (at any horizon).
     pub scored: u64,
+    /// Buckets scored per horizon (a horizon's MAE means nothing while its count is 0).
+    pub scored_per_horizon: [u64; 3],
 }
 
 /// Counters for metrics (plain snapshot).
@@ -153,10 +155,18 @@ pub struct EngineStats {
     pub promotions: u64,
     /// Candidates rejected (summed over shards).
     pub rejections: u64,
+    /// Models refused by validation (`LoadModel`/`ActivateModel` of a bad file).
+    pub models_refused: u64,
     /// Shards currently without a working model.
     pub failed_shards: Vec<usize>,
     /// Active model label (shard 0).
     pub model: Option<String>,
+    /// Candidate in shadow evaluation (shard 0), if any.
+    pub candidate: Option<String>,
+    /// Shard instances.
+    pub shards: usize,
+    /// The baseline with the lowest recent MAE (what a failed shard is served by).
+    pub best_baseline: Option<PredictorKind>,
     /// Source of the last publication.
     pub source: Option<PredictorKind>,
     /// Inference time p50 (µs, worst shard).
@@ -226,6 +236,7 @@ struct ShardStats {
     p50: u64,
     p99: u64,
     model: Option<String>,
+    candidate: Option<String>,
 }
 
 struct ShardReply {
@@ -248,6 +259,8 @@ struct ShardState {
     stats: ShardStats,
     xf: Vec<f32>,
     levels: Vec<f32>,
+    /// The active model's last inference failed (error or NaN/inf output).
+    failing: bool,
 }
 
 impl ShardState {
@@ -293,8 +306,17 @@ impl ShardState {
         let model = self.model.as_mut().expect("checked above");
         if let Err(e) = model.infer(&self.xf, &mut out) {
             self.stats.failures += 1;
+            if !self.failing {
+                tracing::warn!(
+                    "tpe shard {}: model {} failed ({e}); its destinations fall back to a baseline",
+                    self.k,
+                    model.name()
+                );
+            }
+            self.failing = true;
             return Err(e.to_string());
         }
+        self.failing = false;
         let _ = self
             .timings
             .record((t0.elapsed().as_micros() as u64).max(1));
@@ -317,7 +339,7 @@ impl ShardState {
                     }
                 }
                 Err(e) => {
-                    eprintln!(
+                    tracing::warn!(
                         "tpe shard {}: candidate {} failed ({e}); rejected",
                         self.k,
                         cand.name()
@@ -347,7 +369,7 @@ impl ShardState {
                 candidate_mae,
                 active_mae,
             } => {
-                eprintln!(
+                tracing::info!(
                     "tpe shard {}: candidate {} promoted (MAE {candidate_mae:.2} < active {active_mae:.2})",
                     self.k,
                     cand.name()
@@ -361,7 +383,7 @@ impl ShardState {
                 candidate_mae,
                 active_mae,
             } => {
-                eprintln!(
+                tracing::info!(
                     "tpe shard {}: candidate {} rejected (MAE {candidate_mae:.2} vs active {active_mae:.2})",
                     self.k,
                     cand.name()
@@ -377,6 +399,7 @@ impl ShardState {
         self.stats.p50 = self.timings.value_at_quantile(0.5);
         self.stats.p99 = self.timings.value_at_quantile(0.99);
         self.stats.model = self.model.as_ref().map(|m| m.name().to_string());
+        self.stats.candidate = self.candidate.as_ref().map(|m| m.name().to_string());
         self.stats.clone()
     }
 }
@@ -386,8 +409,22 @@ fn shard_loop(mut st: ShardState, rx: Receiver<ShardMsg>, tx: Sender<ShardReply>
         match msg {
             ShardMsg::Stop => break,
             ShardMsg::Candidate(m) => {
-                if st.model.is_none() {
+                if st.model.is_none() || st.failing {
+                    // Nothing working to compare against: a baseline serves these
+                    // destinations, and any model that runs beats none. It is checked
+                    // at its first inference like any active model.
+                    tracing::info!(
+                        "tpe shard {}: candidate {} made active at once (no working model to shadow)",
+                        st.k,
+                        m.name()
+                    );
+                    if st.candidate.is_some() {
+                        st.shadow.abort();
+                        st.candidate = None;
+                    }
                     st.model = Some(m);
+                    st.failing = false;
+                    st.shadow.promotions += 1;
                 } else {
                     if st.candidate.is_some() {
                         st.shadow.abort();
@@ -398,6 +435,7 @@ fn shard_loop(mut st: ShardState, rx: Receiver<ShardMsg>, tx: Sender<ShardReply>
             }
             ShardMsg::Activate(m) => {
                 st.model = Some(m);
+                st.failing = false;
                 st.candidate = None;
                 if st.shadow.running() {
                     st.shadow.abort();
@@ -413,7 +451,7 @@ fn shard_loop(mut st: ShardState, rx: Receiver<ShardMsg>, tx: Sender<ShardReply>
                             .map(|s| s.to_string())
                             .or_else(|| p.downcast_ref::<String>().cloned())
                             .unwrap_or_else(|| "panic".into());
-                        eprintln!(
+                        tracing::error!(
                             "tpe shard {}: panic ({msg}); its destinations fall back to a baseline",
                             st.k
                         );
@@ -456,6 +494,7 @@ struct ShardHandle {
 struct Rolling {
     mae: [f64; 3],
     scored: u64,
+    scored_h: [u64; 3],
 }
 
 /// The coordinator: owns baselines, shards and the published predictions. Driven by
@@ -471,6 +510,7 @@ pub struct Engine {
     acc_model: Rolling,
     acc_base: [Rolling; 4],
     published: Arc<ArcSwap<Predictions>>,
+    published_stats: Arc<ArcSwap<EngineStats>>,
     stats: EngineStats,
 }
 
@@ -497,6 +537,7 @@ impl Engine {
         let mut models = models;
         models.resize_with(n, || None);
         for (k, model) in models.into_iter().enumerate() {
+            let label = model.as_ref().map(|m| m.name().to_string());
             let dests: Vec<usize> = (0..cfg.n_dest).filter(|d| d % n == k).collect();
             let nd = dests.len();
             let st = ShardState {
@@ -516,6 +557,7 @@ impl Engine {
                 stats: ShardStats::default(),
                 xf: vec![0.0; nd * N_FEATURES],
                 levels: vec![0.0; nd],
+                failing: false,
                 dests: dests.clone(),
             };
             let (tx, srx) = unbounded();
@@ -530,13 +572,16 @@ impl Engine {
                 tx,
                 rx,
                 thread,
-                stats: ShardStats::default(),
+                stats: ShardStats {
+                    model: label,
+                    ..ShardStats::default()
+                },
                 failed: false,
                 dead,
             });
         }
         let nd = cfg.n_dest;
-        Engine {
+        let e = Engine {
             bases: all_baselines(nd, cfg.baseline),
             pending_pub: Pending::new(nd),
             pending_model: Pending::new(nd),
@@ -545,10 +590,13 @@ impl Engine {
             acc_model: Rolling::default(),
             acc_base: [Rolling::default(); 4],
             published: Arc::new(ArcSwap::from_pointee(Predictions::empty(nd))),
+            published_stats: Arc::new(ArcSwap::from_pointee(EngineStats::default())),
             stats: EngineStats::default(),
             shards,
             cfg,
-        }
+        };
+        e.publish_stats();
+        e
     }
 
     /// Where predictions are published.
@@ -556,6 +604,20 @@ impl Engine {
         self.published.clone()
     }
 
+    /// Where a [`EngineStats`] snapshot is published after every bucket and command
+    /// (read without asking the engine thread, so a reader never waits for a bucket).
+    pub fn published_stats(&self) -> Arc<ArcSwap<EngineStats>> {
+        self.published_stats.clone()
+    }
+
+    /// Publishes a fresh stats snapshot.
+    fn publish_stats(&self) {
+        self.published_stats.store(Arc::new(self.stats()));
+    }
+
+    /// Folds one bucket's errors into the rolling MAE: an EWMA with α = 1/window, and
+    /// the plain mean while fewer than `window` buckets were scored (so early values
+    /// are not dominated by the first bucket).
     fn roll(acc: &mut Rolling, err: [f64; 3], n: [u64; 3], alpha: f64) {
         if n.iter().all(|&c| c == 0) {
             return;
@@ -563,11 +625,9 @@ impl Engine {
         for k in 0..3 {
             if n[k] > 0 {
                 let e = err[k] / n[k] as f64;
-                acc.mae[k] = if acc.scored == 0 {
-                    e
-                } else {
-                    (1.0 - alpha) * acc.mae[k] + alpha * e
-                };
+                acc.scored_h[k] += 1;
+                let a = alpha.max(1.0 / acc.scored_h[k] as f64);
+                acc.mae[k] = (1.0 - a) * acc.mae[k] + a * e;
             }
         }
         acc.scored += 1;
@@ -714,6 +774,7 @@ impl Engine {
             per_dest_source: sources,
         });
         self.published.store(preds.clone());
+        self.publish_stats();
         preds
     }
 
@@ -729,7 +790,7 @@ impl Engine {
                 )))
             }
             Command::LoadModel(p) => {
-                let m = ModelRunner::load(&p)?;
+                let m = self.validate_model(&p)?;
                 for s in &self.shards {
                     let _ = s.tx.send(ShardMsg::Candidate(Box::new(m.clone())));
                 }
@@ -739,11 +800,11 @@ impl Engine {
                     m.spec().name,
                     m.spec().version
                 );
-                eprintln!("tpe: {msg}");
+                tracing::info!("tpe: {msg}");
                 Ok(Reply::Done(msg))
             }
             Command::ActivateModel(p) => {
-                let m = ModelRunner::load(&p)?;
+                let m = self.validate_model(&p)?;
                 for s in &self.shards {
                     let _ = s.tx.send(ShardMsg::Activate(Box::new(m.clone())));
                 }
@@ -753,11 +814,25 @@ impl Engine {
                     m.spec().name,
                     m.spec().version
                 );
-                eprintln!("tpe: {msg}");
+                tracing::info!("tpe: {msg}");
                 Ok(Reply::Done(msg))
             }
             Command::Stats => Ok(Reply::Stats(Box::new(self.stats()))),
             Command::Shutdown => Ok(Reply::Done("shutting down".into())),
+        }
+    }
+
+    /// Loads and validates a model for a command; a refusal is counted and logged, and
+    /// changes nothing else.
+    fn validate_model(&mut self, p: &std::path::Path) -> Result<ModelRunner, TpeError> {
+        match ModelRunner::load(p) {
+            Ok(m) => Ok(m),
+            Err(e) => {
+                self.stats.models_refused += 1;
+                tracing::warn!("tpe: {e}; the running model keeps serving");
+                self.publish_stats();
+                Err(e.into())
+            }
         }
     }
 
@@ -779,10 +854,14 @@ impl Engine {
             .map(|(k, _)| k)
             .collect();
         s.model = self.shards.first().and_then(|x| x.stats.model.clone());
+        s.candidate = self.shards.first().and_then(|x| x.stats.candidate.clone());
+        s.shards = self.shards.len();
+        s.best_baseline = Some(PredictorKind::BASELINES[self.best_baseline()]);
         let stat = |name: &str, r: &Rolling| AccuracyStat {
             predictor: name.into(),
             mae: r.mae,
             scored: r.scored,
+            scored_per_horizon: r.scored_h,
         };
         s.accuracy = vec![
             stat("published", &self.acc_pub),
@@ -814,15 +893,13 @@ impl Drop for Engine {
 
 type CmdMsg = (Command, Sender<Result<Reply, TpeError>>);
 
-/// Handle to a running engine thread.
-pub struct EngineHandle {
-    /// Latest predictions (load with `.load()`; never blocks).
-    pub predictions: Arc<ArcSwap<Predictions>>,
+/// Sends [`Command`]s to a running engine thread (cloneable; for the `ctl` thread).
+#[derive(Clone)]
+pub struct Commander {
     cmd: Sender<CmdMsg>,
-    thread: Option<JoinHandle<()>>,
 }
 
-impl EngineHandle {
+impl Commander {
     /// Sends a command and waits up to `timeout` for the answer.
     pub fn command(&self, c: Command, timeout: Duration) -> Result<Reply, TpeError> {
         let (tx, rx) = bounded(1);
@@ -831,6 +908,28 @@ impl EngineHandle {
             .map_err(|_| TpeError::Engine("engine thread is gone".into()))?;
         rx.recv_timeout(timeout)
             .map_err(|e| TpeError::Engine(format!("no answer: {e}")))?
+    }
+}
+
+/// Handle to a running engine thread.
+pub struct EngineHandle {
+    /// Latest predictions (load with `.load()`; never blocks).
+    pub predictions: Arc<ArcSwap<Predictions>>,
+    /// Latest stats snapshot (load with `.load()`; never blocks).
+    pub stats: Arc<ArcSwap<EngineStats>>,
+    cmd: Commander,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    /// Sends a command and waits up to `timeout` for the answer.
+    pub fn command(&self, c: Command, timeout: Duration) -> Result<Reply, TpeError> {
+        self.cmd.command(c, timeout)
+    }
+
+    /// A clone of the command channel.
+    pub fn commander(&self) -> Commander {
+        self.cmd.clone()
     }
 
     /// A stats snapshot.
@@ -859,6 +958,7 @@ pub fn spawn(
     let bucket = cfg.bucket_duration();
     let mut engine = Engine::new(cfg)?;
     let predictions = engine.predictions();
+    let stats = engine.published_stats();
     let (cmd, cmd_rx) = unbounded::<CmdMsg>();
     let thread = std::thread::Builder::new()
         .name("tpe".into())
@@ -871,7 +971,9 @@ pub fn spawn(
                         break;
                     }
                     Ok((c, reply)) => {
-                        let _ = reply.send(engine.handle_command(c));
+                        let r = engine.handle_command(c);
+                        engine.publish_stats();
+                        let _ = reply.send(r);
                     }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -885,7 +987,8 @@ pub fn spawn(
         .map_err(|e| TpeError::Engine(format!("cannot start the tpe thread: {e}")))?;
     Ok(EngineHandle {
         predictions,
-        cmd,
+        stats,
+        cmd: Commander { cmd },
         thread: Some(thread),
     })
 }

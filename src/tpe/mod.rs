@@ -13,6 +13,7 @@
 //! | [`model`] | model spec (JSON) validation and the tract-onnx runner |
 //! | [`learn`] | online correction and shadow evaluation of a candidate model |
 //! | [`engine`] | the `tpe` thread(s): aggregate → predict → publish; commands; sharding |
+//! | [`live`] | the engine inside `steerd run`: `[tpe]` config, status, metrics, screen, `model load` |
 //! | [`eval`] | MAE/RMSE/MAPE per horizon and predictor, JSON and SVG plot |
 //! | [`cli`] | `steerd tpe eval`, `steerd tpe dataset`, `steerd telemetry export` |
 //!
@@ -26,6 +27,7 @@ pub mod engine;
 pub mod eval;
 pub mod features;
 pub mod learn;
+pub mod live;
 pub mod model;
 pub mod scenario;
 

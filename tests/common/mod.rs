@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod running;
+
 /// True when running under CI (`CI=true`), where a skip is a failure.
 pub fn in_ci() -> bool {
     std::env::var("CI")

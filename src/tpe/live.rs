@@ -1,0 +1,628 @@
+//! The TPE inside `steerd run` (cold: the `tpe` and `tpe-shard-K` threads, plus readers
+//! on the `ctl` thread and the controller; never a worker).
+//!
+//! [`LiveTpe::start`] builds an [`EngineConfig`] from the `[tpe]` section, validates the
+//! model (a refused model stops start-up with an error naming `tpe.model`), and starts
+//! [`engine::spawn`] over the same [`DestCounters`] the workers bump. The engine's
+//! [`Aggregator`](crate::telemetry::Aggregator) reads them with relaxed loads once per
+//! bucket: the workers never wait, lock or allocate for it.
+//!
+//! Readers (status, metrics, stats line, screen) load the engine's last published
+//! [`Predictions`] and [`EngineStats`] from `ArcSwap`s; only `model load` talks to the
+//! engine thread (and waits for its answer, on the `ctl` thread). [`LiveTpe::finish`]
+//! stops the engine after the workers have drained and returns the final `tpe` object
+//! of the summary.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use serde_json::{Value, json};
+
+use super::engine::{self, Command, Commander, EngineConfig, EngineHandle, EngineStats, Reply};
+use super::learn::{CorrectionParams, ShadowParams};
+use super::{HORIZONS, Predictions, PredictorKind, TpeError, model};
+use crate::app::SetupError;
+use crate::config::Config;
+use crate::ctl::MetricsRegistry;
+use crate::ctl::metrics::{counter, gauge, gauges};
+use crate::ctl::proto::OpError;
+use crate::ctl::tpe::TpeLink;
+use crate::telemetry::DestCounters;
+
+/// How long `model load` waits for the engine thread (validation builds a tract plan).
+const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Destinations shown on the screen and in `/status`'s `top`.
+const TOP: usize = 5;
+
+/// The engine settings of a validated config's `[tpe]` section.
+pub fn engine_config(cfg: &Config) -> EngineConfig {
+    let t = &cfg.tpe;
+    EngineConfig {
+        n_dest: t.n_destinations(cfg.general.telemetry_destinations),
+        time_scale: t.effective_time_scale(),
+        n_instances: t.shards.max(1),
+        model: t.model.as_ref().map(|p| cfg.resolve(p)),
+        no_model: t.baselines_only,
+        correction: t.correction.then(CorrectionParams::default),
+        shadow: ShadowParams {
+            window: t.shadow_window,
+            margin: t.shadow_margin,
+        },
+        accuracy_window: t.accuracy_window,
+        shard_timeout: Duration::from_millis(t.shard_timeout_ms),
+        ..EngineConfig::default()
+    }
+}
+
+fn model_error(cfg: &Config, e: TpeError) -> SetupError {
+    match e {
+        TpeError::Model(m) => SetupError::Config(cfg.error("tpe.model", m.to_string())),
+        other => SetupError::Other(other.to_string()),
+    }
+}
+
+/// Validates the configured model without starting anything (`steerd check`). Returns
+/// what would run.
+pub fn check(cfg: &Config) -> Result<String, SetupError> {
+    let ec = engine_config(cfg);
+    if ec.no_model {
+        return Ok("baselines only".into());
+    }
+    let m = model::resolve(ec.model.as_deref()).map_err(|e| model_error(cfg, e.into()))?;
+    Ok(format!(
+        "model {} ({} v{}) ok",
+        m.label(),
+        m.spec().name,
+        m.spec().version
+    ))
+}
+
+struct Info {
+    time_scale: f64,
+    bucket_ms: f64,
+    shadow_window: usize,
+}
+
+/// What readers share: the engine's publications and its command channel.
+struct Link {
+    predictions: Arc<ArcSwap<Predictions>>,
+    stats: Arc<ArcSwap<EngineStats>>,
+    cmd: Commander,
+    info: Info,
+}
+
+/// A running engine (owned by `Appliance::run`).
+pub struct LiveTpe {
+    handle: Option<EngineHandle>,
+    link: Arc<Link>,
+}
+
+impl LiveTpe {
+    /// Starts the engine over the workers' telemetry counters and registers its metrics
+    /// (`steerd_tpe_*`). Fails, with nothing started, when the model is refused.
+    pub fn start(
+        cfg: &Config,
+        counters: Vec<Arc<DestCounters>>,
+        metrics: &MetricsRegistry,
+    ) -> Result<LiveTpe, SetupError> {
+        let ec = engine_config(cfg);
+        let info = Info {
+            time_scale: ec.time_scale,
+            bucket_ms: ec.bucket_duration().as_secs_f64() * 1e3,
+            shadow_window: ec.shadow.window,
+        };
+        let shards = ec.n_instances;
+        let n_dest = ec.n_dest;
+        let handle = engine::spawn(ec, counters).map_err(|e| model_error(cfg, e))?;
+        let link = Arc::new(Link {
+            predictions: handle.predictions.clone(),
+            stats: handle.stats.clone(),
+            cmd: handle.commander(),
+            info,
+        });
+        metrics.with(|r| {
+            r.sub_registry_with_prefix("tpe")
+                .register_collector(Box::new(TpeCollector(link.clone())))
+        });
+        let s = link.stats.load();
+        tracing::info!(
+            "tpe: {} on {n_dest} destinations, {shards} shard(s), bucket {:.0} ms (time_scale {})",
+            s.model.as_deref().unwrap_or("baselines only"),
+            link.info.bucket_ms,
+            link.info.time_scale
+        );
+        Ok(LiveTpe {
+            handle: Some(handle),
+            link,
+        })
+    }
+
+    /// The readers' view (status, metrics, screen, `model load`).
+    pub fn link(&self) -> Arc<dyn TpeLink> {
+        self.link.clone()
+    }
+
+    /// Stops the engine and its shards; returns the final `tpe` object.
+    pub fn finish(mut self) -> Value {
+        if let Some(h) = self.handle.take() {
+            h.shutdown();
+        }
+        let mut v = self.link.status();
+        v["state"] = json!("stopped");
+        v
+    }
+}
+
+impl Drop for LiveTpe {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown();
+        }
+    }
+}
+
+/// Packets per bucket for people: 950, 12.3k, 1.63M.
+fn count(v: f64) -> String {
+    if !v.is_finite() {
+        "-".into()
+    } else if v >= 1e9 {
+        format!("{:.2}G", v / 1e9)
+    } else if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+impl Link {
+    fn mae(s: &EngineStats, name: &str) -> Option<[f64; 3]> {
+        s.accuracy
+            .iter()
+            .find(|a| a.predictor == name && a.scored > 0)
+            .map(|a| a.mae)
+    }
+
+    /// Destinations with the largest 5-minute forecast (non-zero only).
+    fn top(p: &Predictions, n: usize) -> Vec<usize> {
+        let mut d: Vec<usize> = (0..p.per_dest.len())
+            .filter(|&d| p.per_dest[d][0] > 0.0)
+            .collect();
+        d.sort_by(|&a, &b| p.per_dest[b][0].total_cmp(&p.per_dest[a][0]));
+        d.truncate(n);
+        d
+    }
+
+    fn best(s: &EngineStats) -> &'static str {
+        s.best_baseline.unwrap_or(PredictorKind::LastValue).name()
+    }
+
+    /// "MAE 5m model 12.3k vs ewma 15.1k (0.81×)", or why there is none yet.
+    fn mae_text(s: &EngineStats) -> String {
+        let best = Self::best(s);
+        match (Self::mae(s, "model"), Self::mae(s, best)) {
+            (Some(m), Some(b)) => format!(
+                "MAE 5m model {} vs {best} {}{}",
+                count(m[0]),
+                count(b[0]),
+                if b[0] > 0.0 {
+                    format!(" ({:.2}x)", m[0] / b[0])
+                } else {
+                    String::new()
+                }
+            ),
+            (None, Some(b)) => format!("MAE 5m {best} {} (no model scored)", count(b[0])),
+            _ => format!(
+                "MAE: none yet (the 5m horizon is scored {} buckets after a forecast)",
+                HORIZONS[0].buckets
+            ),
+        }
+    }
+}
+
+impl TpeLink for Link {
+    fn status(&self) -> Value {
+        let s = self.stats.load();
+        let p = self.predictions.load();
+        let mut accuracy = serde_json::Map::new();
+        for a in &s.accuracy {
+            let m = |k: usize| (a.scored_per_horizon[k] > 0).then_some(a.mae[k]);
+            accuracy.insert(
+                a.predictor.clone(),
+                json!({"mae": {"5m": m(0), "15m": m(1), "1h": m(2)}, "scored": a.scored,
+                       "scored_per_horizon": {"5m": a.scored_per_horizon[0],
+                           "15m": a.scored_per_horizon[1], "1h": a.scored_per_horizon[2]}}),
+            );
+        }
+        let best = Self::best(&s);
+        let model_acc = s.accuracy.iter().find(|a| a.predictor == "model");
+        let ratio = match (model_acc, Self::mae(&s, best)) {
+            (Some(m), Some(b)) if m.scored > 0 => {
+                let r =
+                    |k: usize| (m.scored_per_horizon[k] > 0 && b[k] > 0.0).then(|| m.mae[k] / b[k]);
+                json!({"5m": r(0), "15m": r(1), "1h": r(2)})
+            }
+            _ => Value::Null,
+        };
+        let mut by_source = serde_json::Map::new();
+        for k in &p.per_dest_source {
+            let e = by_source.entry(k.name()).or_insert(json!(0));
+            *e = json!(e.as_u64().unwrap_or(0) + 1);
+        }
+        let top: Vec<Value> = Self::top(&p, TOP)
+            .into_iter()
+            .map(|d| {
+                let v = p.per_dest[d];
+                json!({"dest": d, "5m": v[0], "15m": v[1], "1h": v[2],
+                       "source": p.per_dest_source[d].name()})
+            })
+            .collect();
+        json!({
+            "state": "running",
+            "model": s.model,
+            "candidate": s.candidate,
+            "source": p.source.name(),
+            "time_scale": self.info.time_scale,
+            "bucket_ms": self.info.bucket_ms,
+            "shards": s.shards,
+            "destinations": p.per_dest.len(),
+            "buckets": s.buckets,
+            "epoch": p.epoch,
+            "last_bucket": p.bucket_index,
+            "inferences": s.inferences,
+            "inference_failures": s.inference_failures,
+            "inference_us": {"p50": s.infer_p50_us, "p99": s.infer_p99_us},
+            "fallbacks": s.fallbacks,
+            "failed_shards": s.failed_shards,
+            "shard_panics": s.shard_panics,
+            "shard_timeouts": s.shard_timeouts,
+            "promotions": s.promotions,
+            "rejections": s.rejections,
+            "models_refused": s.models_refused,
+            "correction_updates": s.correction_updates,
+            "shadow_window": self.info.shadow_window,
+            "accuracy": accuracy,
+            "best_baseline": best,
+            "model_mae_ratio_to_best_baseline": ratio,
+            "destinations_by_source": by_source,
+            "top": top,
+            "line": self.line(),
+        })
+    }
+
+    fn line(&self) -> String {
+        let s = self.stats.load();
+        let p = self.predictions.load();
+        if p.epoch == 0 {
+            return format!(
+                "tpe: {}; first bucket after {:.0} ms",
+                s.model.as_deref().unwrap_or("baselines only"),
+                self.info.bucket_ms
+            );
+        }
+        let top: Vec<String> = Self::top(&p, 3)
+            .into_iter()
+            .map(|d| format!("d{d} {}", count(f64::from(p.per_dest[d][0]))))
+            .collect();
+        let mut l = format!(
+            "tpe: bucket {} source {}  next 5m: {}  {}  infer p50 {}us p99 {}us",
+            p.bucket_index,
+            p.source.name(),
+            if top.is_empty() {
+                "no traffic".to_string()
+            } else {
+                top.join(" ")
+            },
+            Self::mae_text(&s),
+            s.infer_p50_us,
+            s.infer_p99_us
+        );
+        if !s.failed_shards.is_empty() {
+            l.push_str(&format!(
+                "  FALLBACK shards {:?} on {}",
+                s.failed_shards,
+                Self::best(&s)
+            ));
+        }
+        l
+    }
+
+    fn screen_lines(&self) -> Vec<String> {
+        let s = self.stats.load();
+        let p = self.predictions.load();
+        let mut out = vec![format!(
+            "\x1b[1mprediction (TPE)\x1b[0m  model {}  source {}  bucket {} ({:.0} ms, time_scale {})  shards {} failed {:?}",
+            s.model.as_deref().unwrap_or("none (baselines)"),
+            p.source.name(),
+            p.bucket_index,
+            self.info.bucket_ms,
+            self.info.time_scale,
+            s.shards,
+            s.failed_shards
+        )];
+        out.push(format!(
+            "  inferences {} (failed {})  p50 {}us p99 {}us  fallbacks {}  candidate {}  promoted {} rejected {} refused {}",
+            s.inferences,
+            s.inference_failures,
+            s.infer_p50_us,
+            s.infer_p99_us,
+            s.fallbacks,
+            s.candidate.as_deref().unwrap_or("none"),
+            s.promotions,
+            s.rejections,
+            s.models_refused
+        ));
+        let top = Self::top(&p, TOP);
+        if p.epoch == 0 {
+            out.push(format!(
+                "  waiting for the first bucket ({:.0} ms)",
+                self.info.bucket_ms
+            ));
+        } else if top.is_empty() {
+            out.push("  no traffic predicted".into());
+        } else {
+            out.push(format!(
+                "  {:<6} {:>10} {:>10} {:>10}  {}",
+                "dest", "5m", "15m", "1h", "source"
+            ));
+            for d in top {
+                let v = p.per_dest[d];
+                out.push(format!(
+                    "  {:<6} {:>10} {:>10} {:>10}  {}",
+                    d,
+                    count(f64::from(v[0])),
+                    count(f64::from(v[1])),
+                    count(f64::from(v[2])),
+                    p.per_dest_source[d].name()
+                ));
+            }
+        }
+        let mut mae = String::from("  MAE 5m/15m/1h:");
+        for a in s.accuracy.iter().filter(|a| a.scored > 0) {
+            let m = |k: usize| {
+                if a.scored_per_horizon[k] > 0 {
+                    count(a.mae[k])
+                } else {
+                    "-".into()
+                }
+            };
+            mae.push_str(&format!("  {} {}/{}/{}", a.predictor, m(0), m(1), m(2)));
+        }
+        if s.accuracy.iter().all(|a| a.scored == 0) {
+            mae.push_str(" not scored yet");
+        } else {
+            mae.push_str(&format!("  (best baseline {})", Self::best(&s)));
+        }
+        out.push(mae);
+        out
+    }
+
+    fn load_model(&self, path: &Path) -> Result<Value, OpError> {
+        let active = self.stats.load().model.clone();
+        match self
+            .cmd
+            .command(Command::LoadModel(path.to_path_buf()), LOAD_TIMEOUT)
+        {
+            Ok(Reply::Done(msg)) => Ok(json!({
+                "path": path.display().to_string(),
+                "message": msg,
+                "active": active,
+                "shadow_window": self.info.shadow_window,
+                "note": format!(
+                    "runs in shadow for {} buckets and is promoted only if its MAE beats the active model's; \
+                     see promotions/rejections in status",
+                    self.info.shadow_window
+                ),
+            })),
+            Ok(Reply::Stats(_)) => Err(OpError::new(
+                "internal",
+                "unexpected answer from the tpe thread",
+            )),
+            Err(TpeError::Model(e)) => Err(OpError::new(
+                "model_refused",
+                format!(
+                    "{e}; nothing changed: {} keeps serving",
+                    active.as_deref().unwrap_or("the baseline")
+                ),
+            )
+            .with("active", json!(active))),
+            Err(e) => Err(OpError::new("tpe", e.to_string())),
+        }
+    }
+}
+
+/// `steerd_tpe_*` at scrape time, from the engine's last publication.
+struct TpeCollector(Arc<Link>);
+
+impl fmt::Debug for TpeCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TpeCollector")
+    }
+}
+
+impl Collector for TpeCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let s = self.0.stats.load();
+        let p = self.0.predictions.load();
+        let e = &mut e;
+        let counters: [(&str, &str, u64); 10] = [
+            ("buckets", "Telemetry buckets processed", s.buckets),
+            (
+                "inferences",
+                "Model inferences (one per shard per bucket)",
+                s.inferences,
+            ),
+            (
+                "inference_failures",
+                "Inferences that failed or output NaN/inf (a baseline served instead)",
+                s.inference_failures,
+            ),
+            (
+                "fallbacks",
+                "Destination-buckets served by a baseline instead of the model",
+                s.fallbacks,
+            ),
+            (
+                "shard_panics",
+                "Shard panics caught (the shard drops its model)",
+                s.shard_panics,
+            ),
+            (
+                "shard_timeouts",
+                "Shard answers that missed their bucket",
+                s.shard_timeouts,
+            ),
+            (
+                "promotions",
+                "Candidate models promoted after shadow evaluation (per shard)",
+                s.promotions,
+            ),
+            (
+                "rejections",
+                "Candidate models rejected after shadow evaluation (per shard)",
+                s.rejections,
+            ),
+            (
+                "models_refused",
+                "Models refused by validation (corrupt, wrong shape, spec mismatch)",
+                s.models_refused,
+            ),
+            (
+                "correction_updates",
+                "Online correction updates",
+                s.correction_updates,
+            ),
+        ];
+        for (name, help, v) in counters {
+            counter(e, name, help, v)?;
+        }
+        gauge(
+            e,
+            "epoch",
+            "Epoch of the published predictions",
+            p.epoch as f64,
+        )?;
+        gauge(e, "shards", "Engine instances", s.shards as f64)?;
+        gauge(
+            e,
+            "failed_shards",
+            "Shards currently served by a baseline",
+            s.failed_shards.len() as f64,
+        )?;
+        gauge(
+            e,
+            "destinations",
+            "Destinations predicted",
+            p.per_dest.len() as f64,
+        )?;
+        gauges(
+            e,
+            "inference_quantile_seconds",
+            "Model inference time per shard and bucket (worst shard), by quantile",
+            [
+                (
+                    vec![("quantile", "0.5".to_string())],
+                    s.infer_p50_us as f64 * 1e-6,
+                ),
+                (
+                    vec![("quantile", "0.99".to_string())],
+                    s.infer_p99_us as f64 * 1e-6,
+                ),
+            ],
+        )?;
+        gauges(
+            e,
+            "mae_packets",
+            "Rolling mean absolute error per predictor and horizon, packets per bucket (a horizon appears once scored)",
+            s.accuracy.iter().flat_map(|a| {
+                HORIZONS
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| a.scored_per_horizon[*k] > 0)
+                    .map(move |(k, h)| {
+                        (
+                            vec![
+                                ("predictor", a.predictor.clone()),
+                                ("horizon", h.label.to_string()),
+                            ],
+                            a.mae[k],
+                        )
+                    })
+            }),
+        )?;
+        let kinds = [
+            PredictorKind::Model,
+            PredictorKind::LastValue,
+            PredictorKind::SeasonalNaive,
+            PredictorKind::Ewma,
+            PredictorKind::HoltWinters,
+        ];
+        gauges(
+            e,
+            "destinations_by_source",
+            "Destinations of the last publication, by the predictor that served them",
+            kinds.map(|k| {
+                (
+                    vec![("source", k.name().to_string())],
+                    p.per_dest_source.iter().filter(|&&x| x == k).count() as f64,
+                )
+            }),
+        )?;
+        gauges(
+            e,
+            "model_info",
+            "The active model (value 1)",
+            s.model
+                .iter()
+                .map(|m| (vec![("model", m.clone())], 1.0))
+                .collect::<Vec<_>>(),
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_well() {
+        assert_eq!(count(950.0), "950");
+        assert_eq!(count(12_345.0), "12.3k");
+        assert_eq!(count(1_630_000.0), "1.63M");
+        assert_eq!(count(f64::NAN), "-");
+    }
+
+    #[test]
+    fn engine_config_follows_the_section() {
+        let text = format!(
+            "{}\n",
+            crate::config::DEFAULT_TOML.replace("shards = 1", "shards = 2\ndestinations = 8")
+        );
+        let cfg = Config::from_toml(&text, "t.toml", Path::new("/etc/steerd"), false).unwrap();
+        let ec = engine_config(&cfg);
+        assert_eq!(ec.n_dest, 8);
+        assert_eq!(ec.n_instances, 2);
+        assert_eq!(ec.time_scale, 300.0);
+        assert_eq!(ec.shadow.window, 60);
+        assert!(ec.model.is_none());
+        let cfg = Config::from_toml(
+            &text.replace("shards = 2", "shards = 2\nmodel = \"m/x.onnx\""),
+            "t.toml",
+            Path::new("/etc/steerd"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            engine_config(&cfg).model.as_deref(),
+            Some(Path::new("/etc/steerd/m/x.onnx")),
+            "relative to the config file"
+        );
+    }
+}
