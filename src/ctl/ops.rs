@@ -593,7 +593,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
             b,
             [
                 name, backend, mac, generator, rx_file, repeat, tx_file, ifname, queues, promisc,
-                xdp_mode, xdp_bind
+                xdp_mode, xdp_bind, device
             ]
         );
     }
