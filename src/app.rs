@@ -994,6 +994,11 @@ impl Appliance {
         live: &monitor::SharedLive,
     ) -> Result<CtlThread, SetupError> {
         let listeners = std::mem::take(&mut self.listeners);
+        #[cfg(feature = "dpdk")]
+        if let Some(p) = &self.dpdk_ports {
+            self.metrics
+                .register_collector(Box::new(p.xstats_collector()));
+        }
         self.metrics.register_collector(Box::new(SafeCollector {
             stats: self.stats.clone(),
             ports: self.port_list(),

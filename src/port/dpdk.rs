@@ -838,7 +838,44 @@ pub fn open(
     Ok((ports, per_worker))
 }
 
+/// Exports every DPDK port's extended statistics on `/metrics` as
+/// `steerd_dpdk_xstat{port="...",name="..."}`, read from the PMD at each scrape (cold,
+/// on the ctl thread; after the ports are closed it exports nothing).
+#[derive(Debug)]
+pub struct XstatsCollector {
+    ports: Vec<(String, u16)>,
+}
+
+impl prometheus_client::collector::Collector for XstatsCollector {
+    fn encode(&self, mut e: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        let mut m = e.encode_descriptor(
+            "dpdk_xstat",
+            "Extended statistics of a DPDK port (rte_eth_xstats_get), by name",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (port, id) in &self.ports {
+            for (name, v) in xstats(*id) {
+                let labels = vec![("port", port.clone()), ("name", name)];
+                m.encode_family(&labels)?.encode_gauge(&(v as f64))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl DpdkPorts {
+    /// A `/metrics` collector of the ports' extended statistics.
+    pub fn xstats_collector(&self) -> XstatsCollector {
+        XstatsCollector {
+            ports: self
+                .ports
+                .iter()
+                .map(|p| (p.name.clone(), p.port_id))
+                .collect(),
+        }
+    }
+
     /// Final statistics and extended statistics of every port, as JSON (cold).
     pub fn stats_json(&self) -> Value {
         let ports: Vec<Value> = self
