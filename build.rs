@@ -42,6 +42,7 @@ mod dpdk {
         println!("cargo:rerun-if-changed=src/port/dpdk/shim.h");
         println!("cargo:rerun-if-changed=src/port/dpdk/wrapper.h");
         println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+        println!("cargo:rerun-if-env-changed=PKG_CONFIG_LIBDIR");
         let cflags = pkg_config("--cflags");
         let libs = pkg_config("--libs");
 

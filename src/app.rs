@@ -1047,6 +1047,11 @@ impl Appliance {
         tpe: Option<Arc<dyn TpeLink>>,
     ) -> Result<CtlThread, SetupError> {
         let listeners = std::mem::take(&mut self.listeners);
+        #[cfg(feature = "dpdk")]
+        if let Some(p) = &self.dpdk_ports {
+            self.metrics
+                .register_collector(Box::new(p.xstats_collector()));
+        }
         self.metrics.register_collector(Box::new(SafeCollector {
             stats: self.stats.clone(),
             ports: self.port_list(),

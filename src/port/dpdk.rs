@@ -462,6 +462,8 @@ impl RxQueue for DpdkRx {
 pub struct DpdkTx {
     port_id: u16,
     queue: u16,
+    /// False when the PMD has no transmit queue for this worker: nothing is sent.
+    enabled: bool,
 }
 
 impl TxQueue for DpdkTx {
@@ -470,7 +472,7 @@ impl TxQueue for DpdkTx {
     #[inline]
     fn tx_burst(&mut self, _pool: &mut MbufSink, bufs: &mut Vec<Mbuf>) -> usize {
         let len = bufs.len();
-        if len == 0 {
+        if len == 0 || !self.enabled {
             return 0;
         }
         // SAFETY: Mbuf is repr(transparent) over the mbuf pointer; the PMD takes
@@ -691,15 +693,22 @@ pub fn open(
                 .to_string_lossy()
                 .into_owned()
         };
-        if (info.max_tx_queues as usize) < workers {
+        // One transmit queue per worker where the PMD has them; workers beyond that
+        // cannot send on this port (net_pcap has one: fine for an input port).
+        let ntx = workers.min(info.max_tx_queues as usize);
+        if ntx == 0 {
             return Err(DpdkError::Setup {
                 port: s.name.clone(),
                 what: "transmit queue setup".into(),
-                msg: format!(
-                    "the {driver} device {} has {} transmit queues and every worker needs one: use at most {} workers",
-                    s.device, info.max_tx_queues, info.max_tx_queues
-                ),
+                msg: format!("the {driver} device {} has no transmit queue", s.device),
             });
+        }
+        if ntx < workers {
+            tracing::warn!(
+                "port {}: the {driver} device {} has {ntx} transmit queue(s) for {workers} workers: workers {ntx}.. cannot send on it (their packets for it are counted tx_full drops)",
+                s.name,
+                s.device
+            );
         }
         // RSS over IP, TCP and UDP (RTE_ETH_RSS_IPV4 .. RTE_ETH_RSS_IPV6_UDP_EX: bits
         // 2..=17), as far as the PMD supports it.
@@ -719,7 +728,7 @@ pub fn open(
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
         }
         // SAFETY: valid port id, conf outlives the call.
-        let r = unsafe { sys::rte_eth_dev_configure(id, nrx as u16, workers as u16, &conf) };
+        let r = unsafe { sys::rte_eth_dev_configure(id, nrx as u16, ntx as u16, &conf) };
         if r != 0 {
             return Err(err("rte_eth_dev_configure", r));
         }
@@ -765,7 +774,7 @@ pub fn open(
                 return Err(err(&format!("rte_eth_rx_queue_setup(queue {q})"), r));
             }
         }
-        for q in 0..workers as u16 {
+        for q in 0..ntx as u16 {
             // SAFETY: configured port; NULL txconf = the PMD's defaults.
             let r = unsafe {
                 sys::rte_eth_tx_queue_setup(id, q, ntxd, socket as u32, std::ptr::null())
@@ -797,6 +806,7 @@ pub fn open(
             tx_by_index[w][s.index as usize] = Some(DpdkTx {
                 port_id: id,
                 queue: w as u16,
+                enabled: w < ntx,
             });
         }
         per_worker[0].stats.push((id, counters.clone()));
@@ -828,7 +838,44 @@ pub fn open(
     Ok((ports, per_worker))
 }
 
+/// Exports every DPDK port's extended statistics on `/metrics` as
+/// `steerd_dpdk_xstat{port="...",name="..."}`, read from the PMD at each scrape (cold,
+/// on the ctl thread; after the ports are closed it exports nothing).
+#[derive(Debug)]
+pub struct XstatsCollector {
+    ports: Vec<(String, u16)>,
+}
+
+impl prometheus_client::collector::Collector for XstatsCollector {
+    fn encode(&self, mut e: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        let mut m = e.encode_descriptor(
+            "dpdk_xstat",
+            "Extended statistics of a DPDK port (rte_eth_xstats_get), by name",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (port, id) in &self.ports {
+            for (name, v) in xstats(*id) {
+                let labels = vec![("port", port.clone()), ("name", name)];
+                m.encode_family(&labels)?.encode_gauge(&(v as f64))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl DpdkPorts {
+    /// A `/metrics` collector of the ports' extended statistics.
+    pub fn xstats_collector(&self) -> XstatsCollector {
+        XstatsCollector {
+            ports: self
+                .ports
+                .iter()
+                .map(|p| (p.name.clone(), p.port_id))
+                .collect(),
+        }
+    }
+
     /// Final statistics and extended statistics of every port, as JSON (cold).
     pub fn stats_json(&self) -> Value {
         let ports: Vec<Value> = self

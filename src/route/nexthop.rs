@@ -304,6 +304,13 @@ impl NextHopTable {
         s
     }
 
+    /// True when the table has an ECMP group (only then does [`Self::resolve`] use
+    /// the flow hash).
+    #[inline]
+    pub fn has_ecmp(&self) -> bool {
+        !self.spans.is_empty()
+    }
+
     /// The next-hop index for an LPM `value` and the packet's `flow_hash`. A value that
     /// names nothing in this table gives [`NO_NEXT_HOP`].
     #[inline]

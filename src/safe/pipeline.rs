@@ -280,7 +280,12 @@ fn nh_dest(t: &Tables, nh: u16) -> u16 {
 /// Classifies one packet and decides what to do with it, writing `m`.
 #[inline(always)]
 fn decide<B: Buf>(t: &Tables, tags: &mut TagCache, b: &B, c: &mut Local, m: &mut Meta) {
-    let k = match wire::classify(b.data()) {
+    // The flow hash only picks an ECMP member: skip it when the table has no group.
+    let k = match if t.routes.next_hops.has_ecmp() {
+        wire::classify(b.data())
+    } else {
+        wire::classify_no_hash(b.data())
+    } {
         Ok(k) => k,
         Err(e) => {
             m.act = Action::Drop(DropReason::Parse(e));
@@ -633,6 +638,64 @@ via = "host-b"
             sent,
             freed,
         }
+    }
+
+    /// Static next hops m1, m2 on port b; 10.2.0.0/24 via both (ECMP) when `ecmp`.
+    fn ecmp_tables(ecmp: bool) -> Tables {
+        let via = if ecmp { r#"["m1", "m2"]"# } else { r#""m1""# };
+        let text = format!(
+            r#"
+[[ports]]
+name = "a"
+backend = "mem"
+[[ports]]
+name = "b"
+backend = "mem"
+[[next_hops]]
+name = "m1"
+port = "b"
+mac = "02:00:00:00:09:01"
+[[next_hops]]
+name = "m2"
+port = "b"
+mac = "02:00:00:00:09:02"
+[[routes]]
+prefix = "10.2.0.0/24"
+via = {via}
+"#
+        );
+        let cfg =
+            crate::config::Config::from_toml(&text, "t", std::path::Path::new("."), false).unwrap();
+        crate::app::build_tables(&cfg, &[], None).unwrap()
+    }
+
+    #[test]
+    fn ecmp_spreads_flows_and_plain_routes_need_no_hash() {
+        let frames: Vec<Vec<u8>> = (0..32u16)
+            .map(|i| {
+                let mut udp = vec![0u8; 8];
+                udp[0..2].copy_from_slice(&(1000 + i).to_be_bytes());
+                udp[2..4].copy_from_slice(&53u16.to_be_bytes());
+                udp[5] = 8;
+                v4(Ipv4Addr::new(10, 2, 0, 2), 64, protocol::UDP, &udp)
+            })
+            .collect();
+        let t = ecmp_tables(true);
+        assert!(t.routes.next_hops.has_ecmp());
+        let o = run(&t, &frames);
+        assert_eq!(o.sent.len(), 32);
+        let to_m2 = o.sent.iter().filter(|(_, f)| f[5] == 2).count();
+        assert!(
+            0 < to_m2 && to_m2 < 32,
+            "both members used: {to_m2} of 32 to m2"
+        );
+        // The same flow always takes the same member.
+        let again = run(&t, &frames);
+        assert_eq!(o.sent, again.sent);
+        let t = ecmp_tables(false);
+        assert!(!t.routes.next_hops.has_ecmp());
+        let o = run(&t, &frames);
+        assert!(o.sent.iter().all(|(p, f)| *p == 1 && f[5] == 1));
     }
 
     #[test]

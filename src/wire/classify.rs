@@ -274,6 +274,18 @@ impl Classified {
 /// Parses a received frame. See the module docs for what is walked and validated.
 #[inline(always)]
 pub fn classify(frame: &[u8]) -> Result<Classified, ParseError> {
+    classify_with::<true>(frame)
+}
+
+/// [`classify`] without the flow hash (`flow_hash` stays 0): the same checks, for a
+/// caller that needs no hash (no ECMP route in the table: ~7 % of the LPM path).
+#[inline(always)]
+pub fn classify_no_hash(frame: &[u8]) -> Result<Classified, ParseError> {
+    classify_with::<false>(frame)
+}
+
+#[inline(always)]
+fn classify_with<const HASH: bool>(frame: &[u8]) -> Result<Classified, ParseError> {
     let mut c = Classified::EMPTY;
     let Some(eth) = frame.first_chunk::<{ ethernet::HEADER_LEN }>() else {
         return Err(ParseError::TruncatedEthernet);
@@ -299,8 +311,8 @@ pub fn classify(frame: &[u8]) -> Result<Classified, ParseError> {
     c.l2_len = off as u16;
     c.ethertype = et;
     match et {
-        ethertype::IPV4 => parse_ipv4(frame, off, &mut c)?,
-        ethertype::IPV6 => parse_ipv6(frame, off, &mut c)?,
+        ethertype::IPV4 => parse_ipv4::<HASH>(frame, off, &mut c)?,
+        ethertype::IPV6 => parse_ipv6::<HASH>(frame, off, &mut c)?,
         ethertype::ARP => {
             if frame.len() < off + arp::PACKET_LEN {
                 return Err(ParseError::TruncatedArp);
@@ -308,7 +320,7 @@ pub fn classify(frame: &[u8]) -> Result<Classified, ParseError> {
             c.l3 = L3::Arp;
             c.l3_off = c.l2_len;
         }
-        ethertype::NSH => parse_nsh(frame, off, &mut c)?,
+        ethertype::NSH => parse_nsh::<HASH>(frame, off, &mut c)?,
         other => {
             c.l3 = L3::Other(other);
             c.l3_off = c.l2_len;
@@ -318,7 +330,11 @@ pub fn classify(frame: &[u8]) -> Result<Classified, ParseError> {
 }
 
 #[inline]
-fn parse_nsh(frame: &[u8], off: usize, c: &mut Classified) -> Result<(), ParseError> {
+fn parse_nsh<const HASH: bool>(
+    frame: &[u8],
+    off: usize,
+    c: &mut Classified,
+) -> Result<(), ParseError> {
     let p = nsh::Packet::new_checked(frame.get(off..).unwrap_or_default())
         .map_err(|_| ParseError::BadNsh)?;
     c.nsh = match SteeringRepr::parse(&p) {
@@ -330,8 +346,8 @@ fn parse_nsh(frame: &[u8], off: usize, c: &mut Classified) -> Result<(), ParseEr
     let hl = p.header_len(); // at most 63 * 4
     c.nsh_len = hl as u16;
     match p.next_protocol() {
-        nsh::next_protocol::IPV4 => parse_ipv4(frame, off + hl, c),
-        nsh::next_protocol::IPV6 => parse_ipv6(frame, off + hl, c),
+        nsh::next_protocol::IPV4 => parse_ipv4::<HASH>(frame, off + hl, c),
+        nsh::next_protocol::IPV6 => parse_ipv6::<HASH>(frame, off + hl, c),
         _ => Err(ParseError::NshUnsupportedNext),
     }
 }
@@ -345,7 +361,11 @@ fn off16(off: usize) -> u16 {
 }
 
 #[inline(always)]
-fn parse_ipv4(frame: &[u8], off: usize, c: &mut Classified) -> Result<(), ParseError> {
+fn parse_ipv4<const HASH: bool>(
+    frame: &[u8],
+    off: usize,
+    c: &mut Classified,
+) -> Result<(), ParseError> {
     let rest = frame.get(off..).unwrap_or_default();
     let Some(h) = rest.first_chunk::<20>() else {
         return Err(ParseError::TruncatedIpv4);
@@ -379,12 +399,18 @@ fn parse_ipv4(frame: &[u8], off: usize, c: &mut Classified) -> Result<(), ParseE
     if !is_fragment {
         parse_l4(rest.get(hl..total).unwrap_or_default(), off + hl, proto, c)?;
     }
-    c.flow_hash = flow_hash_v4(c.src_v4, c.dst_v4, proto, c.src_port, c.dst_port);
+    if HASH {
+        c.flow_hash = flow_hash_v4(c.src_v4, c.dst_v4, proto, c.src_port, c.dst_port);
+    }
     Ok(())
 }
 
 #[inline]
-fn parse_ipv6(frame: &[u8], off: usize, c: &mut Classified) -> Result<(), ParseError> {
+fn parse_ipv6<const HASH: bool>(
+    frame: &[u8],
+    off: usize,
+    c: &mut Classified,
+) -> Result<(), ParseError> {
     let rest = frame.get(off..).unwrap_or_default();
     let Some(h) = rest.first_chunk::<{ ipv6::HEADER_LEN }>() else {
         return Err(ParseError::TruncatedIpv6);
@@ -417,7 +443,9 @@ fn parse_ipv6(frame: &[u8], off: usize, c: &mut Classified) -> Result<(), ParseE
             c,
         )?;
     }
-    c.flow_hash = flow_hash_v6(c.src_v6, c.dst_v6, proto, c.src_port, c.dst_port);
+    if HASH {
+        c.flow_hash = flow_hash_v6(c.src_v6, c.dst_v6, proto, c.src_port, c.dst_port);
+    }
     Ok(())
 }
 
@@ -486,6 +514,27 @@ fn flow_hash_v6(src: u128, dst: u128, proto: u8, sp: u16, dp: u16) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_hash_variant_differs_only_in_the_hash() {
+        let mut n = 0;
+        for r in PcapReader::new(testdata::PCAP).unwrap() {
+            let r = r.unwrap();
+            let a = classify(r.data);
+            let b = classify_no_hash(r.data);
+            match (a, b) {
+                (Ok(mut a), Ok(b)) => {
+                    assert_eq!(b.flow_hash, 0);
+                    a.flow_hash = 0;
+                    assert_eq!(a, b);
+                    n += 1;
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b),
+                (a, b) => panic!("{a:?} vs {b:?}"),
+            }
+        }
+        assert!(n > 0);
+    }
     use crate::wire::ethernet::{Frame, MacAddr};
     use crate::wire::nsh::tests::{EXAMPLE, example_repr, steering_repr};
     use crate::wire::pcap::PcapReader;
