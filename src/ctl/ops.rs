@@ -647,5 +647,13 @@ mod tests {
             )),
         );
         assert_eq!(r, vec!["general.workers", "ports[1].generator"]);
+        // The prediction engine's settings need a restart (models load live instead).
+        let r = restart_needed(
+            &old,
+            &cfg(&base
+                .replace("time_scale = 300", "time_scale = 60")
+                .replace("shards = 1", "shards = 2")),
+        );
+        assert_eq!(r, vec!["tpe.time_scale", "tpe.shards"]);
     }
 }

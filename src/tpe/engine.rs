@@ -963,7 +963,10 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("tpe".into())
         .spawn(move || {
-            let mut agg = Aggregator::new(counters, bucket);
+            // The engine keeps its own history per shard; the aggregator needs only
+            // the bucket being closed (its default ring of a day of buckets is for
+            // exports and would cost ~4 KB per bucket at 256 destinations).
+            let mut agg = Aggregator::new(counters, bucket).with_capacity(2);
             loop {
                 match cmd_rx.recv_deadline(agg.next_deadline()) {
                     Ok((Command::Shutdown, reply)) => {

@@ -16,6 +16,7 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -94,6 +95,8 @@ struct Link {
     stats: Arc<ArcSwap<EngineStats>>,
     cmd: Commander,
     info: Info,
+    /// Set once the engine has been stopped (status then says so).
+    stopped: AtomicBool,
 }
 
 /// A running engine (owned by `Appliance::run`).
@@ -124,6 +127,7 @@ impl LiveTpe {
             stats: handle.stats.clone(),
             cmd: handle.commander(),
             info,
+            stopped: AtomicBool::new(false),
         });
         metrics.with(|r| {
             r.sub_registry_with_prefix("tpe")
@@ -147,22 +151,28 @@ impl LiveTpe {
         self.link.clone()
     }
 
+    /// The published predictions (what RAM will read: `load()` never blocks).
+    pub fn predictions(&self) -> Arc<ArcSwap<Predictions>> {
+        self.link.predictions.clone()
+    }
+
     /// Stops the engine and its shards; returns the final `tpe` object.
     pub fn finish(mut self) -> Value {
+        self.stop();
+        self.link.status()
+    }
+
+    fn stop(&mut self) {
         if let Some(h) = self.handle.take() {
             h.shutdown();
+            self.link.stopped.store(true, Ordering::Release);
         }
-        let mut v = self.link.status();
-        v["state"] = json!("stopped");
-        v
     }
 }
 
 impl Drop for LiveTpe {
     fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown();
-        }
+        self.stop();
     }
 }
 
@@ -264,7 +274,7 @@ impl TpeLink for Link {
             })
             .collect();
         json!({
-            "state": "running",
+            "state": if self.stopped.load(Ordering::Acquire) { "stopped" } else { "running" },
             "model": s.model,
             "candidate": s.candidate,
             "source": p.source.name(),
@@ -597,6 +607,46 @@ mod tests {
         assert_eq!(count(12_345.0), "12.3k");
         assert_eq!(count(1_630_000.0), "1.63M");
         assert_eq!(count(f64::NAN), "-");
+    }
+
+    #[test]
+    fn live_engine_feeds_status_line_screen_and_metrics() {
+        let text = crate::config::DEFAULT_TOML
+            .replace("time_scale = 300", "bucket_ms = 20\ndestinations = 4");
+        let cfg = Config::from_toml(&text, "t.toml", Path::new("."), false).unwrap();
+        let counters = vec![Arc::new(DestCounters::new(4, 2))];
+        let reg = MetricsRegistry::new();
+        let live = LiveTpe::start(&cfg, counters.clone(), &reg).unwrap();
+        let link = live.link();
+        assert!(link.line().contains("first bucket"), "{}", link.line());
+        let t0 = std::time::Instant::now();
+        // This thread is the counters' only writer, as a worker would be.
+        while link.status()["epoch"].as_u64().unwrap() < 8 {
+            assert!(t0.elapsed() < Duration::from_secs(60), "{}", link.status());
+            counters[0].add_n(2, 0, 1000, 64_000);
+            counters[0].add_n(1, 0, 10, 640);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let st = link.status();
+        assert_eq!(st["state"], "running");
+        assert_eq!(st["top"][0]["dest"], 2, "{st}");
+        assert_eq!(st["top"][1]["dest"], 1, "{st}");
+        assert_eq!(st["source"], "model", "{st}");
+        assert!(link.line().contains("next 5m: d2 "), "{}", link.line());
+        let screen = link.screen_lines().join("\n");
+        assert!(screen.contains("prediction (TPE)"), "{screen}");
+        assert!(screen.contains("dest") && screen.contains("1h"), "{screen}");
+        let m = reg.encode_prometheus();
+        assert!(m.contains("steerd_tpe_buckets_total "), "{m}");
+        assert!(m.contains("steerd_tpe_model_info{model="), "{m}");
+        let f = live.finish();
+        assert_eq!(f["state"], "stopped");
+        assert!(f["buckets"].as_u64().unwrap() >= 8, "{f}");
+        assert_eq!(link.status()["state"], "stopped");
+        let e = link
+            .load_model(Path::new("models/tpe-default.onnx"))
+            .unwrap_err();
+        assert_eq!(e.code, "tpe", "a stopped engine answers no more: {e}");
     }
 
     #[test]
