@@ -115,18 +115,10 @@ fn routes_and_dsts(n: usize, flows: usize) -> (Vec<route::RouteSpec>, Vec<String
     (specs, dsts)
 }
 
-/// The configuration of one benchmark run (`tpe`: with the prediction engine running).
-pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>, tpe: bool) -> Config {
-    let steer = path == "steer";
-    let gen_cfg = GeneratorConfig {
-        flows: o.flows,
-        dst: dsts,
-        sizes: vec![SizeSpec::Plain(o.size)],
-        steered_fraction: if steer { 1.0 } else { 0.0 },
-        priority: 1,
-        ..GeneratorConfig::default()
-    };
-    let port = |name: &str, mac: &str, generator: Option<GeneratorConfig>| PortConfig {
+/// A trusted in-memory port of the benchmark configs (MTU 9000, NSH stripped on egress),
+/// generating traffic when `generator` is given.
+fn mem_port(name: &str, mac: &str, generator: Option<GeneratorConfig>) -> PortConfig {
+    PortConfig {
         name: name.into(),
         backend: "mem".into(),
         mac: Some(mac.into()),
@@ -144,6 +136,19 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>, tpe: bool) 
         xdp_bind: None,
         device: None,
         addrs: Vec::new(),
+    }
+}
+
+/// The configuration of one benchmark run (`tpe`: with the prediction engine running).
+pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>, tpe: bool) -> Config {
+    let steer = path == "steer";
+    let gen_cfg = GeneratorConfig {
+        flows: o.flows,
+        dst: dsts,
+        sizes: vec![SizeSpec::Plain(o.size)],
+        steered_fraction: if steer { 1.0 } else { 0.0 },
+        priority: 1,
+        ..GeneratorConfig::default()
     };
     Config {
         general: General {
@@ -153,8 +158,8 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>, tpe: bool) 
             ..General::default()
         },
         ports: vec![
-            port("p0", "02:00:00:00:00:10", Some(gen_cfg)),
-            port("p1", "02:00:00:00:00:11", None),
+            mem_port("p0", "02:00:00:00:00:10", Some(gen_cfg)),
+            mem_port("p1", "02:00:00:00:00:11", None),
         ],
         next_hops: next_hops(),
         routes: Vec::new(),
@@ -240,25 +245,7 @@ pub fn gen_pcap(cfg: &Config, o: &GenPcapOptions) -> Result<usize, SetupError> {
         priority: o.priority,
         ..GeneratorConfig::default()
     };
-    c.ports = vec![PortConfig {
-        name: "gen".into(),
-        backend: "mem".into(),
-        mac: Some(o.dst_mac.clone()),
-        mtu: 9000,
-        trusted: true,
-        strip_nsh: true,
-        generator: Some(g),
-        rx_file: None,
-        repeat: 1,
-        tx_file: None,
-        ifname: None,
-        queues: None,
-        promisc: false,
-        xdp_mode: None,
-        xdp_bind: None,
-        device: None,
-        addrs: Vec::new(),
-    }];
+    c.ports = vec![mem_port("gen", &o.dst_mac, Some(g))];
     let gc = gen_config(&c, 0)?.ok_or_else(|| SetupError::Other("no generator".into()))?;
     let tpl = crate::port::mem::Templates::build(&gc).map_err(SetupError::Other)?;
     let f = std::fs::File::create(&o.out)
