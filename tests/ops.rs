@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::running::{Running, http_get, sample};
+use common::running::{CliRun, Running, http_get, sample};
 use serde_json::{Value, json};
 use steerd::ctl::proto::Request;
 
@@ -411,61 +410,30 @@ fn cli_run_ctl_sighup_and_shutdown() {
     let cfg = dir.path().join("steerd.toml");
     let text = cfg_text("to-p1", 0.0, 0.0);
     std::fs::write(&cfg, &text).unwrap();
-    let sock = dir.path().join("ctl.sock");
     let bin = env!("CARGO_BIN_EXE_steerd");
-    let mut child = std::process::Command::new(bin)
-        .args([
-            "run",
-            "--quiet",
-            "--plain",
-            "--metrics-listen",
-            "off",
-            "--ctl-socket",
-        ])
-        .arg(&sock)
-        .arg("--config")
-        .arg(&cfg)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !sock.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "no ctl socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let ctl = |args: &[&str]| {
-        let o = std::process::Command::new(bin)
-            .arg("ctl")
-            .arg("--socket")
-            .arg(&sock)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
-    let (code, out, _) = ctl(&["status"]);
+    let mut run = CliRun::start(bin, dir.path(), &cfg, &["--quiet"]);
+    let (code, out, _) = run.ctl(&["status"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("running"), "{out}");
-    let (code, out, _) = ctl(&["routes", "add", "192.0.2.0/24", "via", "to-p0,to-p1"]);
+    let (code, out, _) = run.ctl(&["routes", "add", "192.0.2.0/24", "via", "to-p0,to-p1"]);
     assert_eq!(code, Some(0), "{out}");
-    let (code, out, _) = ctl(&["--json", "routes", "list"]);
+    let (code, out, _) = run.ctl(&["--json", "routes", "list"]);
     assert_eq!(code, Some(0));
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["result"]["routes"].as_array().unwrap().len(), 3, "{v}");
-    let (code, _, err) = ctl(&["routes", "del", "192.0.2.0/25"]);
+    let (code, _, err) = run.ctl(&["routes", "del", "192.0.2.0/25"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("not_found"), "{err}");
     // SIGHUP reloads the file: the route moves to to-p1-b.
     std::fs::write(&cfg, cfg_text("to-p1-b", 0.0, 0.0)).unwrap();
     // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(run.child.id() as i32, libc::SIGHUP) },
+        0
+    );
     let t0 = Instant::now();
     loop {
-        let (_, out, _) = ctl(&["--json", "routes", "list"]);
+        let (_, out, _) = run.ctl(&["--json", "routes", "list"]);
         let v: Value = serde_json::from_str(&out).unwrap();
         if v["result"]["routes"]
             .as_array()
@@ -480,25 +448,17 @@ fn cli_run_ctl_sighup_and_shutdown() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (code, out, _) = ctl(&["shutdown"]);
+    let (code, out, _) = run.ctl(&["shutdown"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("stopping"), "{out}");
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = run.wait();
     assert!(status.success(), "{err}");
     assert!(err.contains("accounting: rx"), "{err}");
     assert!(err.contains(": ok"), "{err}");
     assert!(err.contains("reload applied"), "{err}");
-    assert!(!sock.exists(), "socket removed at exit");
+    assert!(!run.sock.exists(), "socket removed at exit");
     // A client without a server says so.
-    let (code, _, err) = ctl(&["status"]);
+    let (code, _, err) = run.ctl(&["status"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("cannot connect"), "{err}");
-    let _ = Path::new(&sock);
 }

@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::running::{Running, http_get, sample};
+use common::running::{CliRun, Running, http_get, sample};
 use serde_json::Value;
 use steerd::ctl::proto::Request;
 use steerd::tpe::model::sha256_hex;
@@ -336,42 +336,13 @@ fn cli_run_shows_the_tpe_and_ctl_model_load_refuses_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("steerd.toml");
     std::fs::write(&cfg, CFG).unwrap();
-    let sock = dir.path().join("ctl.sock");
     let json = dir.path().join("final.json");
     let bad = dir.path().join("bad.onnx");
     std::fs::write(&bad, b"not a model").unwrap();
     std::fs::write(bad.with_extension("json"), b"{}").unwrap();
     let bin = env!("CARGO_BIN_EXE_steerd");
-    let mut child = std::process::Command::new(bin)
-        .args(["run", "--plain", "--metrics-listen", "off", "--ctl-socket"])
-        .arg(&sock)
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--json")
-        .arg(&json)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !sock.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "no ctl socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let ctl = |args: &[&str]| {
-        let o = std::process::Command::new(bin)
-            .arg("ctl")
-            .arg("--socket")
-            .arg(&sock)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
-    let (code, _, err) = ctl(&["model", "load", bad.to_str().unwrap()]);
+    let mut run = CliRun::start(bin, dir.path(), &cfg, &["--json", json.to_str().unwrap()]);
+    let (code, _, err) = run.ctl(&["model", "load", bad.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("model_refused") && err.contains("bad.json"),
@@ -380,14 +351,14 @@ fn cli_run_shows_the_tpe_and_ctl_model_load_refuses_a_bad_file() {
     // Let a few buckets pass, then stop.
     let t0 = Instant::now();
     loop {
-        let (_, out, _) = ctl(&["--json", "status"]);
+        let (_, out, _) = run.ctl(&["--json", "status"]);
         let v: Value = serde_json::from_str(&out).unwrap();
         if v["result"]["components"]["tpe"]["epoch"]
             .as_u64()
             .unwrap_or(0)
             >= 8
         {
-            let (_, text, _) = ctl(&["status"]);
+            let (_, text, _) = run.ctl(&["status"]);
             assert!(text.contains("tpe: bucket"), "{text}");
             assert!(text.contains("refused 1"), "{text}");
             break;
@@ -398,17 +369,9 @@ fn cli_run_shows_the_tpe_and_ctl_model_load_refuses_a_bad_file() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (code, _, _) = ctl(&["shutdown"]);
+    let (code, _, _) = run.ctl(&["shutdown"]);
     assert_eq!(code, Some(0));
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = run.wait();
     assert!(status.success(), "{err}");
     // The plain stats line carries a TPE line; the summary and the JSON a tpe part.
     assert!(err.contains("] tpe: bucket"), "{err}");

@@ -126,3 +126,65 @@ pub fn sample(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// The steerd binary run as a user would (`steerd run` as a child process, driven with
+/// `steerd ctl`), for the CLI's own paths: argument parsing, signals, the ctl client.
+pub struct CliRun {
+    pub child: std::process::Child,
+    pub sock: PathBuf,
+    bin: &'static str,
+}
+
+impl CliRun {
+    /// Starts `steerd run --plain --metrics-listen off --ctl-socket DIR/ctl.sock --config
+    /// CFG EXTRA..` with stderr captured, and waits (30 s at most) for its ctl socket.
+    pub fn start(
+        bin: &'static str,
+        dir: &std::path::Path,
+        cfg: &std::path::Path,
+        extra: &[&str],
+    ) -> CliRun {
+        let sock = dir.join("ctl.sock");
+        let child = std::process::Command::new(bin)
+            .args(["run", "--plain", "--metrics-listen", "off", "--ctl-socket"])
+            .arg(&sock)
+            .arg("--config")
+            .arg(cfg)
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("steerd run starts");
+        let t0 = Instant::now();
+        while !sock.exists() {
+            assert!(t0.elapsed() < Duration::from_secs(30), "no ctl socket");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        CliRun { child, sock, bin }
+    }
+
+    /// `steerd ctl --socket SOCK ARGS..`: exit code, stdout, stderr.
+    pub fn ctl(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let o = std::process::Command::new(self.bin)
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&self.sock)
+            .args(args)
+            .output()
+            .expect("steerd ctl runs");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// Waits for `steerd run` to exit: its status and everything it wrote to stderr.
+    pub fn wait(&mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("steerd run exits");
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            e.read_to_string(&mut err).expect("stderr is text");
+        }
+        (status, err)
+    }
+}
