@@ -71,15 +71,6 @@ pub enum XdpBind {
     ZeroCopy,
 }
 
-impl XdpBind {
-    fn flag(self) -> u16 {
-        match self {
-            XdpBind::ZeroCopy => libc::XDP_ZEROCOPY,
-            XdpBind::Copy | XdpBind::Auto => libc::XDP_COPY,
-        }
-    }
-}
-
 /// Settings of an `afxdp` port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AfXdpConfig {
@@ -516,7 +507,7 @@ impl Xsk {
             sxdp_flags: if bind == XdpBind::Copy {
                 libc::XDP_COPY
             } else {
-                XdpBind::ZeroCopy.flag()
+                libc::XDP_ZEROCOPY
             },
             sxdp_ifindex: ifindex,
             sxdp_queue_id: queue,
