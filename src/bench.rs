@@ -181,6 +181,7 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>, tpe: bool) 
         },
         ctl: Default::default(),
         dpdk: Default::default(),
+        ram: None,
         tpe: TpeConfig {
             enabled: tpe,
             time_scale: Some(o.tpe_time_scale),

@@ -577,6 +577,9 @@ pub struct Config {
     /// Traffic prediction engine.
     #[serde(default)]
     pub tpe: TpeConfig,
+    /// Resource Allocation Manager: topology and provisioning (`steerd run --scenario`).
+    #[serde(default)]
+    pub ram: Option<crate::ram::RamConfig>,
     /// Where this config came from (set by the loader).
     #[serde(skip)]
     pub source: ConfigSource,
@@ -1209,7 +1212,26 @@ impl Config {
                 "steering destinations need a key to verify headers",
             ));
         }
-        self.validate_tpe()
+        self.validate_tpe()?;
+        self.validate_ram()
+    }
+
+    fn validate_ram(&self) -> Result<(), ConfigError> {
+        let Some(r) = &self.ram else {
+            return Ok(());
+        };
+        crate::ram::Topology::build(r).map_err(|(f, m)| self.error(&f, m))?;
+        for (i, l) in r.links.iter().enumerate() {
+            if let Some(n) = &l.next_hop
+                && !self.next_hops.iter().any(|h| &h.name == n)
+            {
+                return Err(self.error(
+                    &format!("ram.links[{i}].next_hop"),
+                    format!("no next hop {n:?} in [[next_hops]]"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_tpe(&self) -> Result<(), ConfigError> {

@@ -32,6 +32,7 @@ pub mod config;
 pub mod cp;
 pub mod ctl;
 pub mod port;
+pub mod ram;
 pub mod route;
 pub mod safe;
 pub mod steering;

@@ -60,6 +60,26 @@ enum Cmd {
         /// (the testpmd `io` baseline: measures the ports and the loop, not the pipeline).
         #[arg(long)]
         io: bool,
+        /// Run a generated scenario in closed loop instead of the ports: generator →
+        /// marker → SAFE → telemetry → TPE → RAM → tables (surge, diurnal or mixed;
+        /// the embedded conf/ram-surge.toml unless --config has a [ram] section).
+        #[arg(long, value_name = "NAME")]
+        scenario: Option<String>,
+        /// RAM mode of a scenario run: predictive, reactive or static (default: [ram] mode).
+        #[arg(long, value_name = "MODE", requires = "scenario")]
+        ram: Option<String>,
+        /// Scenario run: do not pace to wall time (same result, sooner).
+        #[arg(long, requires = "scenario")]
+        fast: bool,
+        /// Scenario run: the scenario's seed.
+        #[arg(long, default_value_t = 2026, requires = "scenario")]
+        seed: u64,
+    },
+    #[cfg(feature = "tpe")]
+    /// Resource Allocation Manager tools.
+    Ram {
+        #[command(subcommand)]
+        cmd: RamCmd,
     },
     /// Talk to a running `steerd run` over its ctl socket.
     Ctl {
@@ -159,6 +179,20 @@ enum Cmd {
 }
 
 #[cfg(feature = "tpe")]
+#[cfg(feature = "tpe")]
+#[derive(Subcommand)]
+enum RamCmd {
+    /// Plot predicted demand, actual traffic and active capacity of scenario runs
+    /// (their --json files; without files, the last run of each mode).
+    Timeline {
+        /// Summaries written by `steerd run --scenario ... --json FILE`.
+        files: Vec<PathBuf>,
+        /// SVG file to write.
+        #[arg(long)]
+        plot: PathBuf,
+    },
+}
+
 #[derive(Subcommand)]
 enum TpeCmd {
     /// Evaluate the model and every baseline on held-out data (MAE, RMSE, MAPE per horizon).
@@ -347,7 +381,36 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             metrics_listen,
             ctl_socket,
             io,
+            scenario,
+            ram,
+            fast,
+            seed,
         } => {
+            if let Some(scenario) = scenario {
+                #[cfg(feature = "tpe")]
+                {
+                    let _ = (workers, plain, metrics_listen, ctl_socket, io);
+                    let a = steerd::ram::cli::ScenarioArgs {
+                        config,
+                        scenario,
+                        ram,
+                        duration,
+                        json,
+                        fast,
+                        seed,
+                        quiet,
+                    };
+                    return tool_exit(steerd::ram::cli::run_scenario(&a));
+                }
+                #[cfg(not(feature = "tpe"))]
+                {
+                    let _ = (scenario, ram, fast, seed);
+                    eprintln!(
+                        "steerd: --scenario needs the prediction engine (build with the tpe feature)"
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+            }
             let cfg = app::load_config(config.as_deref())?;
             // Flag, else the config's [ctl] setting, else the default.
             let metrics_listen = metrics_listen.or_else(|| {
@@ -414,6 +477,10 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
                 ExitCode::from(1)
             })
         }
+        #[cfg(feature = "tpe")]
+        Cmd::Ram {
+            cmd: RamCmd::Timeline { files, plot },
+        } => tool_exit(steerd::ram::cli::run_timeline(&files, &plot)),
         #[cfg(feature = "tpe")]
         Cmd::Tpe { cmd } => {
             let r = match cmd {

@@ -72,3 +72,94 @@ fn thousand_swaps_at_full_rate_lose_nothing() {
         s.total.rx
     );
 }
+
+/// The RAM's way of publishing: a copy of the current snapshot with a new steering table
+/// ([`steerd::safe::tables::Tables::with_steering`]), its entries moving between next
+/// hops and the epoch advancing, 1,000 times while steered traffic runs at full rate.
+#[test]
+fn thousand_ram_publications_at_full_rate_lose_nothing() {
+    use steerd::steering::{SteerEntry, SteeringTable};
+    let cfg = Config::embedded().unwrap();
+    let text = cfg
+        .source
+        .text
+        .replace("fault_fraction = 0.002", "fault_fraction = 0.0");
+    let mut cfg = Config::from_toml(&text, "ram-swaps", Path::new("."), false).unwrap();
+    cfg.general.workers = 2;
+    cfg.general.pin_cores = false;
+    let opts = RunOptions {
+        duration: Some(std::time::Duration::from_secs(30)),
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let app = Appliance::build(cfg.clone(), &opts).unwrap();
+    let handle = app.tables.clone();
+    let nh = |name: &str| cfg.next_hops.iter().position(|h| h.name == name).unwrap() as u16;
+    let (a, b) = (nh("to-p1"), nh("to-p1-b"));
+    let done = Arc::new(AtomicBool::new(false));
+    let d2 = done.clone();
+    let publisher = std::thread::spawn(move || {
+        let base = handle.load();
+        let epoch0 = base.steering.epoch;
+        let mut n = 0u32;
+        while n < 1000 {
+            let cur = handle.load();
+            // Headers carry the config's epoch: keep the table within max_epoch_age of
+            // it (as the marker follows the RAM's epoch) while the entries move.
+            let mut st = SteeringTable::new(
+                cur.steering.keys,
+                epoch0 + n % (cur.steering.max_epoch_age + 1),
+                cur.steering.max_epoch_age,
+            );
+            for (d, e) in base.steering.iter() {
+                let next_hop = if d == 20 {
+                    e.next_hop
+                } else if (n + d).is_multiple_of(2) {
+                    a
+                } else {
+                    b
+                };
+                st.insert(d, SteerEntry { next_hop, ..e }).unwrap();
+            }
+            let t = cur.with_steering(st);
+            drop(cur);
+            handle.publish(t);
+            n += 1;
+        }
+        while handle.reclaim() > 0 {
+            std::thread::yield_now();
+        }
+        d2.store(true, Ordering::SeqCst);
+        n
+    });
+    let ctl = app.ctl.clone();
+    let stopper = std::thread::spawn(move || {
+        while !done.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        ctl.stop.store(true, Ordering::SeqCst);
+    });
+    let s = app.run(&opts).unwrap();
+    assert_eq!(publisher.join().unwrap(), 1000);
+    stopper.join().unwrap();
+    assert!(
+        s.total.steered > 0,
+        "steered traffic ran during the publications"
+    );
+    assert_eq!(
+        s.total.total_drops(),
+        0,
+        "drops: {:?}",
+        s.to_json()["drops"]
+    );
+    assert_eq!(
+        s.total.rx, s.total.tx,
+        "every packet sent across 1000 publications"
+    );
+    assert_eq!(
+        s.total.fallback.iter().sum::<u64>(),
+        s.total.fallback[steerd::steering::Fallback::Untrusted as usize],
+        "no header refused for a stale epoch or a missing entry: {:?}",
+        s.to_json()["steering_fallbacks"]
+    );
+}

@@ -330,6 +330,23 @@ impl Tables {
     }
 }
 
+impl Tables {
+    /// A copy with a new steering table (the RAM's publication), sharing the route
+    /// table and copying only the small per-port and per-next-hop arrays.
+    pub fn with_steering(&self, steering: SteeringTable) -> Tables {
+        Tables {
+            routes: Arc::clone(&self.routes),
+            steering,
+            ports: self.ports.clone(),
+            nh_dest: self.nh_dest.clone(),
+            local: self.local.clone(),
+            nh_l2: self.nh_l2.clone(),
+            nh_kind: self.nh_kind.clone(),
+            hosts: self.hosts.clone(),
+        }
+    }
+}
+
 /// Shared handle through which tables are published and read.
 pub struct TableHandle {
     current: ArcSwap<Tables>,

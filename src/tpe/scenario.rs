@@ -147,11 +147,13 @@ impl Default for ScenarioConfig {
 }
 
 /// Names of the scenario presets.
-pub const PRESETS: [&str; 3] = ["diurnal", "surge", "mixed"];
+pub const PRESETS: [&str; 4] = ["diurnal", "surge", "mixed", "events"];
 
 impl ScenarioConfig {
     /// A named preset: `diurnal` (seasonality, growth and noise only), `surge` (frequent
-    /// flash crowds and scheduled events close together), `mixed` (everything, moderate).
+    /// flash crowds and scheduled events close together), `mixed` (everything, moderate),
+    /// `events` (frequent scheduled events, no flash crowds: surges that are known in
+    /// advance, as for launches and broadcasts).
     pub fn preset(name: &str, n_dest: usize) -> Option<Self> {
         let base = ScenarioConfig {
             n_dest,
@@ -178,6 +180,11 @@ impl ScenarioConfig {
             "mixed" => ScenarioConfig {
                 flash_per_dest_day: 0.5,
                 events_per_day: 4.0,
+                ..base
+            },
+            "events" => ScenarioConfig {
+                flash_per_dest_day: 0.0,
+                events_per_day: 16.0,
                 ..base
             },
             _ => return None,

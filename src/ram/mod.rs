@@ -1,0 +1,30 @@
+//! RAM, the Resource Allocation Manager: turns predictions into configuration before the
+//! traffic arrives (cold: the RAM's thread; never a worker).
+//!
+//! - [`topology`]: the `[ram]` section — sites in a hierarchy region → zone → data
+//!   center, transit routers, links with latency, cost and capacity, destination → site.
+//! - [`path`]: path computation over predicted load (latency + cost + congestion), with a
+//!   backup path per destination.
+//! - [`plan`]: how many workers each data center keeps awake and which destinations get
+//!   steering entries — predictive (lead time), reactive (thresholds) or static (peak) —
+//!   with hysteresis on release and budgets handed down the hierarchy.
+//! - [`sim`] (with the `tpe` feature): `steerd run --scenario`, the closed loop
+//!   generator → marker → SAFE → telemetry → TPE → RAM → tables, measured.
+//! - [`timeline`]: `steerd ram timeline --plot`, predicted demand, actual traffic and
+//!   capacity over a run.
+//!
+//! The RAM publishes steering tables like the other writers (config reload, ctl, the
+//! control plane): it builds a new [`crate::safe::tables::Tables`] off the fast path with
+//! [`crate::safe::tables::Tables::with_steering`] and swaps it in through the
+//! [`crate::safe::tables::TableHandle`]; workers pick it up between bursts.
+
+#[cfg(feature = "tpe")]
+pub mod cli;
+pub mod path;
+pub mod plan;
+#[cfg(feature = "tpe")]
+pub mod sim;
+pub mod timeline;
+pub mod topology;
+
+pub use topology::{RamConfig, RamMode, Topology};

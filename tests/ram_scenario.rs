@@ -1,0 +1,184 @@
+//! The closed loop of `steerd run --scenario`: generator → marker → SAFE → TPE → RAM →
+//! tables, on the embedded conf/ram-surge.toml, in the three RAM modes. These check
+//! that the loop runs and accounts for every packet; how the modes compare is a
+//! benchmark (docs/benchmarks.md "RAM"), not asserted here.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use steerd::config::Config;
+use steerd::ram::RamMode;
+use steerd::ram::sim::{self, SimOptions};
+
+fn config(scale: f64) -> Config {
+    let text = sim::SURGE_TOML.replace("packet_scale = 1.0", &format!("packet_scale = {scale}"));
+    Config::from_toml(&text, "ram-surge", Path::new("."), false).unwrap()
+}
+
+fn run(mode: RamMode, duration_s: f64) -> Value {
+    let opts = SimOptions {
+        mode: Some(mode),
+        duration_s,
+        fast: true,
+        ..SimOptions::default()
+    };
+    sim::run(&config(0.25), &opts).unwrap()
+}
+
+fn u(v: &Value, k: &str) -> u64 {
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("{k} missing in {v}"))
+}
+
+#[test]
+fn three_modes_account_for_every_packet() {
+    let mut ws = Vec::new();
+    for mode in [RamMode::Predictive, RamMode::Reactive, RamMode::Static] {
+        let v = run(mode, 4.0);
+        assert_eq!(v["mode"], mode.as_str());
+        for k in [
+            "drops_during_surges",
+            "p99_ns",
+            "prepositions_early",
+            "prepositions_late",
+        ] {
+            u(&v, k);
+        }
+        let packets = u(&v, "packets");
+        assert!(packets > 10_000, "{packets} packets");
+        assert_eq!(
+            packets,
+            u(&v, "delivered") + u(&v, "drops") + u(&v, "queued_at_end"),
+            "every packet delivered, dropped (with a reason) or still queued"
+        );
+        let r = &v["drops_by_reason"];
+        assert_eq!(
+            u(&v, "drops"),
+            u(r, "queue_full") + u(r, "link_congested") + u(r, "pipeline")
+        );
+        assert!(u(&v, "drops_during_surges") <= u(&v, "drops"));
+        // Every packet went through the SAFE pipeline: steered (marker's header
+        // accepted) or routed; the marker's headers all verify.
+        assert_eq!(u(&v, "steered") + u(&v, "routed"), packets);
+        assert!(u(&v, "steered") > 0);
+        for (reason, n) in v["steering_fallbacks"].as_object().unwrap() {
+            assert_eq!(n.as_u64(), Some(0), "fallback {reason}");
+        }
+        assert!(u(&v, "table_publications") >= 1);
+        assert_eq!(
+            v["timeline"].as_array().unwrap().len(),
+            20,
+            "one point per logical minute"
+        );
+        assert!(v["p99_ns"].as_u64().unwrap() >= v["p50_ns"].as_u64().unwrap());
+        let sites = v["sites"].as_array().unwrap();
+        assert_eq!(sites.len(), 5);
+        let site_ws: f64 = sites
+            .iter()
+            .map(|s| s["worker_seconds"].as_f64().unwrap())
+            .sum();
+        let total_ws = v["worker_seconds"].as_f64().unwrap();
+        assert!((site_ws - total_ws).abs() < 1e-6);
+        if mode == RamMode::Static {
+            assert_eq!(u(&v, "workers_woken"), 0, "static never wakes");
+            assert_eq!(u(&v, "prepositions_early") + u(&v, "prepositions_late"), 0);
+        }
+        ws.push(total_ws);
+    }
+    // Static provisions for last week's peak the whole time.
+    assert!(ws[2] >= ws[0] && ws[2] >= ws[1], "worker-seconds {ws:?}");
+}
+
+#[test]
+fn same_seed_same_result() {
+    let a = run(RamMode::Predictive, 2.0);
+    let b = run(RamMode::Predictive, 2.0);
+    for k in [
+        "packets",
+        "drops",
+        "drops_during_surges",
+        "prepositions_early",
+        "prepositions_late",
+    ] {
+        assert_eq!(a[k], b[k], "{k}");
+    }
+    assert_eq!(a["worker_seconds"], b["worker_seconds"]);
+}
+
+#[test]
+fn bad_ram_config_names_the_field() {
+    let text = sim::SURGE_TOML.replacen("b = \"fra1\"", "b = \"fra9\"", 1);
+    let e = Config::from_toml(&text, "bad", Path::new("."), false).unwrap_err();
+    assert!(e.to_string().contains("ram.links[2].b"), "{e}");
+    let text = sim::SURGE_TOML.replace("next_hop = \"steer-b\"", "next_hop = \"nope\"");
+    let e = Config::from_toml(&text, "bad", Path::new("."), false).unwrap_err();
+    assert!(e.to_string().contains("ram.links[1].next_hop"), "{e}");
+}
+
+#[test]
+fn cli_run_then_timeline_plot() {
+    let dir = std::env::temp_dir().join(format!("steerd-ram-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("run.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_steerd"))
+        .args([
+            "run",
+            "--scenario",
+            "surge",
+            "--ram",
+            "reactive",
+            "--duration",
+            "1",
+            "--fast",
+            "--quiet",
+            "--json",
+        ])
+        .arg(&json)
+        .env("STEERD_RAM__PACKET_SCALE", "0.2")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("RAM reactive"), "{stdout}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["mode"], "reactive");
+    assert_eq!(
+        v["ram"]["packet_scale"], 0.2,
+        "environment override of [ram]"
+    );
+    let svg = dir.join("t.svg");
+    let out = Command::new(env!("CARGO_BIN_EXE_steerd"))
+        .args(["ram", "timeline"])
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    // A bad mode is refused before anything runs.
+    let out = Command::new(env!("CARGO_BIN_EXE_steerd"))
+        .args([
+            "run",
+            "--scenario",
+            "surge",
+            "--ram",
+            "psychic",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("predictive"));
+    std::fs::remove_dir_all(&dir).ok();
+}
