@@ -577,6 +577,9 @@ pub struct Config {
     /// Traffic prediction engine.
     #[serde(default)]
     pub tpe: TpeConfig,
+    /// The packet marker (`steerd mark`; ignored by `steerd run`).
+    #[serde(default)]
+    pub mark: Option<crate::ipm::config::MarkSection>,
     /// Where this config came from (set by the loader).
     #[serde(skip)]
     pub source: ConfigSource,
@@ -1209,7 +1212,9 @@ impl Config {
                 "steering destinations need a key to verify headers",
             ));
         }
-        self.validate_tpe()
+        self.validate_tpe()?;
+        crate::ipm::config::marker_config(self)?;
+        Ok(())
     }
 
     fn validate_tpe(&self) -> Result<(), ConfigError> {

@@ -61,6 +61,20 @@ enum Cmd {
         #[arg(long)]
         io: bool,
     },
+    /// Run the packet marker (IPM) of the config's [mark] section: classify flows,
+    /// insert steering headers for predicted destinations, forward between port pairs;
+    /// prints a JSON summary at the end.
+    Mark {
+        /// Configuration file with a [mark] section (and [steering] keys, [[ports]]).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Stop after this many seconds (default: until Ctrl-C or inputs run out).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Also write the summary JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Talk to a running `steerd run` over its ctl socket.
     Ctl {
         /// The socket (default: as for `steerd run`).
@@ -450,6 +464,23 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             };
             let n = bench::gen_pcap(&cfg, &o)?;
             eprintln!("{}: {n} packets", o.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Mark {
+            config,
+            duration,
+            json,
+        } => {
+            let cfg = app::load_config(Some(&config))?;
+            let o = steerd::ipm::run::MarkOptions {
+                duration: duration.map(Duration::from_secs_f64),
+                json,
+            };
+            let s = steerd::ipm::run::run(&cfg, &o)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&s.to_json()).expect("JSON of plain values")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Check { config } => {
