@@ -234,7 +234,10 @@ fn follow_epoch(socket: PathBuf, every: Duration, epoch: Arc<AtomicU64>, stop: A
     let mut warned = false;
     while !stop.load(Ordering::Relaxed) {
         match client::call(&socket, &Request::Status, Duration::from_secs(2)) {
-            Ok(v) => match v.pointer("/tables/steering_epoch").and_then(Value::as_u64) {
+            Ok(v) => match v
+                .pointer("/result/tables/steering_epoch")
+                .and_then(Value::as_u64)
+            {
                 Some(e) => {
                     // High bit: "an answer arrived"; low 32 bits: the epoch.
                     epoch.store((1 << 32) | (e & 0xffff_ffff), Ordering::Relaxed);
