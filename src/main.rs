@@ -490,6 +490,15 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             if cfg.tpe.enabled {
                 println!("tpe: {}", steerd::tpe::live::check(&cfg)?);
             }
+            if let Some(m) = &cfg.mark {
+                println!(
+                    "mark: {} pairs, {} destinations, {} rules, {} extra signatures",
+                    m.pairs.len(),
+                    m.destinations.len(),
+                    m.rules.len(),
+                    m.signatures.len()
+                );
+            }
             println!("{}: ok ({} ports)", cfg.source.name, cfg.ports.len());
             Ok(ExitCode::SUCCESS)
         }
