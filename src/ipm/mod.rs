@@ -680,14 +680,13 @@ impl Marker {
             check(&format!("signature {}", s.port), s.app_class, s.priority)?;
         }
         check("default", cfg.default_app, cfg.default_priority)?;
-        for (p, d) in &cfg.destinations {
+        for (_, d) in &cfg.destinations {
             check_dest("destination map", *d)?;
             max_dest = max_dest.max(*d);
-            let _ = p;
         }
         let mut dests = cfg.destinations.clone();
         // Longest first; stable, so the first of two equal prefixes wins.
-        dests.sort_by(|a, b| b.0.len.cmp(&a.0.len));
+        dests.sort_by_key(|d| std::cmp::Reverse(d.0.len));
         let mut signatures: Vec<(u16, u8, u8, u8)> = Vec::new();
         for s in &cfg.signatures {
             let proto = s.proto.unwrap_or(0);
