@@ -328,3 +328,104 @@ next_hop = "steer"
         "the rest by LPM"
     );
 }
+
+/// SIGHUP with new keys: frames before it are tagged under the old key, after it under
+/// the new one; a reload that changes something else is refused and changes nothing.
+#[test]
+fn sighup_rotates_the_marking_key() {
+    use steerd::steering::{Key, SteeringKeys, TagFields};
+    const K2: &str = "00112233445566778899aabbccddeeff";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = |keys: &str, mtu: u16| {
+        format!(
+            r#"
+[[ports]]
+name = "gen"
+backend = "mem"
+[ports.generator]
+dst = ["10.2.0.0/24"]
+flows = 16
+rate_pps = 2000
+[[ports]]
+name = "out"
+backend = "pcap"
+tx_file = "out.pcap"
+[steering]
+keys = [{keys}]
+[mark]
+pairs = [{{ from = "gen", to = "out" }}]
+mtu = {mtu}
+[[mark.destinations]]
+prefix = "10.2.0.0/24"
+id = 1
+"#
+        )
+    };
+    let p = d.join("mark.toml");
+    std::fs::write(&p, cfg(&format!("\"{KEY}\""), 1500)).unwrap();
+    let child = Command::new(STEERD)
+        .args(["mark", "--duration", "4", "--config", p.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let hup = || {
+        // SAFETY: kill() on our own child's pid with a valid signal number.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    // Refused: mtu is not a live setting.
+    std::fs::write(&p, cfg(&format!("\"{K2}\""), 1400)).unwrap();
+    hup();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    std::fs::write(&p, cfg(&format!("\"{K2}\", \"{KEY}\""), 1500)).unwrap();
+    hup();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let m: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(m["reloads"], 1, "{m}");
+    assert!(text(&o).contains("reload refused"), "{}", text(&o));
+    let only = |k: &str| SteeringKeys {
+        current: Key::from_hex(k).unwrap(),
+        previous: None,
+    };
+    let (old, new) = (only(KEY), only(K2));
+    let mut seq = Vec::new();
+    for f in read_pcap(&d.join("out.pcap")) {
+        let k = steerd::wire::classify(&f).unwrap();
+        let h = k.nsh.expect("every generated frame is marked");
+        let o = usize::from(k.l3_off);
+        let (s, dst) = (&f[o + 12..o + 16], &f[o + 16..o + 20]);
+        let tf = TagFields {
+            dest_id: h.dest_id,
+            app_class: h.app_class,
+            priority: h.priority,
+            flags: h.flags,
+            epoch: h.epoch,
+            spi: h.spi,
+            si: h.si,
+        };
+        match (
+            old.verify(&tf, s, dst, h.tag),
+            new.verify(&tf, s, dst, h.tag),
+        ) {
+            (true, false) => seq.push(1),
+            (false, true) => seq.push(2),
+            other => panic!("tag verifies under {other:?}"),
+        }
+    }
+    let first_new = seq
+        .iter()
+        .position(|&k| k == 2)
+        .expect("frames under the new key");
+    assert!(
+        first_new > 1000,
+        "the refused reload changed nothing: {first_new}"
+    );
+    assert!(
+        seq[first_new..].iter().all(|&k| k == 2),
+        "the new key from the reload on"
+    );
+    assert_eq!(m["marked"], seq.len() as u64, "{m}");
+}

@@ -12,6 +12,12 @@
 //!
 //! Stops on `--duration`, SIGINT/SIGTERM, or when every ingress port is exhausted (a
 //! replayed capture ended); then flushes what is staged and reports.
+//!
+//! SIGHUP (checked every 1024 loops) re-reads the file and applies `[steering] keys`
+//! (key rotation), the epoch (unless `epoch_from`) and `[mark] active`; a file that
+//! changes anything else is refused as a whole (restart), as `steerd run` does. The
+//! reload runs on the marker's thread (it parses and allocates): the packets of that
+//! one loop wait for it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +67,8 @@ pub struct MarkSummary {
     pub epoch: u32,
     /// Epoch changes taken from `epoch_from`.
     pub epoch_updates: u64,
+    /// SIGHUP reloads applied.
+    pub reloads: u64,
 }
 
 impl MarkSummary {
@@ -113,6 +121,7 @@ impl MarkSummary {
             },
             "epoch": self.epoch,
             "epoch_updates": self.epoch_updates,
+            "reloads": self.reloads,
             "ports": self.ports.iter().enumerate().map(|(i, n)| json!({
                 "name": n,
                 "rx_packets": self.port_rx[i],
@@ -331,6 +340,8 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
     crate::ctl::signals::install_signal_handlers();
     let idle = Duration::from_micros(section.idle_us);
     let mut epoch_updates = 0u64;
+    let mut reloads = 0u64;
+    let mut loops = 0u32;
     let t0 = Instant::now();
     let deadline = opts.duration.map(|d| t0 + d);
     tracing::info!(
@@ -348,6 +359,14 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         if e >> 32 != 0 && (e as u32) != marker.epoch() {
             marker.set_epoch(e as u32);
             epoch_updates += 1;
+        }
+        loops = loops.wrapping_add(1);
+        if loops % 1024 == 0 && crate::ctl::signals::take_reload() {
+            // Cold, operator-initiated: re-read keys, epoch and predicted set.
+            match reload(cfg, &mut marker, section.epoch_from.is_none()) {
+                Ok(()) => reloads += 1,
+                Err(e) => tracing::warn!("mark: reload refused, nothing changed: {e}"),
+            }
         }
         let mut got = 0usize;
         let mut live = false;
@@ -433,6 +452,7 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         flow_capacity: marker.flow_capacity(),
         epoch: marker.epoch(),
         epoch_updates,
+        reloads,
         marker: marker.stats().clone(),
     };
     if let Some(p) = &opts.json {
@@ -443,6 +463,50 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         .map_err(|e| SetupError::Other(format!("cannot write {}: {e}", p.display())))?;
     }
     Ok(summary)
+}
+
+/// SIGHUP: reads the config file again and applies its keys, epoch (unless followed
+/// from steerd) and predicted set. Anything else in `[mark]` or the ports needs a
+/// restart: a reload that changes it is refused as a whole.
+fn reload(cfg: &Config, marker: &mut Marker, epoch: bool) -> Result<(), String> {
+    let path = cfg
+        .source
+        .path
+        .as_ref()
+        .ok_or("the configuration was not read from a file")?;
+    let new = Config::load(path).map_err(|e| e.to_string())?;
+    let mc = super::config::marker_config(&new)
+        .map_err(|e| e.to_string())?
+        .ok_or("the new file has no [mark] section")?;
+    let (mut a, mut b) = (cfg.mark.clone(), new.mark.clone());
+    for m in [a.as_mut(), b.as_mut()].into_iter().flatten() {
+        m.epoch = None;
+        m.active = None;
+    }
+    if a != b || cfg.ports != new.ports {
+        return Err("only [steering] keys/epoch and [mark] epoch/active apply on reload; restart for the rest".into());
+    }
+    marker.set_keys(mc.keys);
+    if epoch {
+        marker.set_epoch(mc.epoch);
+    }
+    match &mc.active {
+        Some(ids) => marker.set_active(ids),
+        None => {
+            let ids: Vec<u32> = mc
+                .destinations
+                .iter()
+                .map(|d| d.1)
+                .chain(mc.rules.iter().filter_map(|r| r.dest))
+                .collect();
+            marker.set_active(&ids);
+        }
+    }
+    tracing::info!(
+        "mark: reloaded keys, epoch {}, predicted set",
+        marker.epoch()
+    );
+    Ok(())
 }
 
 /// Sends what is staged for a port; a lossy port's refusals are dropped and counted, a
