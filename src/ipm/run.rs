@@ -361,7 +361,7 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
             epoch_updates += 1;
         }
         loops = loops.wrapping_add(1);
-        if loops % 1024 == 0 && crate::ctl::signals::take_reload() {
+        if loops.is_multiple_of(1024) && crate::ctl::signals::take_reload() {
             // Cold, operator-initiated: re-read keys, epoch and predicted set.
             match reload(cfg, &mut marker, section.epoch_from.is_none()) {
                 Ok(()) => reloads += 1,
