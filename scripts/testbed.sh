@@ -21,9 +21,13 @@
 #   afpacket  steerd opens veth-ra and veth-rb directly (afpacket backend); its MACs are the
 #             veths' own, 02:00:00:00:01:01 and 02:00:00:00:02:01, which `auto` uses.
 #   afxdp     like afpacket, for the afxdp backend (copy mode on veth); `run` mounts bpffs.
+#   mark      afpacket plus a veth pair veth-m0 (02:00:00:00:01:10) <-> veth-m1 (02:00:00:00:01:11)
+#             inside sd-r: `steerd mark` runs between veth-ra and veth-m0 (conf/testbed-mark.toml),
+#             `steerd run` between veth-m1 (trusted for steering) and veth-rb (strip_nsh)
+#             (conf/testbed-mark-steerd.toml). Host A -> marker -> steerd -> host B.
 #   kernel    no steerd: Linux forwards in sd-r (10.1.0.1, 10.2.0.1, fd01::1, fd02::1 on the
 #             router veths), the baseline to compare steerd with.
-# In tap/afpacket/afxdp modes the router namespace has no addresses, IP forwarding off and
+# In tap/afpacket/afxdp/mark modes the router namespace has no addresses, IP forwarding off and
 # IPv6 off on its interfaces, so only steerd answers and forwards. Until steerd answers ARP
 # and neighbour solicitations itself, --static-arp puts permanent entries for the gateways
 # 10.1.0.1/fd01::1 (MAC_A) and 10.2.0.1/fd02::1 (MAC_B) on the hosts.
@@ -40,6 +44,7 @@ P=${STEERD_TESTBED_PREFIX:-sd-}
 NS_A=${P}a NS_R=${P}r NS_B=${P}b
 MAC_A=02:00:00:00:01:02 MAC_RA=02:00:00:00:01:01
 MAC_B=02:00:00:00:02:02 MAC_RB=02:00:00:00:02:01
+MAC_M0=02:00:00:00:01:10 MAC_M1=02:00:00:00:01:11
 TAP_MAC_A=02:00:00:00:01:fe TAP_MAC_B=02:00:00:00:02:fe
 STATE_DIR=/run/steerd-testbed/$P
 PROG=$(basename "$0")
@@ -61,6 +66,7 @@ offloads() { # on|off on the four veth ends
   local v=$1 ns dev
   need ethtool ethtool
   while read -r ns dev; do
+    [ -n "$ns" ] || continue
     ip netns exec "$ns" ethtool -K "$dev" tx "$v" rx "$v" tso "$v" gso "$v" gro "$v" >/dev/null 2>&1 ||
       say "warning: ethtool -K $dev in $ns failed"
   done <<EOF
@@ -68,6 +74,7 @@ $NS_A veth-a
 $NS_B veth-b
 $NS_R veth-ra
 $NS_R veth-rb
+$( [ "$(mode_now)" = mark ] && printf '%s veth-m0\n%s veth-m1\n' "$NS_R" "$NS_R" )
 EOF
 }
 
@@ -89,6 +96,7 @@ static_arp() { # MAC_A MAC_B | auto
     case $(mode_now) in
       tap) a=$TAP_MAC_A b=$TAP_MAC_B ;;
       afpacket|afxdp) a=$MAC_RA b=$MAC_RB ;;
+      mark) a=$MAC_M1 b=$MAC_RB ;;
       kernel) die "kernel mode answers ARP itself: no static entries needed" ;;
       *) die "the test bed is not up" ;;
     esac
@@ -105,7 +113,7 @@ up() {
   local mode=tap arp_a= arp_b= mq=
   while [ $# -gt 0 ]; do
     case $1 in
-      tap|afpacket|afxdp|kernel) mode=$1 ;;
+      tap|afpacket|afxdp|kernel|mark) mode=$1 ;;
       --static-arp)
         [ $# -ge 2 ] || die "--static-arp wants MAC_A MAC_B or auto"
         arp_a=$2; shift
@@ -148,6 +156,13 @@ up() {
     afpacket|afxdp)
       nsysctl $NS_R net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
       v6off $NS_R veth-ra; v6off $NS_R veth-rb ;;
+    mark)
+      nsysctl $NS_R net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
+      v6off $NS_R veth-ra; v6off $NS_R veth-rb
+      ip -n $NS_R link add veth-m0 address $MAC_M0 type veth peer name veth-m1 address $MAC_M1
+      v6off $NS_R veth-m0; v6off $NS_R veth-m1
+      ip -n $NS_R link set veth-m0 up
+      ip -n $NS_R link set veth-m1 up ;;
     tap)
       nsysctl $NS_R net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
       v6off $NS_R veth-ra; v6off $NS_R veth-rb
@@ -164,13 +179,14 @@ up() {
         ip -n $NS_R link set tap-$s up
       done ;;
   esac
-  offloads off
   mkdir -p "$STATE_DIR"; echo "$mode" > "$STATE_DIR/mode"
+  offloads off
   if [ -n "$arp_a" ]; then static_arp "$arp_a" "$arp_b"; fi
   trap - ERR
   say "up in $mode mode"
   case $mode in
     tap) say "steerd ports: tap-a (mac $TAP_MAC_A, hosts 10.1.0.0/24 fd01::/64), tap-b (mac $TAP_MAC_B, 10.2.0.0/24 fd02::/64); run it with: $PROG run -- steerd ..." ;;
+    mark) say "steerd mark: veth-ra (hosts side) -> veth-m0; steerd run: veth-m1 (mac $MAC_M1, trusted) and veth-rb (mac $MAC_RB); see conf/testbed-mark.toml and conf/testbed-mark-steerd.toml" ;;
     afpacket|afxdp) say "steerd ports: veth-ra (mac $MAC_RA, 10.1.0.0/24 fd01::/64), veth-rb (mac $MAC_RB, 10.2.0.0/24 fd02::/64); run it with: $PROG run -- steerd ..." ;;
     kernel) say "Linux forwards between 10.1.0.0/24 and 10.2.0.0/24: $PROG check" ;;
   esac

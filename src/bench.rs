@@ -187,6 +187,7 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>, tpe: bool) 
             time_scale: Some(o.tpe_time_scale),
             ..TpeConfig::default()
         },
+        mark: None,
         source: Default::default(),
     }
 }

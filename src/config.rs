@@ -580,6 +580,9 @@ pub struct Config {
     /// Resource Allocation Manager: topology and provisioning (`steerd run --scenario`).
     #[serde(default)]
     pub ram: Option<crate::ram::RamConfig>,
+    /// The packet marker (`steerd mark`; ignored by `steerd run`).
+    #[serde(default)]
+    pub mark: Option<crate::ipm::config::MarkSection>,
     /// Where this config came from (set by the loader).
     #[serde(skip)]
     pub source: ConfigSource,
@@ -1213,7 +1216,9 @@ impl Config {
             ));
         }
         self.validate_tpe()?;
-        self.validate_ram()
+        self.validate_ram()?;
+        crate::ipm::config::marker_config(self)?;
+        Ok(())
     }
 
     fn validate_ram(&self) -> Result<(), ConfigError> {

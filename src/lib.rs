@@ -10,6 +10,7 @@
 //! | [`safe`] | worker loops, burst pipeline, tx staging, counters, table publication | hot |
 //! | [`steering`] | steering table, keys, header authentication | hot lookups |
 //! | [`telemetry`] | per-worker per-destination counters | hot writes, cold reads |
+//! | [`ipm`] | the packet marker: flow classification, steering header insertion, `steerd mark` | hot marking, cold set-up |
 //! | [`cp`] | control plane: ARP/ND, neighbour table, echo, ICMP errors, held packets | cold (own thread) |
 //! | [`config`] | typed, validated configuration | cold |
 //! | [`app`] | building ports/tables/workers from config, running, summaries | cold |
@@ -31,6 +32,7 @@ pub mod bench;
 pub mod config;
 pub mod cp;
 pub mod ctl;
+pub mod ipm;
 pub mod port;
 pub mod ram;
 pub mod route;

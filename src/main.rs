@@ -81,6 +81,20 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RamCmd,
     },
+    /// Run the packet marker (IPM) of the config's [mark] section: classify flows,
+    /// insert steering headers for predicted destinations, forward between port pairs;
+    /// prints a JSON summary at the end.
+    Mark {
+        /// Configuration file with a [mark] section (and [steering] keys, [[ports]]).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Stop after this many seconds (default: until Ctrl-C or inputs run out).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Also write the summary JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Talk to a running `steerd run` over its ctl socket.
     Ctl {
         /// The socket (default: as for `steerd run`).
@@ -519,12 +533,38 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             eprintln!("{}: {n} packets", o.out.display());
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Mark {
+            config,
+            duration,
+            json,
+        } => {
+            let cfg = app::load_config(Some(&config))?;
+            let o = steerd::ipm::run::MarkOptions {
+                duration: duration.map(Duration::from_secs_f64),
+                json,
+            };
+            let s = steerd::ipm::run::run(&cfg, &o)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&s.to_json()).expect("JSON of plain values")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Check { config } => {
             let cfg = app::load_config(config.as_deref())?;
             app::build_tables(&cfg, &[], None)?;
             #[cfg(feature = "tpe")]
             if cfg.tpe.enabled {
                 println!("tpe: {}", steerd::tpe::live::check(&cfg)?);
+            }
+            if let Some(m) = &cfg.mark {
+                println!(
+                    "mark: {} pairs, {} destinations, {} rules, {} extra signatures",
+                    m.pairs.len(),
+                    m.destinations.len(),
+                    m.rules.len(),
+                    m.signatures.len()
+                );
             }
             println!("{}: ok ({} ports)", cfg.source.name, cfg.ports.len());
             Ok(ExitCode::SUCCESS)

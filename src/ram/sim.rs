@@ -39,6 +39,7 @@ use super::path::{self, DestPath, Path, PathWeights};
 use super::plan::{Demand, Planner};
 use super::topology::{RamConfig, RamMode, Topology};
 use crate::config::Config;
+use crate::ipm::{MarkParams, Marker, MarkerConfig};
 use crate::port::{Buf, PktBuf, Pool};
 use crate::safe::counters::Local;
 use crate::safe::pipeline::{BURST, BurstCtx, Mode, Scratch, process_burst};
@@ -411,6 +412,11 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
             marked_epoch: u32::MAX,
         })
         .collect();
+    // The edge marker (the IPM library): explicit marking with the destination and
+    // epoch of the current snapshot, cached per flow and epoch.
+    let mut mcfg = MarkerConfig::new(Vec::new(), edge.reader.get().steering.keys.current);
+    mcfg.flow_capacity = 1024;
+    let mut marker = Marker::new(mcfg)?;
     let app_class = 1u8;
     let priority = 2u8;
 
@@ -571,7 +577,6 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         // Generate, mark, forward.
         edge.reader.refresh();
         let epoch = edge.reader.get().steering.epoch;
-        let key = edge.reader.get().steering.keys.current;
         for d in 0..nd {
             let r = f64::from(series.buckets[d][b]) * (1.0 - frac)
                 + f64::from(series.buckets[d][b + 1]) * frac;
@@ -595,7 +600,15 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
                 ff.marked = ff
                     .plain
                     .iter()
-                    .map(|p| mark_frame(p, d as u32, app_class, priority, epoch, &key))
+                    .map(|p| {
+                        let mut f = p.clone();
+                        // A 64-byte frame always fits; unmarked it would be routed.
+                        let _ = marker.mark_vec_with(
+                            &mut f,
+                            &MarkParams::new(d as u32, app_class, priority, epoch),
+                        );
+                        f
+                    })
                     .collect();
                 ff.marked_epoch = epoch;
             }
@@ -975,48 +988,6 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         "surges": surges,
         "timeline": timeline_json,
     }))
-}
-
-/// The edge marker's work on a plain Ethernet + IPv4 frame: the steering header (NSH MD
-/// type 2 with steerd's TLV) with its tag, between Ethernet and IP.
-fn mark_frame(
-    plain: &[u8],
-    dest_id: u32,
-    app_class: u8,
-    priority: u8,
-    epoch: u32,
-    key: &crate::steering::Key,
-) -> Vec<u8> {
-    use crate::steering::{TagFields, compute_tag};
-    use crate::wire::nsh::SteeringRepr;
-    let fields = TagFields {
-        dest_id,
-        app_class,
-        priority,
-        flags: 0,
-        epoch,
-        spi: 1,
-        si: 255,
-    };
-    let tag = compute_tag(key, &fields, &plain[26..30], &plain[30..34]);
-    let repr = SteeringRepr {
-        spi: fields.spi,
-        si: fields.si,
-        ttl: 63,
-        next_protocol: 1,
-        dest_id,
-        app_class,
-        priority,
-        flags: 0,
-        epoch,
-        tag,
-    };
-    let mut v = Vec::with_capacity(plain.len() + 32);
-    v.extend_from_slice(&plain[..12]);
-    v.extend_from_slice(&0x894fu16.to_be_bytes());
-    v.extend_from_slice(&repr.to_bytes());
-    v.extend_from_slice(&plain[14..]);
-    v
 }
 
 fn round2(x: f64) -> f64 {

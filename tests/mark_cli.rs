@@ -1,0 +1,431 @@
+//! `steerd mark` without root: the example config validates; bad configs are refused
+//! naming the field; and a capture of plain traffic marked by `steerd mark` (pcap in,
+//! pcap out) and then forwarded by `steerd run` (pcap, trusted port) is steered, leaves
+//! without headers, and unmarked traffic is routed by LPM.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use steerd::config::Config;
+use steerd::wire::pcap::{PcapReader, PcapWriter};
+
+const STEERD: &str = env!("CARGO_BIN_EXE_steerd");
+const KEY: &str = "4f1c2a9e7b3d5c6a8e0f1a2b3c4d5e6f";
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn example_config_validates() {
+    let cfg = Config::load(&common::root().join("conf/mark-example.toml")).expect("valid");
+    let mc = steerd::ipm::config::marker_config(&cfg)
+        .expect("valid [mark]")
+        .expect("a [mark] section");
+    assert_eq!(mc.destinations.len(), 3);
+    assert_eq!(mc.rules.len(), 3);
+    assert!(mc.keys.previous.is_some());
+    let m = steerd::ipm::Marker::new(mc).expect("builds");
+    assert_eq!(m.dest_of("198.18.200.1".parse().unwrap()), Some(2));
+    assert!(m.is_active(3) && !m.is_active(4));
+    for f in ["conf/testbed-mark.toml", "conf/testbed-mark-steerd.toml"] {
+        Config::load(&common::root().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+}
+
+#[test]
+fn bad_mark_configs_name_the_field() {
+    let base = std::fs::read_to_string(common::root().join("conf/mark-example.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "from = \"edge\", to = \"core\"",
+            "from = \"nope\", to = \"core\"",
+            "mark.pairs[0].from: no port named \"nope\"",
+        ),
+        (
+            "prefix = \"198.18.0.0/16\"",
+            "prefix = \"198.18.0.0/33\"",
+            "mark.destinations[0].prefix: prefix length 33",
+        ),
+        (
+            "dst_port = \"16384-32767\"",
+            "dst_port = \"9-1\"",
+            "mark.rules[0].dst_port",
+        ),
+        (
+            "app = \"realtime\"",
+            "app = \"telepathy\"",
+            "mark.rules[0].app: \"telepathy\" is not an application class",
+        ),
+        (
+            "priority = 3\n",
+            "priority = 9\n",
+            "mark.rules[0].priority: 9 is above 3",
+        ),
+        ("flows = 65536", "flows = 3", "mark.flows"),
+        (
+            "id = 2\n",
+            "id = 70000\n",
+            "mark.destinations[1].id: 70000 is above 65535",
+        ),
+        ("idle_us = 0", "idle_usec = 0", "unknown field `idle_usec`"),
+    ];
+    for (i, (from, to, want)) in cases.iter().enumerate() {
+        assert!(base.contains(from), "case {i}: {from}");
+        let p = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&p, base.replacen(from, to, 1)).unwrap();
+        let o = Command::new(STEERD)
+            .args(["mark", "--config", p.to_str().unwrap(), "--duration", "0.1"])
+            .output()
+            .unwrap();
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(2), "case {i}: {out}");
+        assert!(out.contains(want), "case {i}: want {want:?} in: {out}");
+        assert!(
+            out.contains(&format!("bad{i}.toml:")),
+            "case {i}: names the file and line: {out}"
+        );
+    }
+    // No key: the marker cannot tag.
+    let p = dir.path().join("nokey.toml");
+    let t = base.replace(
+        "keys = [\"00112233445566778899aabbccddeeff\", \"ffeeddccbbaa99887766554433221100\"]",
+        "",
+    );
+    std::fs::write(&p, t).unwrap();
+    let o = Command::new(STEERD)
+        .args(["mark", "--config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        text(&o).contains("steering.keys: the marker needs a steering key"),
+        "{}",
+        text(&o)
+    );
+    // A run config without [mark].
+    let o = Command::new(STEERD)
+        .args([
+            "mark",
+            "--config",
+            common::root()
+                .join("conf/testbed-afpacket.toml")
+                .to_str()
+                .unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("needs a [mark] section"), "{}", text(&o));
+}
+
+fn udp_frame(src: [u8; 4], dst: [u8; 4], dport: u16, len: usize) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 1, 2], [2, 0, 0, 0, 1, 1])
+        .ipv4(src, dst, 64)
+        .udp(40000, dport);
+    let payload = vec![7u8; len];
+    let mut v = Vec::new();
+    b.write(&mut v, &payload).unwrap();
+    v
+}
+
+fn udp6_frame(dst: [u8; 16], dport: u16) -> Vec<u8> {
+    let mut src = [0u8; 16];
+    src[0] = 0xfd;
+    src[1] = 0x01;
+    src[15] = 2;
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 1, 2], [2, 0, 0, 0, 1, 1])
+        .ipv6(src, dst, 64)
+        .udp(40000, dport);
+    let mut v = Vec::new();
+    b.write(&mut v, &[1u8; 40]).unwrap();
+    v
+}
+
+fn write_pcap(p: &Path, frames: &[Vec<u8>]) {
+    let f = std::fs::File::create(p).unwrap();
+    let mut w = PcapWriter::new(std::io::BufWriter::new(f), 65535).unwrap();
+    for (i, fr) in frames.iter().enumerate() {
+        w.write_packet(1_700_000_000, i as u32, fr).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+fn read_pcap(p: &Path) -> Vec<Vec<u8>> {
+    let b = std::fs::read(p).unwrap();
+    PcapReader::new(&b)
+        .unwrap()
+        .map(|r| r.unwrap().data.to_vec())
+        .collect()
+}
+
+#[test]
+fn marked_capture_is_steered_by_steerd_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut frames = Vec::new();
+    for i in 0..100u8 {
+        frames.push(udp_frame([10, 1, 0, 2], [10, 2, 0, i], 5201, 100));
+    }
+    let mut v6 = [0u8; 16];
+    v6[0] = 0xfd;
+    v6[1] = 0x02;
+    v6[15] = 2;
+    for _ in 0..20 {
+        frames.push(udp6_frame(v6, 53));
+    }
+    for _ in 0..10 {
+        frames.push(udp_frame([10, 1, 0, 2], [10, 3, 0, 1], 80, 10)); // no destination
+    }
+    for _ in 0..5 {
+        frames.push(udp_frame([10, 1, 0, 2], [10, 2, 0, 1], 80, 1472)); // 1500-byte IP
+    }
+    write_pcap(&d.join("plain.pcap"), &frames);
+    std::fs::write(
+        d.join("mark.toml"),
+        format!(
+            r#"
+[[ports]]
+name = "in"
+backend = "pcap"
+rx_file = "plain.pcap"
+[[ports]]
+name = "out"
+backend = "pcap"
+tx_file = "marked.pcap"
+[steering]
+keys = ["{KEY}"]
+epoch = 3
+[mark]
+pairs = [{{ from = "in", to = "out" }}]
+[[mark.destinations]]
+prefix = "10.2.0.0/24"
+id = 1
+[[mark.destinations]]
+prefix = "fd02::/64"
+id = 2
+"#
+        ),
+    )
+    .unwrap();
+    let o = Command::new(STEERD)
+        .args([
+            "mark",
+            "--config",
+            d.join("mark.toml").to_str().unwrap(),
+            "--json",
+        ])
+        .arg(d.join("mark.json"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let m: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(
+        m,
+        serde_json::from_str::<Value>(&std::fs::read_to_string(d.join("mark.json")).unwrap())
+            .unwrap()
+    );
+    assert_eq!(m["rx_packets"], 135, "{m}");
+    assert_eq!(m["tx_packets"], 135, "{m}");
+    assert_eq!(m["marked"], 120, "{m}");
+    assert_eq!(m["marked_by_dest"]["1"], 100, "{m}");
+    assert_eq!(m["marked_by_dest"]["2"], 20, "{m}");
+    assert_eq!(m["unmarked"]["no_dest"], 10, "{m}");
+    assert_eq!(m["unmarked"]["too_big"], 5, "{m}");
+    assert_eq!(m["flow_table"]["misses"], 100 + 1 + 1 + 1, "{m}");
+    let marked = read_pcap(&d.join("marked.pcap"));
+    assert_eq!(marked.len(), 135);
+    assert_eq!(
+        marked.iter().filter(|f| f[12..14] == [0x89, 0x4f]).count(),
+        120
+    );
+
+    std::fs::write(
+        d.join("run.toml"),
+        format!(
+            r#"
+[general]
+workers = 1
+[[ports]]
+name = "in"
+backend = "pcap"
+rx_file = "marked.pcap"
+trusted = true
+[[ports]]
+name = "out"
+backend = "pcap"
+tx_file = "out.pcap"
+mtu = 1500
+[[next_hops]]
+name = "lpm"
+port = "out"
+mac = "02:00:00:00:09:01"
+[[next_hops]]
+name = "steer"
+port = "out"
+mac = "02:00:00:00:09:02"
+[[routes]]
+prefix = "10.0.0.0/8"
+via = "lpm"
+[[routes]]
+prefix = "fd00::/8"
+via = "lpm"
+[steering]
+keys = ["{KEY}"]
+epoch = 4
+max_epoch_age = 2
+[[steering.destinations]]
+id = 1
+next_hop = "steer"
+[[steering.destinations]]
+id = 2
+next_hop = "steer"
+"#
+        ),
+    )
+    .unwrap();
+    let o = Command::new(STEERD)
+        .args([
+            "run",
+            "--quiet",
+            "--metrics-listen",
+            "off",
+            "--ctl-socket",
+            "off",
+            "--config",
+        ])
+        .arg(d.join("run.toml"))
+        .arg("--json")
+        .arg(d.join("run.json"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("run.json")).unwrap()).unwrap();
+    assert_eq!(r["steered_packets"], 120, "{r}");
+    assert_eq!(r["routed_packets"], 15, "{r}");
+    let out = read_pcap(&d.join("out.pcap"));
+    assert_eq!(out.len(), 135);
+    assert!(
+        out.iter().all(|f| f[12..14] != [0x89, 0x4f]),
+        "headers removed"
+    );
+    assert_eq!(
+        out.iter().filter(|f| f[5] == 2).count(),
+        120,
+        "steered to the steering next hop"
+    );
+    assert_eq!(
+        out.iter().filter(|f| f[5] == 1).count(),
+        15,
+        "the rest by LPM"
+    );
+}
+
+/// SIGHUP with new keys: frames before it are tagged under the old key, after it under
+/// the new one; a reload that changes something else is refused and changes nothing.
+#[test]
+fn sighup_rotates_the_marking_key() {
+    use steerd::steering::{Key, SteeringKeys, TagFields};
+    const K2: &str = "00112233445566778899aabbccddeeff";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = |keys: &str, mtu: u16| {
+        format!(
+            r#"
+[[ports]]
+name = "gen"
+backend = "mem"
+[ports.generator]
+dst = ["10.2.0.0/24"]
+flows = 16
+rate_pps = 2000
+[[ports]]
+name = "out"
+backend = "pcap"
+tx_file = "out.pcap"
+[steering]
+keys = [{keys}]
+[mark]
+pairs = [{{ from = "gen", to = "out" }}]
+mtu = {mtu}
+[[mark.destinations]]
+prefix = "10.2.0.0/24"
+id = 1
+"#
+        )
+    };
+    let p = d.join("mark.toml");
+    std::fs::write(&p, cfg(&format!("\"{KEY}\""), 1500)).unwrap();
+    let child = Command::new(STEERD)
+        .args(["mark", "--duration", "4", "--config", p.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let hup = || {
+        // SAFETY: kill() on our own child's pid with a valid signal number.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    // Refused: mtu is not a live setting.
+    std::fs::write(&p, cfg(&format!("\"{K2}\""), 1400)).unwrap();
+    hup();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    std::fs::write(&p, cfg(&format!("\"{K2}\", \"{KEY}\""), 1500)).unwrap();
+    hup();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let m: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(m["reloads"], 1, "{m}");
+    assert!(text(&o).contains("reload refused"), "{}", text(&o));
+    let only = |k: &str| SteeringKeys {
+        current: Key::from_hex(k).unwrap(),
+        previous: None,
+    };
+    let (old, new) = (only(KEY), only(K2));
+    let mut seq = Vec::new();
+    for f in read_pcap(&d.join("out.pcap")) {
+        let k = steerd::wire::classify(&f).unwrap();
+        let h = k.nsh.expect("every generated frame is marked");
+        let o = usize::from(k.l3_off);
+        let (s, dst) = (&f[o + 12..o + 16], &f[o + 16..o + 20]);
+        let tf = TagFields {
+            dest_id: h.dest_id,
+            app_class: h.app_class,
+            priority: h.priority,
+            flags: h.flags,
+            epoch: h.epoch,
+            spi: h.spi,
+            si: h.si,
+        };
+        match (
+            old.verify(&tf, s, dst, h.tag),
+            new.verify(&tf, s, dst, h.tag),
+        ) {
+            (true, false) => seq.push(1),
+            (false, true) => seq.push(2),
+            other => panic!("tag verifies under {other:?}"),
+        }
+    }
+    let first_new = seq
+        .iter()
+        .position(|&k| k == 2)
+        .expect("frames under the new key");
+    assert!(
+        first_new > 1000,
+        "the refused reload changed nothing: {first_new}"
+    );
+    assert!(
+        seq[first_new..].iter().all(|&k| k == 2),
+        "the new key from the reload on"
+    );
+    assert_eq!(m["marked"], seq.len() as u64, "{m}");
+}
