@@ -142,12 +142,19 @@ fn model_error(cfg: &Config, e: TpeError) -> SetupError {
 /// what would run.
 pub fn check(cfg: &Config) -> Result<String, SetupError> {
     let ec = engine_config(cfg);
+    let all = live_events(cfg, ec.origin_unix_ms.unwrap_or(0));
+    let over = all.iter().filter(|e| e.event.is_none()).count();
+    let events = match (all.len(), over) {
+        (0, _) => String::new(),
+        (n, 0) => format!(", {n} scheduled event(s)"),
+        (n, o) => format!(", {n} scheduled event(s) ({o} already over)"),
+    };
     if ec.no_model {
-        return Ok("baselines only".into());
+        return Ok(format!("baselines only{events}"));
     }
     let m = model::resolve(ec.model.as_deref()).map_err(|e| model_error(cfg, e.into()))?;
     Ok(format!(
-        "model {} ({} v{}) ok",
+        "model {} ({} v{}) ok{events}",
         m.label(),
         m.spec().name,
         m.spec().version
@@ -785,6 +792,9 @@ mod tests {
         let all = live_events(&cfg, origin);
         assert_eq!(all[3].event, None);
         assert_eq!(all[3].name.as_deref(), Some("over"));
+        // `steerd check` counts them.
+        let c = check(&cfg).unwrap();
+        assert!(c.contains("4 scheduled event(s)"), "{c}");
     }
 
     fn cfg_event(cfg: &Config) -> Event {
