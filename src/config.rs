@@ -481,6 +481,150 @@ pub struct TpeConfig {
     pub shadow_margin: f64,
     /// Buckets of the rolling accuracy (MAE) per predictor.
     pub accuracy_window: usize,
+    /// Scheduled events (`[[tpe.events]]`): known traffic changes the model is told
+    /// about in advance (its `ev_*` features).
+    pub events: Vec<TpeEventConfig>,
+}
+
+/// Most `[[tpe.events]]` entries.
+pub const MAX_TPE_EVENTS: usize = 1024;
+/// Longest scheduled event, minutes (30 days).
+pub const MAX_TPE_EVENT_MIN: u32 = 43_200;
+/// Largest expected traffic factor of a scheduled event.
+pub const MAX_TPE_EVENT_FACTOR: f32 = 100.0;
+
+/// One scheduled event (`[[tpe.events]]`). Give its start as `start` (RFC 3339 with an
+/// offset, e.g. `"2026-12-24T18:00:00Z"`) or as `start_after_min` (minutes after the
+/// engine starts, i.e. a bucket offset from bucket 0), not both. Times are the engine's
+/// logical time: with `time_scale = 1` that is the wall clock; with a compressed clock,
+/// logical time starts at the wall clock when the engine starts and runs `time_scale`
+/// times faster, so `start_after_min` is usually what a compressed run wants.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TpeEventConfig {
+    /// Start time, RFC 3339 (`2026-12-24T18:00:00Z`, `2026-12-24T19:00:00+01:00`).
+    pub start: Option<String>,
+    /// Start as logical minutes (buckets) after the engine's first bucket.
+    pub start_after_min: Option<u64>,
+    /// Length in minutes (buckets), 1..=43200.
+    pub duration_min: u32,
+    /// Telemetry destination ids affected (each below `tpe.destinations`).
+    pub destinations: Vec<u16>,
+    /// Expected traffic multiplier while the event runs (0..=100; 2 = twice the usual).
+    pub factor: f32,
+    /// Free text shown in `/status`.
+    pub name: Option<String>,
+}
+
+impl TpeEventConfig {
+    /// Start as Unix ms (for `start`) or as a bucket offset (for `start_after_min`).
+    /// Validated config: exactly one is set and `start` parses.
+    pub fn start_at(&self) -> EventStart {
+        match (&self.start, self.start_after_min) {
+            (Some(s), _) => EventStart::UnixMs(parse_rfc3339_ms(s).unwrap_or(0)),
+            (None, m) => EventStart::AfterMin(m.unwrap_or(0)),
+        }
+    }
+}
+
+/// When a [`TpeEventConfig`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventStart {
+    /// Logical Unix time in ms.
+    UnixMs(u64),
+    /// Minutes (buckets) after the engine's bucket 0.
+    AfterMin(u64),
+}
+
+/// Parses an RFC 3339 timestamp (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, `T` or space,
+/// seconds required) into Unix milliseconds (1970 onwards).
+pub fn parse_rfc3339_ms(s: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "\"{s}\" is not an RFC 3339 time like \"2026-12-24T18:00:00Z\" (an offset or Z is required)"
+        )
+    };
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+        let t = s.get(r).ok_or_else(bad)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse::<i64>().map_err(|_| bad())
+        } else {
+            Err(bad())
+        }
+    };
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    let mut ms = 0i64;
+    if b[i] == b'.' {
+        let st = i + 1;
+        i = st;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == st {
+            return Err(bad());
+        }
+        let frac = &s[st..i.min(st + 3)];
+        ms = frac.parse::<i64>().map_err(|_| bad())? * 10i64.pow(3 - frac.len() as u32);
+    }
+    let off_min = match b.get(i) {
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(&c @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if oh > 23 || om > 59 {
+                return Err(bad());
+            }
+            (oh * 60 + om) * if c == b'-' { -1 } else { 1 }
+        }
+        _ => return Err(bad()),
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let mdays = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo)
+        || d < 1
+        || d > mdays[(mo - 1) as usize]
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
+        return Err(bad());
+    }
+    // Days from 1970-01-01 (H. Hinnant's days_from_civil).
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec.min(59) - off_min * 60;
+    u64::try_from(secs * 1000 + ms).map_err(|_| format!("\"{s}\" is before 1970"))
 }
 
 impl Default for TpeConfig {
@@ -498,6 +642,7 @@ impl Default for TpeConfig {
             shadow_window: 240,
             shadow_margin: 0.0,
             accuracy_window: 120,
+            events: Vec::new(),
         }
     }
 }
@@ -1312,6 +1457,74 @@ impl Config {
                 "tpe.baselines_only runs without a model: remove one of the two",
             ));
         }
+        if t.events.len() > MAX_TPE_EVENTS {
+            return Err(self.error(
+                "tpe.events",
+                format!("{} events: at most {MAX_TPE_EVENTS}", t.events.len()),
+            ));
+        }
+        for (i, e) in t.events.iter().enumerate() {
+            let f = |k: &str| format!("tpe.events[{i}].{k}");
+            match (&e.start, e.start_after_min) {
+                (Some(_), Some(_)) => {
+                    return Err(self.error(
+                        &f("start_after_min"),
+                        "give start (RFC 3339) or start_after_min, not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(self.error(
+                        &f("start"),
+                        "give start (RFC 3339, e.g. \"2026-12-24T18:00:00Z\") or start_after_min (minutes after the engine starts)",
+                    ));
+                }
+                (Some(s), None) => {
+                    parse_rfc3339_ms(s).map_err(|m| self.error(&f("start"), m))?;
+                }
+                (None, Some(m)) if m > 100 * u64::from(MAX_TPE_EVENT_MIN) => {
+                    return Err(self.error(
+                        &f("start_after_min"),
+                        format!("{m} is more than 100 × {MAX_TPE_EVENT_MIN} minutes away"),
+                    ));
+                }
+                (None, Some(_)) => {}
+            }
+            if !(1..=MAX_TPE_EVENT_MIN).contains(&e.duration_min) {
+                return Err(self.error(
+                    &f("duration_min"),
+                    format!(
+                        "{} is outside 1..={MAX_TPE_EVENT_MIN} minutes",
+                        e.duration_min
+                    ),
+                ));
+            }
+            if !e.factor.is_finite() || !(0.0..=MAX_TPE_EVENT_FACTOR).contains(&e.factor) {
+                return Err(self.error(
+                    &f("factor"),
+                    format!(
+                        "{} is outside 0..={MAX_TPE_EVENT_FACTOR} (the expected traffic multiplier: 2 = twice the usual)",
+                        e.factor
+                    ),
+                ));
+            }
+            if e.destinations.is_empty() {
+                return Err(self.error(&f("destinations"), "give at least one destination id"));
+            }
+            for (j, &d) in e.destinations.iter().enumerate() {
+                if usize::from(d) >= nd {
+                    return Err(self.error(
+                        &format!("tpe.events[{i}].destinations[{j}]"),
+                        format!("{d} is not a predicted destination (0..{nd}, tpe.destinations)"),
+                    ));
+                }
+                if e.destinations[..j].contains(&d) {
+                    return Err(self.error(
+                        &format!("tpe.events[{i}].destinations[{j}]"),
+                        format!("{d} is listed twice"),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -1693,6 +1906,121 @@ via = "nh1"
         assert_eq!(e.field, "tpe.time_scale", "{e}");
         let e = parse(&format!("{t}baselines_only = true\nmodel = \"m.onnx\"\n")).unwrap_err();
         assert_eq!(e.field, "tpe.model", "{e}");
+    }
+
+    #[test]
+    fn tpe_events_are_typed_and_validated() {
+        let base = format!("{OK}\n[tpe]\nenabled = true\ndestinations = 8\n");
+        let ev = |body: &str| {
+            format!(
+                "{base}\n[[tpe.events]]\nstart_after_min = 10\nduration_min = 30\ndestinations = [1, 3]\nfactor = 2.5\n\n[[tpe.events]]\n{body}\n"
+            )
+        };
+        let good = "start = \"2026-12-24T18:00:00Z\"\nduration_min = 90\ndestinations = [0]\nfactor = 0.5\nname = \"maintenance\"";
+        let c = parse(&ev(good)).unwrap();
+        assert_eq!(c.tpe.events.len(), 2);
+        assert_eq!(c.tpe.events[0].start_at(), EventStart::AfterMin(10));
+        assert_eq!(c.tpe.events[0].destinations, vec![1, 3]);
+        assert_eq!(
+            c.tpe.events[1].start_at(),
+            EventStart::UnixMs(1_798_135_200_000)
+        );
+        assert_eq!(c.tpe.events[1].name.as_deref(), Some("maintenance"));
+        let bad = |body: &str, field: &str, msg: &str| {
+            let e = parse(&ev(body)).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.msg.contains(msg), "{e}");
+            assert!(e.to_string().contains(field), "{e}");
+            e
+        };
+        let e = bad(
+            &good.replace("0.5", "-1"),
+            "tpe.events[1].factor",
+            "outside 0..=100",
+        );
+        assert!(e.line.is_some(), "{e}");
+        bad(
+            &good.replace("0.5", "nan"),
+            "tpe.events[1].factor",
+            "outside",
+        );
+        bad(
+            &good.replace("= 90", "= 0"),
+            "tpe.events[1].duration_min",
+            "outside 1..=43200",
+        );
+        bad(
+            &good.replace("[0]", "[8]"),
+            "tpe.events[1].destinations[0]",
+            "not a predicted destination",
+        );
+        bad(
+            &good.replace("[0]", "[2, 2]"),
+            "tpe.events[1].destinations[1]",
+            "twice",
+        );
+        bad(
+            &good.replace("[0]", "[]"),
+            "tpe.events[1].destinations",
+            "at least one",
+        );
+        bad(
+            &good.replace("18:00:00Z", "18:00:00"),
+            "tpe.events[1].start",
+            "RFC 3339",
+        );
+        bad(
+            &good.replace("12-24", "13-24"),
+            "tpe.events[1].start",
+            "RFC 3339",
+        );
+        bad(
+            &format!("{good}\nstart_after_min = 5"),
+            "tpe.events[1].start_after_min",
+            "not both",
+        );
+        bad(
+            &good.replace("start = \"2026-12-24T18:00:00Z\"\n", ""),
+            "tpe.events[1].start",
+            "give start",
+        );
+        // Types and unknown keys are refused by serde, naming the key.
+        let e = parse(&ev(&format!("{good}\nfactr = 2"))).unwrap_err();
+        assert!(e.to_string().contains("factr"), "{e}");
+        let e = parse(&ev(&good.replace("= 90", "= \"an hour\""))).unwrap_err();
+        assert!(e.to_string().contains("duration_min"), "{e}");
+    }
+
+    #[test]
+    fn rfc3339_times_parse_to_unix_ms() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(
+            parse_rfc3339_ms("2024-01-01T00:00:00Z"),
+            Ok(1_704_067_200_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2024-02-29T12:30:15.25Z"),
+            Ok(1_709_209_815_250)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2024-01-01T01:00:00+01:00"),
+            parse_rfc3339_ms("2024-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2023-12-31 19:00:00-05:00"),
+            Ok(1_704_067_200_000)
+        );
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2024-01-01",
+            "2024-01-01T24:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2024-01-01T00:00:00+1:00",
+            "2024-01-01T00:00:00.Z",
+            "x024-01-01T00:00:00Z",
+        ] {
+            assert!(parse_rfc3339_ms(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

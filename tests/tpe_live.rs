@@ -73,6 +73,24 @@ shadow_window = 8
 shard_timeout_ms = 5000
 "#;
 
+/// Two scheduled events for [`CFG`]: one over within the first test's run, one later.
+/// On destinations without traffic, so that they do not move the forecasts the test
+/// looks at (the mem generator does not follow them).
+const EVENTS: &str = r#"
+[[tpe.events]]
+start_after_min = 2
+duration_min = 3
+destinations = [6]
+factor = 1.5
+
+[[tpe.events]]
+name = "later"
+start_after_min = 100000
+duration_min = 60
+destinations = [5, 7]
+factor = 0.5
+"#;
+
 fn data(name: &str) -> PathBuf {
     common::root().join("tests/data").join(name)
 }
@@ -118,7 +136,7 @@ fn finish(r: Running) -> Value {
 
 #[test]
 fn predictions_are_published_on_status_and_metrics() {
-    let r = Running::start(CFG, true);
+    let r = Running::start(&format!("{CFG}{EVENTS}"), true);
     let t = tpe(&r);
     assert_eq!(t["state"], "running", "{t}");
     assert_eq!(t["destinations"], 8);
@@ -164,6 +182,17 @@ fn predictions_are_published_on_status_and_metrics() {
         "{t}"
     );
     assert!(t["line"].as_str().unwrap().contains("next 5m: d1"), "{t}");
+    // The configured events, as the engine scheduled them.
+    let ev = t["events"].as_array().unwrap();
+    assert_eq!(ev.len(), 2, "{t}");
+    assert_eq!(ev[0]["start_bucket"], 2, "{t}");
+    assert_eq!(ev[0]["duration_min"], 3, "{t}");
+    assert_eq!(ev[0]["destinations"], serde_json::json!([6]), "{t}");
+    assert_eq!(ev[0]["factor"].as_f64(), Some(1.5), "{t}");
+    assert_eq!(ev[0]["state"], "done", "{t}");
+    assert_eq!(ev[1]["name"], "later", "{t}");
+    assert_eq!(ev[1]["state"], "scheduled", "{t}");
+    assert_eq!(ev[1]["start_bucket"], 100_000, "{t}");
     // The same on /metrics.
     let m = http_get(r.metrics.unwrap(), "/metrics", None).2;
     assert!(

@@ -60,8 +60,11 @@ pub struct EngineConfig {
     pub model: Option<PathBuf>,
     /// Run without a model (baselines only).
     pub no_model: bool,
-    /// Scheduled events (known in advance).
+    /// Scheduled events (known in advance), in buckets from bucket 0.
     pub events: EventCalendar,
+    /// Logical time of bucket 0 (Unix ms) for [`spawn`]; `None` = when it starts.
+    /// Events given as clock times were converted to buckets against this.
+    pub origin_unix_ms: Option<u64>,
     /// Baseline parameters.
     pub baseline: BaselineParams,
     /// Online correction; `None` disables it.
@@ -83,6 +86,7 @@ impl Default for EngineConfig {
             model: None,
             no_model: false,
             events: EventCalendar::default(),
+            origin_unix_ms: None,
             baseline: BaselineParams::default(),
             correction: Some(CorrectionParams::default()),
             shadow: ShadowParams::default(),
@@ -956,6 +960,7 @@ pub fn spawn(
     counters: Vec<Arc<DestCounters>>,
 ) -> Result<EngineHandle, TpeError> {
     let bucket = cfg.bucket_duration();
+    let origin = cfg.origin_unix_ms;
     let mut engine = Engine::new(cfg)?;
     let predictions = engine.predictions();
     let stats = engine.published_stats();
@@ -967,6 +972,9 @@ pub fn spawn(
             // the bucket being closed (its default ring of a day of buckets is for
             // exports and would cost ~4 KB per bucket at 256 destinations).
             let mut agg = Aggregator::new(counters, bucket).with_capacity(2);
+            if let Some(o) = origin {
+                agg = agg.with_origin_unix_ms(o);
+            }
             loop {
                 match cmd_rx.recv_deadline(agg.next_deadline()) {
                     Ok((Command::Shutdown, reply)) => {

@@ -17,7 +17,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use prometheus_client::collector::Collector;
@@ -26,24 +26,95 @@ use serde_json::{Value, json};
 
 use super::engine::{self, Command, Commander, EngineConfig, EngineHandle, EngineStats, Reply};
 use super::learn::{CorrectionParams, ShadowParams};
+use super::scenario::{Event, EventCalendar};
 use super::{HORIZONS, Predictions, PredictorKind, TpeError, model};
 use crate::app::SetupError;
-use crate::config::Config;
+use crate::config::{Config, EventStart};
 use crate::ctl::MetricsRegistry;
 use crate::ctl::metrics::{counter, gauge, gauges};
 use crate::ctl::proto::OpError;
 use crate::ctl::tpe::TpeLink;
-use crate::telemetry::DestCounters;
+use crate::telemetry::{BUCKET_LOGICAL_MS, DestCounters};
 
 /// How long `model load` waits for the engine thread (validation builds a tract plan).
 const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Destinations shown on the screen and in `/status`'s `top`.
 const TOP: usize = 5;
 
-/// The engine settings of a validated config's `[tpe]` section.
+/// The engine settings of a validated config's `[tpe]` section, bucket 0 starting now.
 pub fn engine_config(cfg: &Config) -> EngineConfig {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    engine_config_at(cfg, now)
+}
+
+/// A scheduled event of `[[tpe.events]]` as the engine sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveEvent {
+    /// Position in `[[tpe.events]]`.
+    pub index: usize,
+    /// `name`, if given.
+    pub name: Option<String>,
+    /// Logical start (Unix ms).
+    pub start_unix_ms: u64,
+    /// The engine's calendar entry (`None`: the event was over before bucket 0).
+    pub event: Option<Event>,
+}
+
+/// `[[tpe.events]]` against bucket 0 at logical time `origin_unix_ms`: bucket `b`
+/// covers `origin + b·60 s ..`; an event that started before bucket 0 keeps its
+/// remaining minutes, one that ended before it is dropped (and listed as such).
+pub fn live_events(cfg: &Config, origin_unix_ms: u64) -> Vec<LiveEvent> {
+    cfg.tpe
+        .events
+        .iter()
+        .enumerate()
+        .map(|(index, e)| {
+            let start_unix_ms = match e.start_at() {
+                EventStart::UnixMs(ms) => ms,
+                EventStart::AfterMin(m) => origin_unix_ms + m * BUCKET_LOGICAL_MS,
+            };
+            let (start_bucket, duration) = if start_unix_ms >= origin_unix_ms {
+                (
+                    (start_unix_ms - origin_unix_ms) / BUCKET_LOGICAL_MS,
+                    e.duration_min,
+                )
+            } else {
+                let past = (origin_unix_ms - start_unix_ms).div_ceil(BUCKET_LOGICAL_MS);
+                (
+                    0,
+                    e.duration_min
+                        .saturating_sub(past.min(u64::from(u32::MAX)) as u32),
+                )
+            };
+            LiveEvent {
+                index,
+                name: e.name.clone(),
+                start_unix_ms,
+                event: (duration > 0).then(|| Event {
+                    start_bucket,
+                    duration,
+                    dests: e.destinations.clone(),
+                    factor: e.factor,
+                }),
+            }
+        })
+        .collect()
+}
+
+/// [`engine_config`] with bucket 0 at logical time `origin_unix_ms`.
+pub fn engine_config_at(cfg: &Config, origin_unix_ms: u64) -> EngineConfig {
     let t = &cfg.tpe;
+    let events = EventCalendar {
+        events: live_events(cfg, origin_unix_ms)
+            .into_iter()
+            .filter_map(|e| e.event)
+            .collect(),
+    };
     EngineConfig {
+        events,
+        origin_unix_ms: Some(origin_unix_ms),
         n_dest: t.n_destinations(cfg.general.telemetry_destinations),
         time_scale: t.effective_time_scale(),
         n_instances: t.shards.max(1),
@@ -71,12 +142,19 @@ fn model_error(cfg: &Config, e: TpeError) -> SetupError {
 /// what would run.
 pub fn check(cfg: &Config) -> Result<String, SetupError> {
     let ec = engine_config(cfg);
+    let all = live_events(cfg, ec.origin_unix_ms.unwrap_or(0));
+    let over = all.iter().filter(|e| e.event.is_none()).count();
+    let events = match (all.len(), over) {
+        (0, _) => String::new(),
+        (n, 0) => format!(", {n} scheduled event(s)"),
+        (n, o) => format!(", {n} scheduled event(s) ({o} already over)"),
+    };
     if ec.no_model {
-        return Ok("baselines only".into());
+        return Ok(format!("baselines only{events}"));
     }
     let m = model::resolve(ec.model.as_deref()).map_err(|e| model_error(cfg, e.into()))?;
     Ok(format!(
-        "model {} ({} v{}) ok",
+        "model {} ({} v{}) ok{events}",
         m.label(),
         m.spec().name,
         m.spec().version
@@ -87,6 +165,7 @@ struct Info {
     time_scale: f64,
     bucket_ms: f64,
     shadow_window: usize,
+    events: Vec<LiveEvent>,
 }
 
 /// What readers share: the engine's publications and its command channel.
@@ -114,10 +193,18 @@ impl LiveTpe {
         metrics: &MetricsRegistry,
     ) -> Result<LiveTpe, SetupError> {
         let ec = engine_config(cfg);
+        let events = live_events(cfg, ec.origin_unix_ms.unwrap_or(0));
+        for e in events.iter().filter(|e| e.event.is_none()) {
+            tracing::warn!(
+                "tpe.events[{}] ended before the engine started; it is not scheduled",
+                e.index
+            );
+        }
         let info = Info {
             time_scale: ec.time_scale,
             bucket_ms: ec.bucket_duration().as_secs_f64() * 1e3,
             shadow_window: ec.shadow.window,
+            events,
         };
         let shards = ec.n_instances;
         let n_dest = ec.n_dest;
@@ -135,10 +222,15 @@ impl LiveTpe {
         });
         let s = link.stats.load();
         tracing::info!(
-            "tpe: {} on {n_dest} destinations, {shards} shard(s), bucket {:.0} ms (time_scale {})",
+            "tpe: {} on {n_dest} destinations, {shards} shard(s), bucket {:.0} ms (time_scale {}), {} scheduled event(s)",
             s.model.as_deref().unwrap_or("baselines only"),
             link.info.bucket_ms,
-            link.info.time_scale
+            link.info.time_scale,
+            link.info
+                .events
+                .iter()
+                .filter(|e| e.event.is_some())
+                .count()
         );
         Ok(LiveTpe {
             handle: Some(handle),
@@ -192,6 +284,37 @@ fn count(v: f64) -> String {
 }
 
 impl Link {
+    /// `[[tpe.events]]` as scheduled: bucket range and state against the last bucket.
+    fn events_json(&self, p: &Predictions) -> Vec<Value> {
+        self.info
+            .events
+            .iter()
+            .map(|e| {
+                let mut v = json!({"index": e.index, "name": e.name,
+                                   "start_unix_ms": e.start_unix_ms});
+                match &e.event {
+                    None => v["state"] = json!("over before start"),
+                    Some(ev) => {
+                        let end = ev.start_bucket + u64::from(ev.duration);
+                        let state = if p.epoch == 0 || p.bucket_index < ev.start_bucket {
+                            "scheduled"
+                        } else if p.bucket_index < end {
+                            "active"
+                        } else {
+                            "done"
+                        };
+                        v["state"] = json!(state);
+                        v["start_bucket"] = json!(ev.start_bucket);
+                        v["duration_min"] = json!(ev.duration);
+                        v["destinations"] = json!(ev.dests);
+                        v["factor"] = json!(ev.factor);
+                    }
+                }
+                v
+            })
+            .collect()
+    }
+
     fn mae(s: &EngineStats, name: &str) -> Option<[f64; 3]> {
         s.accuracy
             .iter()
@@ -302,6 +425,7 @@ impl TpeLink for Link {
             "model_mae_ratio_to_best_baseline": ratio,
             "destinations_by_source": by_source,
             "top": top,
+            "events": self.events_json(&p),
             "line": self.line(),
         })
     }
@@ -607,6 +731,130 @@ mod tests {
         assert_eq!(count(12_345.0), "12.3k");
         assert_eq!(count(1_630_000.0), "1.63M");
         assert_eq!(count(f64::NAN), "-");
+    }
+
+    /// Echoes the calendar features `ev_5`, `ev_15`, `ev_60` as its outputs, so a
+    /// forecast is `(level + 1) · factor(t + h) − 1`: what the shards' feature rows saw.
+    struct EchoEvents(Vec<usize>);
+    impl model::BatchModel for EchoEvents {
+        fn name(&self) -> &str {
+            "echo-events"
+        }
+        fn infer(&mut self, x: &[f32], out: &mut [[f32; 3]]) -> Result<(), model::ModelError> {
+            let n = super::super::features::N_FEATURES;
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = [0, 1, 2].map(|k| x[i * n + self.0[k]]);
+            }
+            Ok(())
+        }
+    }
+
+    fn events_cfg(events: &str) -> Config {
+        let text = crate::config::DEFAULT_TOML.replace(
+            "time_scale = 300",
+            "bucket_ms = 20\ndestinations = 4\ncorrection = false",
+        );
+        Config::from_toml(
+            &format!("{text}\n{events}"),
+            "t.toml",
+            Path::new("."),
+            false,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn config_events_become_the_engines_calendar() {
+        let origin = 1_798_135_200_000; // 2026-12-24T18:00:00Z
+        let cfg = events_cfg(
+            "[[tpe.events]]\nstart_after_min = 10\nduration_min = 30\ndestinations = [1]\nfactor = 2.0\n\
+             [[tpe.events]]\nstart = \"2026-12-24T18:03:30Z\"\nduration_min = 5\ndestinations = [2, 3]\nfactor = 0.5\n\
+             [[tpe.events]]\nstart = \"2026-12-24T19:50:00+02:00\"\nduration_min = 30\ndestinations = [0]\nfactor = 3\n\
+             [[tpe.events]]\nstart = \"2026-12-24T17:00:00Z\"\nduration_min = 60\ndestinations = [0]\nfactor = 3\nname = \"over\"\n",
+        );
+        let ec = engine_config_at(&cfg, origin);
+        assert_eq!(ec.origin_unix_ms, Some(origin));
+        let ev = |start_bucket, duration, dests: &[u16], factor| Event {
+            start_bucket,
+            duration,
+            dests: dests.to_vec(),
+            factor,
+        };
+        assert_eq!(
+            ec.events.events,
+            vec![
+                ev(10, 30, &[1], 2.0),
+                ev(3, 5, &[2, 3], 0.5),
+                // 17:50Z: began 10 minutes before bucket 0, 20 minutes remain.
+                ev(0, 20, &[0], 3.0),
+            ]
+        );
+        let all = live_events(&cfg, origin);
+        assert_eq!(all[3].event, None);
+        assert_eq!(all[3].name.as_deref(), Some("over"));
+        // `steerd check` counts them.
+        let c = check(&cfg).unwrap();
+        assert!(c.contains("4 scheduled event(s)"), "{c}");
+    }
+
+    fn cfg_event(cfg: &Config) -> Event {
+        engine_config_at(cfg, 0).events.events[0].clone()
+    }
+
+    #[test]
+    fn the_engines_feature_rows_see_the_config_events() {
+        let cfg = events_cfg(
+            "[[tpe.events]]\nstart_after_min = 10\nduration_min = 30\ndestinations = [1]\nfactor = 2.0\n",
+        );
+        let names = super::super::features::feature_names();
+        let idx = ["ev_5", "ev_15", "ev_60"].map(|n| names.iter().position(|x| x == n).unwrap());
+        let ec = engine_config_at(&cfg, 0);
+        let mut e = engine::Engine::with_models(ec, vec![Some(Box::new(EchoEvents(idx.to_vec())))]);
+        let event = cfg_event(&cfg);
+        let mut at = Vec::new();
+        for t in 0..45 {
+            // Destination 1's traffic follows the event (the others stay flat).
+            let x1 = (100.0 * event.profile(t)).round() as u64;
+            let b = crate::telemetry::Bucket {
+                index: t,
+                start_unix_ms: t * BUCKET_LOGICAL_MS,
+                packets: vec![100, x1, 100, 100],
+                bytes: vec![6400; 4],
+                app_packets: vec![],
+                app_bytes: vec![],
+                other_dest_packets: 0,
+                other_dest_bytes: 0,
+                other_app_packets: 0,
+                other_app_bytes: 0,
+            };
+            at.push(e.step(&b));
+        }
+        let p = |t: usize, d: usize, k: usize| at[t].per_dest[d][k];
+        // Bucket 0: nothing 5 minutes ahead, under way in 15, over in an hour.
+        assert!((p(0, 1, 0) - 100.0).abs() < 0.5, "{}", p(0, 1, 0));
+        assert!((p(0, 1, 1) - 201.0).abs() < 0.5, "{}", p(0, 1, 1));
+        assert!((p(0, 1, 2) - 100.0).abs() < 0.5, "{}", p(0, 1, 2));
+        // Bucket 5: the event ramps up 5 minutes ahead (bucket 10: a third of the way).
+        assert!(
+            (p(5, 1, 0) - (101.0 * 4.0 / 3.0 - 1.0)).abs() < 0.5,
+            "{}",
+            p(5, 1, 0)
+        );
+        // Bucket 20: in the middle of it (×2 announced 5 and 15 minutes ahead); the
+        // de-evented level stays 100.
+        for k in [0, 1] {
+            assert!(
+                (p(20, 1, k) - 201.0).abs() < 0.5,
+                "dest 1 h{k}: {}",
+                p(20, 1, k)
+            );
+            assert!(
+                (p(20, 0, k) - 100.0).abs() < 0.5,
+                "dest 0 is not in the event"
+            );
+        }
+        // One hour after bucket 20 the event is over.
+        assert!((p(20, 1, 2) - 100.0).abs() < 0.5, "{}", p(20, 1, 2));
     }
 
     #[test]
