@@ -463,6 +463,9 @@ impl Summary {
             "dpdk": self.dpdk.clone().unwrap_or(Value::Null),
             "tpe": self.tpe.clone(),
             "accounted": t.accounted(),
+            "worker_parks": t.parks,
+            "worker_parked_s": t.parked_ns as f64 / 1e9,
+            "worker_awake_s": (secs * self.workers as f64 - t.parked_ns as f64 / 1e9).max(0.0),
         })
     }
 }
@@ -857,6 +860,7 @@ impl Appliance {
                 io_peer: peers.clone(),
                 burst: cfg.general.burst,
                 drain: Duration::from_micros(cfg.general.drain_us),
+                idle_park: Duration::from_micros(cfg.general.idle_park_us),
                 ctl: ctl.clone(),
                 epoch,
                 cp: cp_links[w].take(),

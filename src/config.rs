@@ -69,6 +69,10 @@ pub struct General {
     pub exit_on_eof: bool,
     /// Telemetry destinations (indices 0..n) counted per worker.
     pub telemetry_destinations: usize,
+    /// Idle workers park: after 1,024 empty polls a worker sleeps, 8 µs at first and
+    /// twice as long each time it finds nothing, up to this many microseconds (the most
+    /// a packet waits for a parked worker). 0 = pure polling (never sleeps).
+    pub idle_park_us: u64,
 }
 
 impl Default for General {
@@ -83,6 +87,7 @@ impl Default for General {
             stats_interval_ms: 1000,
             exit_on_eof: true,
             telemetry_destinations: 256,
+            idle_park_us: 0,
         }
     }
 }
@@ -893,6 +898,12 @@ impl Config {
         let g = &self.general;
         if !(1..=32).contains(&g.burst) {
             return Err(self.error("general.burst", format!("{} is outside 1..=32", g.burst)));
+        }
+        if g.idle_park_us > 100_000 {
+            return Err(self.error(
+                "general.idle_park_us",
+                format!("{} is above 100000 (100 ms)", g.idle_park_us),
+            ));
         }
         if g.pool_buffers < 256 {
             return Err(self.error(

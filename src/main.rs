@@ -193,7 +193,6 @@ enum Cmd {
 }
 
 #[cfg(feature = "tpe")]
-#[cfg(feature = "tpe")]
 #[derive(Subcommand)]
 enum RamCmd {
     /// Plot predicted demand, actual traffic and active capacity of scenario runs
@@ -207,6 +206,7 @@ enum RamCmd {
     },
 }
 
+#[cfg(feature = "tpe")]
 #[derive(Subcommand)]
 enum TpeCmd {
     /// Evaluate the model and every baseline on held-out data (MAE, RMSE, MAPE per horizon).

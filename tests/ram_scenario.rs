@@ -1,3 +1,4 @@
+#![cfg(feature = "tpe")]
 //! The closed loop of `steerd run --scenario`: generator → marker → SAFE → TPE → RAM →
 //! tables, on the embedded conf/ram-surge.toml, in the three RAM modes. These check
 //! that the loop runs and accounts for every packet; how the modes compare is a

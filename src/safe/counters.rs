@@ -42,6 +42,10 @@ pub struct Local {
     pub idle_polls: u64,
     /// Loop iterations that received something.
     pub busy_polls: u64,
+    /// Times the worker parked (slept) while idle (`general.idle_park_us`).
+    pub parks: u64,
+    /// Nanoseconds spent parked.
+    pub parked_ns: u64,
     /// Received packets handed to the control plane (ARP, ND, echo requests to the
     /// router, packets waiting for a neighbour's MAC): `rx = tx + drops + local`.
     pub local: u64,
@@ -68,6 +72,8 @@ impl Default for Local {
             port_tx: [0; MAX_PORTS],
             idle_polls: 0,
             busy_polls: 0,
+            parks: 0,
+            parked_ns: 0,
             local: 0,
             cp_tx: 0,
             cp_tx_dropped: 0,
@@ -109,6 +115,8 @@ impl Local {
         }
         self.idle_polls += o.idle_polls;
         self.busy_polls += o.busy_polls;
+        self.parks += o.parks;
+        self.parked_ns += o.parked_ns;
         self.local += o.local;
         self.cp_tx += o.cp_tx;
         self.cp_tx_dropped += o.cp_tx_dropped;
@@ -126,7 +134,7 @@ pub struct WorkerStats {
     cells: CachePadded<Box<[AtomicU64]>>,
 }
 
-const FIXED: usize = 11;
+const FIXED: usize = 13;
 const N_CELLS: usize = FIXED + Fallback::COUNT + DropReason::COUNT + 2 * MAX_PORTS;
 
 impl Default for WorkerStats {
@@ -159,6 +167,8 @@ impl WorkerStats {
             l.local,
             l.cp_tx,
             l.cp_tx_dropped,
+            l.parks,
+            l.parked_ns,
         ];
         // One plain loop per array (a chained iterator compiled to an indirect jump per
         // counter and cost a third of the io-mode loop on DPDK).
@@ -193,6 +203,8 @@ impl WorkerStats {
             local: v[8],
             cp_tx: v[9],
             cp_tx_dropped: v[10],
+            parks: v[11],
+            parked_ns: v[12],
             ..Local::default()
         };
         let mut i = FIXED;

@@ -125,6 +125,8 @@ pub struct Worker {
     pub burst: usize,
     /// Drain deadline.
     pub drain: Duration,
+    /// Longest idle park (0 = never park).
+    pub idle_park: Duration,
     /// Run control.
     pub ctl: Arc<RunControl>,
     /// Clock origin shared by all workers.
@@ -456,6 +458,22 @@ impl Worker {
                     && stages.iter().all(|s| s.staged == 0);
                 self.ctl.idle_exhausted[self.id].store(exhausted, Ordering::Release);
                 std::hint::spin_loop();
+                // Park while idle (cold: nothing arrived for 1,024 polls and nothing is
+                // staged): sleep with exponential backoff, bounded by idle_park.
+                if !self.idle_park.is_zero()
+                    && idle_iters >= 1024
+                    && !stopping
+                    && !exhausted
+                    && stages.iter().all(|s| s.staged == 0)
+                {
+                    let k = ((idle_iters - 1024) / 64).min(16);
+                    let d = Duration::from_micros(8u64 << k).min(self.idle_park);
+                    let t = Instant::now();
+                    std::thread::sleep(d);
+                    local.parks += 1;
+                    local.parked_ns += t.elapsed().as_nanos() as u64;
+                    idle_iters = idle_iters.saturating_add(63);
+                }
             }
             if now.saturating_sub(last_hist_ns) >= 100_000_000 || stopping {
                 if let Ok(mut fresh) = self.hist_in.pop() {
