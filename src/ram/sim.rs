@@ -540,6 +540,39 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
     let mut event_now = vec![false; nd];
     let mut episodes: Vec<Episode> = Vec::new();
     let mut open_ep: Vec<Option<usize>> = vec![None; nd];
+    // One burst through the pipeline, timed, then its frames downstream.
+    macro_rules! flush {
+        ($tick:expr) => {{
+            let t = Instant::now();
+            let n = pkts.len() as u64;
+            forward_burst(
+                &mut edge,
+                &mut pkts,
+                &mut scratch,
+                &mut stages,
+                &mut local,
+                &mut pool,
+                &telemetry,
+                $tick,
+            );
+            pipeline_ns += t.elapsed().as_nanos();
+            pipeline_pkts += n;
+            drain_stages(
+                &edge,
+                &mut stages,
+                &mut pool,
+                &topo,
+                &paths,
+                &static_paths,
+                &mut link_load,
+                &link_cap,
+                &mut site_arr,
+                &mut c,
+                &surge_now,
+                &event_now,
+            );
+        }};
+    }
     for tick in 0..ticks {
         let b = WARMUP_BUCKETS + tick / 60;
         if tick % 60 == 0 {
@@ -624,65 +657,12 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
                 buf.port = 0;
                 pkts.push(buf);
                 if pkts.len() == BURST {
-                    let t = Instant::now();
-                    forward_burst(
-                        &mut edge,
-                        &mut pkts,
-                        &mut scratch,
-                        &mut stages,
-                        &mut local,
-                        &mut pool,
-                        &telemetry,
-                        tick,
-                    );
-                    pipeline_ns += t.elapsed().as_nanos();
-                    pipeline_pkts += BURST as u64;
-                    drain_stages(
-                        &edge,
-                        &mut stages,
-                        &mut pool,
-                        &topo,
-                        &paths,
-                        &static_paths,
-                        &mut link_load,
-                        &link_cap,
-                        &mut site_arr,
-                        &mut c,
-                        &surge_now,
-                        &event_now,
-                    );
+                    flush!(tick);
                 }
             }
         }
         if !pkts.is_empty() {
-            let t = Instant::now();
-            let n = pkts.len() as u64;
-            forward_burst(
-                &mut edge,
-                &mut pkts,
-                &mut scratch,
-                &mut stages,
-                &mut local,
-                &mut pool,
-                &telemetry,
-                tick,
-            );
-            pipeline_ns += t.elapsed().as_nanos();
-            pipeline_pkts += n;
-            drain_stages(
-                &edge,
-                &mut stages,
-                &mut pool,
-                &topo,
-                &paths,
-                &static_paths,
-                &mut link_load,
-                &link_cap,
-                &mut site_arr,
-                &mut c,
-                &surge_now,
-                &event_now,
-            );
+            flush!(tick);
         }
         link_load.iter_mut().for_each(|l| *l = 0);
         let per_pkt_ns = if pipeline_pkts > 0 {
