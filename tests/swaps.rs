@@ -5,11 +5,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use steerd::app::{Appliance, RunOptions, build_tables};
+use steerd::app::{Appliance, RunOptions, Summary, build_tables};
 use steerd::config::Config;
+use steerd::safe::tables::TableHandle;
 
-#[test]
-fn thousand_swaps_at_full_rate_lose_nothing() {
+/// Runs the embedded config without faults on two workers while `publish` (on its own
+/// thread) publishes tables; stops once it is done and every retired snapshot is freed.
+/// Returns the run's summary and what `publish` returned (its publication count).
+fn run_while_publishing(
+    publish: impl FnOnce(Arc<TableHandle>, Config) -> u32 + Send + 'static,
+) -> (Summary, u32) {
     let cfg = Config::embedded().unwrap();
     // No faults: every packet must come out.
     let text = cfg
@@ -29,14 +34,7 @@ fn thousand_swaps_at_full_rate_lose_nothing() {
     let done = Arc::new(AtomicBool::new(false));
     let d2 = done.clone();
     let publisher = std::thread::spawn(move || {
-        let mut n = 0;
-        while n < 1000 {
-            let mut t = build_tables(&cfg, &[], None).unwrap();
-            // Alternate the steering epoch so each snapshot differs.
-            t.steering.epoch = cfg.steering.epoch + (n % 2);
-            handle.publish(t);
-            n += 1;
-        }
+        let n = publish(handle.clone(), cfg);
         // Let workers move past the last one, then everything retired is freed.
         while handle.reclaim() > 0 {
             std::thread::yield_now();
@@ -52,8 +50,24 @@ fn thousand_swaps_at_full_rate_lose_nothing() {
         ctl.stop.store(true, Ordering::SeqCst);
     });
     let s = app.run(&opts).unwrap();
-    let swaps = publisher.join().unwrap();
+    let n = publisher.join().unwrap();
     stopper.join().unwrap();
+    (s, n)
+}
+
+#[test]
+fn thousand_swaps_at_full_rate_lose_nothing() {
+    let (s, swaps) = run_while_publishing(|handle, cfg| {
+        let mut n = 0;
+        while n < 1000 {
+            let mut t = build_tables(&cfg, &[], None).unwrap();
+            // Alternate the steering epoch so each snapshot differs.
+            t.steering.epoch = cfg.steering.epoch + (n % 2);
+            handle.publish(t);
+            n += 1;
+        }
+        n
+    });
     assert_eq!(swaps, 1000);
     assert!(s.total.rx > 0);
     assert_eq!(
@@ -79,26 +93,9 @@ fn thousand_swaps_at_full_rate_lose_nothing() {
 #[test]
 fn thousand_ram_publications_at_full_rate_lose_nothing() {
     use steerd::steering::{SteerEntry, SteeringTable};
-    let cfg = Config::embedded().unwrap();
-    let text = cfg
-        .source
-        .text
-        .replace("fault_fraction = 0.002", "fault_fraction = 0.0");
-    let mut cfg = Config::from_toml(&text, "ram-swaps", Path::new("."), false).unwrap();
-    cfg.general.workers = 2;
-    cfg.general.pin_cores = false;
-    let opts = RunOptions {
-        duration: Some(std::time::Duration::from_secs(30)),
-        quiet: true,
-        ..RunOptions::default()
-    };
-    let app = Appliance::build(cfg.clone(), &opts).unwrap();
-    let handle = app.tables.clone();
-    let nh = |name: &str| cfg.next_hops.iter().position(|h| h.name == name).unwrap() as u16;
-    let (a, b) = (nh("to-p1"), nh("to-p1-b"));
-    let done = Arc::new(AtomicBool::new(false));
-    let d2 = done.clone();
-    let publisher = std::thread::spawn(move || {
+    let (s, n) = run_while_publishing(|handle, cfg| {
+        let nh = |name: &str| cfg.next_hops.iter().position(|h| h.name == name).unwrap() as u16;
+        let (a, b) = (nh("to-p1"), nh("to-p1-b"));
         let base = handle.load();
         let epoch0 = base.steering.epoch;
         let mut n = 0u32;
@@ -126,22 +123,9 @@ fn thousand_ram_publications_at_full_rate_lose_nothing() {
             handle.publish(t);
             n += 1;
         }
-        while handle.reclaim() > 0 {
-            std::thread::yield_now();
-        }
-        d2.store(true, Ordering::SeqCst);
         n
     });
-    let ctl = app.ctl.clone();
-    let stopper = std::thread::spawn(move || {
-        while !done.load(Ordering::SeqCst) {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        ctl.stop.store(true, Ordering::SeqCst);
-    });
-    let s = app.run(&opts).unwrap();
-    assert_eq!(publisher.join().unwrap(), 1000);
-    stopper.join().unwrap();
+    assert_eq!(n, 1000);
     assert!(
         s.total.steered > 0,
         "steered traffic ran during the publications"
