@@ -914,43 +914,32 @@ impl Marker {
     #[inline]
     pub fn mark_with<B: Buf>(&mut self, b: &mut B, p: &MarkParams) -> Result<(), Unmarked> {
         self.stats.packets += 1;
-        let k = match self.parse_markable(b.data()) {
-            Ok(k) => k,
-            Err(r) => {
-                self.unmarked(r);
-                return Err(r);
-            }
-        };
-        match self.insert_buf(b, &k, p) {
-            Ok(()) => {
-                self.marked(p.dest_id);
-                Ok(())
-            }
-            Err(r) => {
-                self.unmarked(r);
-                Err(r)
-            }
-        }
+        let r = self
+            .parse_markable(b.data())
+            .and_then(|k| self.insert_buf(b, &k, p));
+        self.settle(r, p.dest_id)
     }
 
     /// [`Marker::mark_with`] on a frame in a `Vec`.
     pub fn mark_vec_with(&mut self, frame: &mut Vec<u8>, p: &MarkParams) -> Result<(), Unmarked> {
         self.stats.packets += 1;
-        let k = match self.parse_markable(frame) {
-            Ok(k) => k,
-            Err(r) => {
-                self.unmarked(r);
-                return Err(r);
-            }
-        };
-        match self.insert_vec(frame, &k, p) {
+        let r = self
+            .parse_markable(frame)
+            .and_then(|k| self.insert_vec(frame, &k, p));
+        self.settle(r, p.dest_id)
+    }
+
+    /// Counts the result of an explicit marking as marked (for `dest`) or unmarked.
+    #[inline]
+    fn settle(&mut self, r: Result<(), Unmarked>, dest: u32) -> Result<(), Unmarked> {
+        match r {
             Ok(()) => {
-                self.marked(p.dest_id);
+                self.marked(dest);
                 Ok(())
             }
-            Err(r) => {
-                self.unmarked(r);
-                Err(r)
+            Err(e) => {
+                self.unmarked(e);
+                Err(e)
             }
         }
     }
