@@ -24,6 +24,7 @@ pub mod path;
 pub mod plan;
 #[cfg(feature = "tpe")]
 pub mod sim;
+pub mod steer;
 pub mod timeline;
 pub mod topology;
 

@@ -45,7 +45,6 @@ use crate::safe::counters::Local;
 use crate::safe::pipeline::{BURST, BurstCtx, Mode, Scratch, process_burst};
 use crate::safe::tables::{TableHandle, TableReader, Tables};
 use crate::safe::tx::TxStage;
-use crate::steering::{SteerEntry, SteeringTable};
 use crate::telemetry::{BUCKET_LOGICAL_MS, Bucket, DestCounters};
 use crate::tpe::engine::{Engine, EngineConfig};
 use crate::tpe::scenario::{DAY, Scenario, ScenarioClock, ScenarioConfig, Series};
@@ -223,20 +222,7 @@ impl Edge {
             .enumerate()
             .map(|(i, h)| (h.dst_mac, i as u16))
             .collect();
-        let name_nh = |n: &str| {
-            cfg.next_hops
-                .iter()
-                .position(|h| h.name == n)
-                .map(|i| i as u16)
-        };
-        let mut link_nh = vec![None; topo.links.len()];
-        for (l, k) in topo.links.iter().enumerate() {
-            if let Some(n) = &k.next_hop {
-                link_nh[l] = Some(name_nh(n).ok_or_else(|| {
-                    format!("ram.links[{l}].next_hop: no next hop {n:?} in [[next_hops]]")
-                })?);
-            }
-        }
+        let link_nh = super::steer::link_next_hops(cfg, topo)?;
         let mut nh_link = vec![None; nh_port.len()];
         let mut steer_nh = vec![false; nh_port.len()];
         for (l, nh) in link_nh.iter().enumerate() {
@@ -270,26 +256,8 @@ impl Edge {
     fn publish(&mut self, steered: &[bool], paths: &[Option<DestPath>]) {
         let cur = self.handle.load();
         self.epoch = self.epoch.wrapping_add(1);
-        let mut st = SteeringTable::new(cur.steering.keys, self.epoch, cur.steering.max_epoch_age);
-        for (d, on) in steered.iter().enumerate() {
-            if !on {
-                continue;
-            }
-            let Some(p) = paths.get(d).and_then(|p| p.as_ref()) else {
-                continue;
-            };
-            let Some(nh) = p.primary.links.first().and_then(|&l| self.link_nh[l]) else {
-                continue;
-            };
-            // Cannot fail: ids come from the topology (≤ u16::MAX).
-            let _ = st.insert(
-                d as u32,
-                SteerEntry {
-                    next_hop: nh,
-                    max_priority: 3,
-                },
-            );
-        }
+        let st =
+            super::steer::steering_table(&cur.steering, self.epoch, &self.link_nh, steered, paths);
         let t: Tables = cur.with_steering(st);
         drop(cur);
         self.handle.publish(t);
