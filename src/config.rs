@@ -1392,6 +1392,35 @@ impl Config {
                 ));
             }
         }
+        if !r.live {
+            return Ok(());
+        }
+        // The live RAM (`steerd run` with `ram.live = true`).
+        if r.mode == crate::ram::RamMode::Predictive {
+            if !cfg!(feature = "tpe") {
+                return Err(self.error(
+                    "ram.mode",
+                    "predictive needs the prediction engine, and this build has none (built without the tpe feature); use reactive or static",
+                ));
+            }
+            if !self.tpe.enabled {
+                return Err(self.error(
+                    "ram.mode",
+                    "predictive needs the prediction engine's forecasts: set [tpe] enabled = true, or use reactive or static",
+                ));
+            }
+        }
+        for (i, d) in r.destinations.iter().enumerate() {
+            if usize::from(d.id) >= self.general.telemetry_destinations {
+                return Err(self.error(
+                    &format!("ram.destinations[{i}].id"),
+                    format!(
+                        "{} is not below general.telemetry_destinations ({}): the live RAM could not measure it",
+                        d.id, self.general.telemetry_destinations
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -1744,6 +1773,76 @@ mac = "02:00:00:00:01:01"
 prefix = "198.18.0.0/16"
 via = "nh1"
 "#;
+
+    /// A `[ram]` section over [`OK`]'s next hop (one site behind `nh1`).
+    const RAM: &str = r#"
+[ram]
+mode = "reactive"
+live = true
+worker_pps = 1000
+[[ram.regions]]
+name = "r"
+budget = 4
+[[ram.zones]]
+name = "z"
+region = "r"
+budget = 4
+[[ram.sites]]
+name = "dc"
+zone = "z"
+max_workers = 4
+[[ram.links]]
+a = "edge"
+b = "dc"
+latency_us = 10
+capacity_pps = 100000
+next_hop = "nh1"
+[[ram.destinations]]
+id = 1
+site = "dc"
+"#;
+
+    #[test]
+    fn live_ram_settings_are_checked_naming_the_field() {
+        let ok = format!("{OK}{RAM}");
+        let c = parse(&ok).unwrap();
+        let r = c.ram.as_ref().unwrap();
+        assert!(r.live);
+        assert_eq!((r.tick_ms, r.standby_park_us), (1000, 1000));
+        // Existing [ram] sections (no live, tick_ms …) stay valid and default to off.
+        let c = parse(&ok.replace("live = true\n", "")).unwrap();
+        assert!(!c.ram.unwrap().live);
+        let field = |t: String| parse(&t).map(|_| ()).unwrap_err();
+        let e = field(ok.replace("live = true", "live = true\ntick_ms = 0"));
+        assert_eq!(e.field, "ram.tick_ms", "{e}");
+        assert_eq!(e.line, Some(28), "{e}");
+        let e = field(ok.replace("live = true", "live = true\nstandby_park_us = 0"));
+        assert_eq!(e.field, "ram.standby_park_us", "{e}");
+        let e = field(ok.replace("live = true", "live = true\nlocal_worker_pps = 0"));
+        assert_eq!(e.field, "ram.local_worker_pps", "{e}");
+        let e = field(ok.replace("live = true", "live = \"maybe\""));
+        assert!(e.to_string().contains("ram.live"), "{e}");
+        // Predictive needs the engine's forecasts.
+        let e = field(ok.replace("mode = \"reactive\"", "mode = \"predictive\""));
+        assert_eq!(e.field, "ram.mode", "{e}");
+        assert!(e.msg.contains("predictive"), "{e}");
+        // ... unless it is only for scenario runs.
+        let t = ok
+            .replace("mode = \"reactive\"", "mode = \"predictive\"")
+            .replace("live = true\n", "");
+        assert!(parse(&t).is_ok());
+        if cfg!(feature = "tpe") {
+            let t = format!(
+                "{}\n[tpe]\nenabled = true\n",
+                ok.replace("mode = \"reactive\"", "mode = \"predictive\"")
+            );
+            parse(&t).unwrap();
+        }
+        // A destination the telemetry does not count.
+        let t = ok.replace("workers = 1", "workers = 1\ntelemetry_destinations = 1");
+        let e = field(t);
+        assert_eq!(e.field, "ram.destinations[0].id", "{e}");
+    }
 
     #[test]
     fn embedded_default_is_valid() {

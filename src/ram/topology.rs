@@ -152,6 +152,18 @@ pub struct RamConfig {
     pub forecast_error_margin: f64,
     /// Real packets generated per scenario packet in `steerd run --scenario`.
     pub packet_scale: f64,
+    /// Run the RAM inside `steerd run` (the `steerd-ram` thread): it owns the steering
+    /// table and puts steerd's own workers in standby. Off: the `[ram]` section is only
+    /// used by scenario runs.
+    pub live: bool,
+    /// Live RAM: control tick (wall milliseconds).
+    pub tick_ms: u64,
+    /// Live RAM: longest park of a worker in standby (µs), also when
+    /// `general.idle_park_us` is 0.
+    pub standby_park_us: u64,
+    /// Live RAM: packets per (wall) second one of steerd's own workers serves, for the
+    /// number of workers kept active (default: `worker_pps`).
+    pub local_worker_pps: Option<f64>,
     /// Regions.
     pub regions: Vec<RegionConfig>,
     /// Zones.
@@ -186,6 +198,10 @@ impl Default for RamConfig {
             congestion_weight: 4.0,
             forecast_error_margin: 2.0,
             packet_scale: 1.0,
+            live: false,
+            tick_ms: 1000,
+            standby_park_us: 1000,
+            local_worker_pps: None,
             regions: Vec::new(),
             zones: Vec::new(),
             sites: Vec::new(),
@@ -320,6 +336,24 @@ impl Topology {
                 "ram.down_threshold".into(),
                 format!("{} must be within [0, up_threshold)", c.down_threshold),
             ));
+        }
+        if c.tick_ms == 0 {
+            return Err(err("ram.tick_ms".into(), "must be at least 1"));
+        }
+        if c.tick_ms > 3_600_000 {
+            return Err(err(
+                "ram.tick_ms".into(),
+                format!("{} is more than an hour", c.tick_ms),
+            ));
+        }
+        if !(1..=1_000_000).contains(&c.standby_park_us) {
+            return Err(err(
+                "ram.standby_park_us".into(),
+                format!("{} must be within 1..=1000000", c.standby_park_us),
+            ));
+        }
+        if let Some(v) = c.local_worker_pps {
+            pos("local_worker_pps", v)?;
         }
         if c.queue_packets == 0 {
             return Err(err("ram.queue_packets".into(), "must be at least 1"));
@@ -527,6 +561,16 @@ impl Topology {
         self.dest_site.get(d).copied().flatten()
     }
 
+    /// Packets per second one of steerd's own workers serves (live RAM).
+    pub fn local_worker_pps(c: &RamConfig) -> f64 {
+        c.local_worker_pps.unwrap_or(c.worker_pps)
+    }
+
+    /// Destinations served by a site.
+    pub fn destinations_served(&self) -> usize {
+        self.dest_site.iter().filter(|s| s.is_some()).count()
+    }
+
     /// Number of destination ids (highest id + 1).
     pub fn n_dest(&self) -> usize {
         self.dest_site.len()
@@ -627,6 +671,16 @@ site = "ams"
         let mut c = small();
         c.down_threshold = 0.9;
         assert_eq!(Topology::build(&c).unwrap_err().0, "ram.down_threshold");
+        let mut c = small();
+        c.tick_ms = 0;
+        let e = Topology::build(&c).unwrap_err();
+        assert_eq!(e.0, "ram.tick_ms");
+        let mut c = small();
+        c.standby_park_us = 0;
+        assert_eq!(Topology::build(&c).unwrap_err().0, "ram.standby_park_us");
+        let mut c = small();
+        c.local_worker_pps = Some(-1.0);
+        assert_eq!(Topology::build(&c).unwrap_err().0, "ram.local_worker_pps");
         assert!(
             RamMode::parse("psychic")
                 .unwrap_err()
