@@ -7,7 +7,10 @@
 //! ([`crate::ctl`]); each pcap output port has a writer thread; the control plane
 //! ([`crate::cp`]) runs on its own thread when the router has addresses; with `[tpe]
 //! enabled` the prediction engine runs on the `tpe` and `tpe-shard-K` threads
-//! (`tpe::live`, started first and stopped after the workers drain).
+//! (`tpe::live`, started first and stopped after the workers drain); with `[ram] live`
+//! the RAM runs on the `steerd-ram` thread (`ram::live`: it owns the steering table
+//! and the workers' standby flags; started after the engine, stopped once the workers
+//! have exited).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -395,6 +398,8 @@ pub struct Summary {
     pub dpdk: Option<Value>,
     /// The prediction engine's final figures (`{"state": "off"}` when it did not run).
     pub tpe: Value,
+    /// The live RAM's final figures (`null` when it did not run).
+    pub ram: Value,
 }
 
 impl Summary {
@@ -462,6 +467,9 @@ impl Summary {
             "control_plane": self.control_plane.clone().unwrap_or(Value::Null),
             "dpdk": self.dpdk.clone().unwrap_or(Value::Null),
             "tpe": self.tpe.clone(),
+            "ram": self.ram.clone(),
+            "worker_standby_parks": t.standby_parks,
+            "worker_standby_parked_s": t.standby_parked_ns as f64 / 1e9,
             "accounted": t.accounted(),
             "worker_parks": t.parks,
             "worker_parked_s": t.parked_ns as f64 / 1e9,
@@ -861,6 +869,9 @@ impl Appliance {
                 burst: cfg.general.burst,
                 drain: Duration::from_micros(cfg.general.drain_us),
                 idle_park: Duration::from_micros(cfg.general.idle_park_us),
+                standby_park: Duration::from_micros(
+                    cfg.ram.as_ref().map_or(0, |r| r.standby_park_us),
+                ),
                 ctl: ctl.clone(),
                 epoch,
                 cp: cp_links[w].take(),
@@ -947,11 +958,17 @@ impl Appliance {
             }
             None
         };
+        // The live RAM next (it reads the engine's forecasts): it owns the steering table.
+        let ram = self.start_ram(
+            #[cfg(feature = "tpe")]
+            tpe.as_ref(),
+        )?;
+        let ram_shared = ram.as_ref().map(|r| r.shared());
         let start = Instant::now();
         // Control plane next (the ctl thread; the controller loop runs on this thread).
         let live = Live::shared();
         let mut mon = self.monitor(opts, live.clone(), tpe_link.clone());
-        let ctl_thread = self.start_ctl(start, &live, tpe_link)?;
+        let ctl_thread = self.start_ctl(start, &live, tpe_link, ram_shared)?;
         let cp_thread = match self.control.take() {
             Some(cp) => Some(
                 std::thread::Builder::new()
@@ -981,6 +998,8 @@ impl Appliance {
             );
         }
         let elapsed = start.elapsed();
+        // The workers have exited: the RAM has nobody left to steer or wake.
+        let ram_final = ram.map_or(Value::Null, |r| r.finish());
         // Every worker has exited and dropped its mbufs: stop and close the DPDK ports
         // (flushes net_pcap outputs) and take their final statistics.
         #[cfg(feature = "dpdk")]
@@ -1032,6 +1051,7 @@ impl Appliance {
             control_plane: self.cp_stats.as_ref().map(|c| c.to_json()),
             dpdk: dpdk_json,
             tpe: tpe_final,
+            ram: ram_final,
         };
         let _ = &self.mem_stats;
         if let Some(p) = &opts.json {
@@ -1043,12 +1063,48 @@ impl Appliance {
         Ok(s)
     }
 
+    /// Starts the `steerd-ram` thread when the config has `[ram] live = true`.
+    fn start_ram(
+        &self,
+        #[cfg(feature = "tpe")] tpe: Option<&crate::tpe::live::LiveTpe>,
+    ) -> Result<Option<crate::ram::live::LiveRam>, SetupError> {
+        let Some(rc) = self.config.ram.as_ref().filter(|r| r.live) else {
+            return Ok(None);
+        };
+        #[cfg(feature = "tpe")]
+        let forecast = tpe.map(|t| {
+            crate::ram::live::tpe_forecast(
+                t.predictions(),
+                self.config.tpe.effective_time_scale(),
+                rc.lead_s,
+            )
+        });
+        #[cfg(not(feature = "tpe"))]
+        let forecast = None;
+        if rc.mode == crate::ram::RamMode::Predictive && forecast.is_none() {
+            return Err(SetupError::Config(self.config.error(
+                "ram.mode",
+                "predictive needs the prediction engine's forecasts ([tpe] enabled = true, in a build with the tpe feature)",
+            )));
+        }
+        let inputs = crate::ram::live::LiveInputs {
+            tables: self.tables.clone(),
+            telemetry: self.telemetry.clone(),
+            run: self.ctl.clone(),
+            forecast,
+        };
+        crate::ram::live::LiveRam::start(&self.config, inputs)
+            .map(Some)
+            .map_err(SetupError::Other)
+    }
+
     /// Starts the `ctl` thread: metrics, status, the ctl socket, SIGHUP reloads.
     fn start_ctl(
         &mut self,
         start: Instant,
         live: &monitor::SharedLive,
         tpe: Option<Arc<dyn TpeLink>>,
+        ram: Option<Arc<crate::ram::live::RamShared>>,
     ) -> Result<CtlThread, SetupError> {
         let listeners = std::mem::take(&mut self.listeners);
         #[cfg(feature = "dpdk")]
@@ -1079,6 +1135,7 @@ impl Appliance {
             endpoints: listeners.describe(),
             commands: Default::default(),
             tpe,
+            ram,
         };
         state.register_metrics(&self.metrics);
         if let Some(a) = listeners.metrics_addr() {
@@ -1180,6 +1237,22 @@ pub fn print_summary(s: &Summary) {
             s.tpe["promotions"],
             s.tpe["rejections"],
             s.tpe["models_refused"]
+        );
+    }
+    if !s.ram.is_null() {
+        let w = &s.ram["workers"];
+        eprintln!(
+            "ram: {} mode, {} publications, {} destinations steered; workers active {} standby {}, {} wakes {} parks, {} standby s; pre-positionings early {} late {}",
+            s.ram["mode"].as_str().unwrap_or("?"),
+            s.ram["publications"],
+            s.ram["steered"],
+            w["active"],
+            w["standby"],
+            w["wakes"],
+            w["parks"],
+            w["standby_s"],
+            s.ram["prepositions"]["early"],
+            s.ram["prepositions"]["late"]
         );
     }
     eprintln!(

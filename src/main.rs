@@ -557,6 +557,9 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             if cfg.tpe.enabled {
                 println!("tpe: {}", steerd::tpe::live::check(&cfg)?);
             }
+            if let Some(r) = &cfg.ram {
+                println!("ram: {}", steerd::ram::live::check(&cfg, r));
+            }
             if let Some(m) = &cfg.mark {
                 println!(
                     "mark: {} pairs, {} destinations, {} rules, {} extra signatures",

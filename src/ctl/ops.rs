@@ -84,6 +84,8 @@ pub struct CtlState {
     pub commands: Family<CmdLabels, Counter>,
     /// The running prediction engine, if any.
     pub tpe: Option<Arc<dyn TpeLink>>,
+    /// The live RAM, if it runs (`[ram] live = true`): it owns the steering table.
+    pub ram: Option<Arc<crate::ram::live::RamShared>>,
 }
 
 fn setup_error(e: SetupError) -> OpError {
@@ -306,7 +308,10 @@ impl CtlState {
                     Some(t) => t.status(),
                     None => absent_status(self.config.tpe.enabled),
                 },
-                "ram": "not available in this build",
+                "ram": match &self.ram {
+                    Some(r) => r.status(),
+                    None => json!({"state": "off", "live": false}),
+                },
             },
         })
     }
@@ -317,6 +322,11 @@ impl CtlState {
 
     /// Builds tables from `routes` over the running config (with any run-time keys),
     /// publishes them and makes `routes` the list in force. Returns the generation.
+    ///
+    /// The new snapshot keeps the steering table in force (entries, epoch, keys): the
+    /// one the live RAM published, or the config's with any run-time key; it is taken
+    /// inside [`TableHandle::update`], so a steering publication at the same moment is
+    /// not undone.
     fn publish_routes(&mut self, routes: RouteSet) -> Result<u64, OpError> {
         let t0 = Instant::now();
         let mut t = build_tables_from(&self.config, &routes.specs(), Some(&self.macs))
@@ -324,7 +334,13 @@ impl CtlState {
         if let Some(k) = self.keys_override {
             t.steering.keys = k;
         }
-        let g = self.tables.publish(t);
+        let g = self
+            .tables
+            .update(|cur| {
+                t.steering = cur.steering.clone();
+                Some(t)
+            })
+            .expect("the closure always publishes");
         self.routes = routes;
         tracing::debug!(
             "tables rebuilt and published in {:.3}s (generation {g})",
@@ -455,6 +471,19 @@ impl CtlState {
             )
             .with("fields", json!(restart)));
         }
+        if self.ram.is_some() {
+            let owned = ram_owned_changes(&self.config, &new);
+            if !owned.is_empty() {
+                return Err(OpError::new(
+                    "steering_owned",
+                    format!(
+                        "refused: the live RAM ([ram] live = true) owns the steering table, so a reload cannot change {} (nothing was changed; restart steerd to apply)",
+                        owned.join(", ")
+                    ),
+                )
+                .with("fields", json!(owned)));
+            }
+        }
         let routes = RouteSet::from_config(&new, &self.extra)
             .map_err(setup_error)?
             .with_changes_of(&self.routes);
@@ -502,7 +531,19 @@ impl CtlState {
                 }
             }
         }
-        let g = self.tables.publish(t);
+        let g = if self.ram.is_some() {
+            // The RAM's entries and epoch stay; the keys are the reload's.
+            let keys = t.steering.keys;
+            self.tables
+                .update(|cur| {
+                    t.steering = cur.steering.clone();
+                    t.steering.keys = keys;
+                    Some(t)
+                })
+                .expect("the closure always publishes")
+        } else {
+            self.tables.publish(t)
+        };
         let report = json!({
             "generation": g,
             "config": new.source.name,
@@ -523,6 +564,26 @@ impl CtlState {
         tracing::info!("reload applied (generation {g}): changed {changed:?}");
         Ok(report)
     }
+}
+
+/// What a reload would change of the steering table the live RAM owns: its entries
+/// (`steering.destinations`), its epoch and the next hops its entries point at.
+pub fn ram_owned_changes(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let (a, b) = (&old.steering, &new.steering);
+    if a.destinations != b.destinations {
+        out.push("steering.destinations".to_string());
+    }
+    if a.epoch != b.epoch {
+        out.push("steering.epoch".to_string());
+    }
+    if a.max_epoch_age != b.max_epoch_age {
+        out.push("steering.max_epoch_age".to_string());
+    }
+    if old.next_hops != new.next_hops {
+        out.push("next_hops".to_string());
+    }
+    out
 }
 
 /// 16 random bytes for a steering key.
@@ -597,8 +658,12 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
             ]
         );
     }
+    if old.ram != new.ram {
+        out.push("ram".to_string());
+    }
     // Anything else (sections added later) is refused unless it is one of the live ones.
     let mut probe = new.clone();
+    probe.ram = old.ram.clone();
     probe.routes = old.routes.clone();
     probe.next_hops = old.next_hops.clone();
     probe.routing = old.routing.clone();

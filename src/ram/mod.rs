@@ -20,6 +20,7 @@
 
 #[cfg(feature = "tpe")]
 pub mod cli;
+pub mod live;
 pub mod path;
 pub mod plan;
 #[cfg(feature = "tpe")]

@@ -46,6 +46,10 @@ pub struct Local {
     pub parks: u64,
     /// Nanoseconds spent parked.
     pub parked_ns: u64,
+    /// Parks taken while in standby (the live RAM's; included in `parks`).
+    pub standby_parks: u64,
+    /// Nanoseconds parked while in standby (included in `parked_ns`).
+    pub standby_parked_ns: u64,
     /// Received packets handed to the control plane (ARP, ND, echo requests to the
     /// router, packets waiting for a neighbour's MAC): `rx = tx + drops + local`.
     pub local: u64,
@@ -74,6 +78,8 @@ impl Default for Local {
             busy_polls: 0,
             parks: 0,
             parked_ns: 0,
+            standby_parks: 0,
+            standby_parked_ns: 0,
             local: 0,
             cp_tx: 0,
             cp_tx_dropped: 0,
@@ -117,6 +123,8 @@ impl Local {
         self.busy_polls += o.busy_polls;
         self.parks += o.parks;
         self.parked_ns += o.parked_ns;
+        self.standby_parks += o.standby_parks;
+        self.standby_parked_ns += o.standby_parked_ns;
         self.local += o.local;
         self.cp_tx += o.cp_tx;
         self.cp_tx_dropped += o.cp_tx_dropped;
@@ -134,7 +142,7 @@ pub struct WorkerStats {
     cells: CachePadded<Box<[AtomicU64]>>,
 }
 
-const FIXED: usize = 13;
+const FIXED: usize = 15;
 const N_CELLS: usize = FIXED + Fallback::COUNT + DropReason::COUNT + 2 * MAX_PORTS;
 
 impl Default for WorkerStats {
@@ -169,6 +177,8 @@ impl WorkerStats {
             l.cp_tx_dropped,
             l.parks,
             l.parked_ns,
+            l.standby_parks,
+            l.standby_parked_ns,
         ];
         // One plain loop per array (a chained iterator compiled to an indirect jump per
         // counter and cost a third of the io-mode loop on DPDK).
@@ -205,6 +215,8 @@ impl WorkerStats {
             cp_tx_dropped: v[10],
             parks: v[11],
             parked_ns: v[12],
+            standby_parks: v[13],
+            standby_parked_ns: v[14],
             ..Local::default()
         };
         let mut i = FIXED;
@@ -239,6 +251,9 @@ mod tests {
             tx: 7,
             steered: 3,
             routed: 4,
+            parked_ns: 11,
+            standby_parks: 12,
+            standby_parked_ns: 13,
             ..Local::default()
         };
         l.drop(DropReason::TtlExpired);
@@ -255,5 +270,9 @@ mod tests {
         assert_eq!(r.port_rx[3], 9);
         assert_eq!(r.port_tx[15], 2);
         assert_eq!(r.total_drops(), 2);
+        assert_eq!(
+            (r.parked_ns, r.standby_parks, r.standby_parked_ns),
+            (11, 12, 13)
+        );
     }
 }

@@ -49,6 +49,11 @@ pub struct RunControl {
     pub idle_exhausted: Box<[AtomicBool]>,
     /// Workers that have exited their loop.
     pub exited: AtomicUsize,
+    /// Per worker: in standby (set by the live RAM, `ram.live`). A worker reads its flag
+    /// once per idle poll that may park: in standby it parks up to its `standby_park`
+    /// even when `idle_park` is zero; it still polls its queues after every park, so
+    /// standby never drops a packet by itself.
+    pub standby: Box<[AtomicBool]>,
 }
 
 impl RunControl {
@@ -60,6 +65,7 @@ impl RunControl {
             distributors,
             idle_exhausted: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             exited: AtomicUsize::new(0),
+            standby: (0..workers).map(|_| AtomicBool::new(false)).collect(),
         })
     }
 
@@ -127,6 +133,8 @@ pub struct Worker {
     pub drain: Duration,
     /// Longest idle park (0 = never park).
     pub idle_park: Duration,
+    /// Longest idle park while in standby ([`RunControl::standby`]).
+    pub standby_park: Duration,
     /// Run control.
     pub ctl: Arc<RunControl>,
     /// Clock origin shared by all workers.
@@ -459,20 +467,34 @@ impl Worker {
                 self.ctl.idle_exhausted[self.id].store(exhausted, Ordering::Release);
                 std::hint::spin_loop();
                 // Park while idle (cold: nothing arrived for 1,024 polls and nothing is
-                // staged): sleep with exponential backoff, bounded by idle_park.
-                if !self.idle_park.is_zero()
-                    && idle_iters >= 1024
+                // staged): sleep with exponential backoff, bounded by idle_park, or by
+                // standby_park while the RAM has this worker in standby (one relaxed
+                // load of its own flag, only on this idle path).
+                if idle_iters >= 1024
                     && !stopping
                     && !exhausted
                     && stages.iter().all(|s| s.staged == 0)
                 {
-                    let k = ((idle_iters - 1024) / 64).min(16);
-                    let d = Duration::from_micros(8u64 << k).min(self.idle_park);
-                    let t = Instant::now();
-                    std::thread::sleep(d);
-                    local.parks += 1;
-                    local.parked_ns += t.elapsed().as_nanos() as u64;
-                    idle_iters = idle_iters.saturating_add(63);
+                    let standby = self.ctl.standby[self.id].load(Ordering::Relaxed);
+                    let cap = if standby {
+                        self.idle_park.max(self.standby_park)
+                    } else {
+                        self.idle_park
+                    };
+                    if !cap.is_zero() {
+                        let k = ((idle_iters - 1024) / 64).min(16);
+                        let d = Duration::from_micros(8u64 << k).min(cap);
+                        let t = Instant::now();
+                        std::thread::sleep(d);
+                        let ns = t.elapsed().as_nanos() as u64;
+                        local.parks += 1;
+                        local.parked_ns += ns;
+                        if standby {
+                            local.standby_parks += 1;
+                            local.standby_parked_ns += ns;
+                        }
+                        idle_iters = idle_iters.saturating_add(63);
+                    }
                 }
             }
             if now.saturating_sub(last_hist_ns) >= 100_000_000 || stopping {

@@ -1,0 +1,723 @@
+//! The RAM inside `steerd run` (`[ram] live = true`; cold: the `steerd-ram` thread,
+//! plus readers on the `ctl` thread; never a worker).
+//!
+//! Once per `ram.tick_ms` the thread
+//! 1. sums the workers' per-destination telemetry ([`DestCounters`], relaxed loads of
+//!    counters only their worker writes — what the TPE's aggregator reads) into measured
+//!    rates over the last `measure_s`;
+//! 2. in predictive mode, loads the TPE's latest forecast (an `ArcSwap` load through the
+//!    [`Forecast`] given at start: never waits on the engine);
+//! 3. steps the [`Planner`] (data centers, steering entries) and [`path::place`], and
+//!    when the steering entries that result differ from the last published ones,
+//!    publishes `Tables::with_steering` at the next epoch through the workers'
+//!    [`TableHandle`] ([`TableHandle::update`], so a concurrent route or neighbour
+//!    publication is never undone);
+//! 4. sizes steerd's own worker pool ([`LocalPool`]) and sets each worker's standby flag
+//!    ([`RunControl::standby`]): a worker in standby parks up to `ram.standby_park_us`
+//!    when idle, and still polls its queues after each park.
+//!
+//! Time: rates are per wall second; the planner's durations (`lead_s`, `wake_s`,
+//! `release_hold_s`, `measure_s`) are logical seconds, wall seconds × the TPE's
+//! `time_scale` when `[tpe]` is enabled, wall seconds otherwise.
+//!
+//! Ownership: while the live RAM runs it owns the steering table; `reload` may not
+//! change `steering.destinations`, `steering.epoch`/`max_epoch_age` or the next hops
+//! (see [`crate::ctl::ops`]), and route publications keep the current steering table.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::path::{self, DestPath, PathWeights};
+use super::plan::{Demand, Planner};
+use super::steer;
+use super::topology::{RamConfig, RamMode, Topology};
+use crate::config::Config;
+use crate::safe::tables::TableHandle;
+use crate::safe::worker::RunControl;
+use crate::telemetry::DestCounters;
+
+/// Per-destination forecast (packets per wall second, the peak expected within
+/// `lead_s`), or `None` before the engine's first prediction.
+pub type Forecast = Box<dyn Fn() -> Option<Vec<f64>> + Send>;
+
+/// Turns the TPE's published predictions (packets per bucket at 5 min, 15 min, 1 h)
+/// into the peak rate per wall second expected within `lead_s` logical seconds: the
+/// largest of the horizons not beyond the lead (always the first one).
+#[cfg(feature = "tpe")]
+pub fn tpe_forecast(
+    preds: Arc<arc_swap::ArcSwap<crate::tpe::Predictions>>,
+    time_scale: f64,
+    lead_s: f64,
+) -> Forecast {
+    let bucket_wall_s = 60.0 / time_scale.clamp(1e-3, 1e6);
+    Box::new(move || {
+        let p = preds.load();
+        if p.epoch == 0 {
+            return None;
+        }
+        Some(
+            p.per_dest
+                .iter()
+                .map(|h| {
+                    let mut m = h[0];
+                    for (k, hz) in p.horizons.iter().enumerate().skip(1) {
+                        if f64::from(hz.buckets) * 60.0 <= lead_s {
+                            m = m.max(h[k]);
+                        }
+                    }
+                    f64::from(m.max(0.0)) / bucket_wall_s
+                })
+                .collect(),
+        )
+    })
+}
+
+/// Workers needed for `pps` (at least `min`, at most `n`).
+fn workers_for(pps: f64, headroom: f64, worker_pps: f64, min: usize, n: usize) -> usize {
+    let w = (pps.max(0.0) * headroom / worker_pps).ceil();
+    (w.min(n as f64) as usize).clamp(min.min(n), n)
+}
+
+/// Steerd's own workers: how many are active, the rest in standby (the highest
+/// indices first; worker 0 stays active). Cold, on the RAM's thread.
+#[derive(Debug, Clone)]
+pub struct LocalPool {
+    mode: RamMode,
+    n: usize,
+    min: usize,
+    headroom: f64,
+    worker_pps: f64,
+    up: f64,
+    down: f64,
+    hold_s: f64,
+    active: usize,
+    target: usize,
+    hold_since: Option<f64>,
+    hold_max: usize,
+    standby_since: Vec<Option<f64>>,
+    /// Per worker: times it was woken (standby → active).
+    pub wakes: Vec<u64>,
+    /// Per worker: times it was put in standby.
+    pub parks: Vec<u64>,
+    /// Per worker: wall seconds in standby (closed periods; see [`LocalPool::standby_s`]).
+    standby_done_s: Vec<f64>,
+    /// Wakes made before the measured rate exceeded the active workers' capacity.
+    pub early: u64,
+    /// Wakes made after it had.
+    pub late: u64,
+}
+
+impl LocalPool {
+    /// A pool of `n` workers. Static mode keeps them all active; the others start
+    /// from the measured rate, which is zero before the first tick: `min_workers`
+    /// active, the rest in standby (counted as parks) until the traffic needs them.
+    pub fn new(cfg: &RamConfig, mode: RamMode, n: usize) -> Self {
+        let n = n.max(1);
+        let min = (cfg.min_workers as usize).clamp(1, n);
+        let active = if mode == RamMode::Static { n } else { min };
+        LocalPool {
+            mode,
+            n,
+            min,
+            headroom: cfg.headroom,
+            worker_pps: Topology::local_worker_pps(cfg),
+            up: cfg.up_threshold,
+            down: cfg.down_threshold,
+            hold_s: cfg.release_hold_s,
+            active,
+            target: active,
+            hold_since: None,
+            hold_max: 0,
+            standby_since: (0..n).map(|w| (w >= active).then_some(0.0)).collect(),
+            wakes: vec![0; n],
+            parks: (0..n).map(|w| u64::from(w >= active)).collect(),
+            standby_done_s: vec![0.0; n],
+            early: 0,
+            late: 0,
+        }
+    }
+
+    /// Active workers (indices `0..active`).
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    /// Workers.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Never empty (at least one worker).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Last target (before the release hold).
+    pub fn target(&self) -> usize {
+        self.target
+    }
+
+    /// Wall seconds worker `w` has spent in standby up to `wall_now`.
+    pub fn standby_s(&self, w: usize, wall_now: f64) -> f64 {
+        self.standby_done_s[w] + self.standby_since[w].map_or(0.0, |s| (wall_now - s).max(0.0))
+    }
+
+    /// Whether worker `w` is in standby.
+    pub fn in_standby(&self, w: usize) -> bool {
+        w >= self.active
+    }
+
+    /// One tick at logical time `now` (wall time `wall_now`, both seconds): `measured`
+    /// and `predicted` are the pool's packets per wall second. Returns (woken, parked).
+    pub fn step(
+        &mut self,
+        now: f64,
+        wall_now: f64,
+        measured: f64,
+        predicted: Option<f64>,
+    ) -> (usize, usize) {
+        let need = |pps: f64| workers_for(pps, self.headroom, self.worker_pps, self.min, self.n);
+        let cap = self.active as f64 * self.worker_pps;
+        let over = measured > self.up * cap;
+        let reactive = if over || measured < self.down * cap {
+            need(measured)
+        } else {
+            self.active
+        };
+        let t = match self.mode {
+            RamMode::Static => self.n,
+            RamMode::Reactive => reactive,
+            RamMode::Predictive => {
+                let p = need(measured.max(predicted.unwrap_or(0.0)));
+                if over { p.max(reactive) } else { p }
+            }
+        };
+        let t = t.clamp(self.min, self.n);
+        self.target = t;
+        let (mut woken, mut parked) = (0, 0);
+        if t > self.active {
+            // Steerd's workers wake within a park (≤ standby_park_us): at once.
+            let late = measured > cap;
+            for w in self.active..t {
+                self.wakes[w] += 1;
+                if let Some(s) = self.standby_since[w].take() {
+                    self.standby_done_s[w] += (wall_now - s).max(0.0);
+                }
+                if late {
+                    self.late += 1;
+                } else {
+                    self.early += 1;
+                }
+            }
+            woken = t - self.active;
+            self.active = t;
+            self.hold_since = None;
+        } else if t < self.active {
+            let since = *self.hold_since.get_or_insert(now);
+            self.hold_max = if since == now {
+                t
+            } else {
+                self.hold_max.max(t)
+            };
+            if now - since >= self.hold_s {
+                let to = self.hold_max.max(self.min);
+                for w in to..self.active {
+                    self.parks[w] += 1;
+                    self.standby_since[w] = Some(wall_now);
+                }
+                parked = self.active - to;
+                self.active = to;
+                self.hold_since = None;
+            }
+        } else {
+            self.hold_since = None;
+        }
+        (woken, parked)
+    }
+}
+
+/// What the ctl thread reads: the last status, updated every tick.
+pub struct RamShared {
+    status: Mutex<Value>,
+    running: AtomicBool,
+}
+
+impl RamShared {
+    /// The `components.ram` object of `/status` (and the summary's `ram`).
+    pub fn status(&self) -> Value {
+        let mut v = self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        v["state"] = json!(if self.running.load(Ordering::Acquire) {
+            "running"
+        } else {
+            "stopped"
+        });
+        v
+    }
+
+    fn set(&self, v: Value) {
+        *self.status.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+}
+
+/// What the live RAM reads and writes.
+pub struct LiveInputs {
+    /// The tables the workers read.
+    pub tables: Arc<TableHandle>,
+    /// The workers' telemetry.
+    pub telemetry: Vec<Arc<DestCounters>>,
+    /// Run control (the workers' standby flags).
+    pub run: Arc<RunControl>,
+    /// The TPE's forecast (predictive mode).
+    pub forecast: Option<Forecast>,
+}
+
+/// The running live RAM (owned by `Appliance::run`).
+pub struct LiveRam {
+    shared: Arc<RamShared>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The RAM's state on its thread.
+struct Ram {
+    cfg: RamConfig,
+    topo: Topology,
+    mode: RamMode,
+    planner: Planner,
+    pool: LocalPool,
+    weights: PathWeights,
+    link_nh: Vec<Option<u16>>,
+    inputs: LiveInputs,
+    time_scale: f64,
+    tick_s: f64,
+    /// Telemetry totals at the last tick, per destination (the last one: "other").
+    prev: Vec<u64>,
+    ring: Vec<Vec<u64>>,
+    ticks: u64,
+    /// The steering entries (next hop per destination) last published.
+    published: Option<Vec<Option<u16>>>,
+    steered: Vec<bool>,
+    paths: Vec<Option<DestPath>>,
+    publications: u64,
+    epoch: u32,
+    measured_pps: f64,
+    predicted_pps: Option<f64>,
+    start: Instant,
+}
+
+impl Ram {
+    fn totals(&self) -> Vec<u64> {
+        let n = self.prev.len() - 1;
+        let mut t = vec![0u64; n + 1];
+        for c in &self.inputs.telemetry {
+            for (d, x) in t.iter_mut().enumerate().take(n) {
+                *x = x.wrapping_add(c.packets(d));
+            }
+            // The "other" slot and ids beyond this RAM's range.
+            for d in n..=c.n_dest() {
+                t[n] = t[n].wrapping_add(c.packets(d));
+            }
+        }
+        t
+    }
+
+    fn tick(&mut self) {
+        let wall = self.start.elapsed().as_secs_f64();
+        let now = wall * self.time_scale;
+        // Measured rates (per wall second) over the last measure_s.
+        let tot = self.totals();
+        let slot = (self.ticks as usize) % self.ring.len();
+        for (d, (&t, p)) in tot.iter().zip(self.prev.iter_mut()).enumerate() {
+            self.ring[slot][d] = t.wrapping_sub(*p);
+            *p = t;
+        }
+        self.ticks += 1;
+        let filled = (self.ticks as usize).min(self.ring.len()) as f64 * self.tick_s;
+        let rate = |d: usize| self.ring.iter().map(|r| r[d]).sum::<u64>() as f64 / filled;
+        let nd = self.topo.n_dest();
+        let all: Vec<f64> = (0..tot.len()).map(rate).collect();
+        let measured: Vec<f64> = all[..nd].to_vec();
+        self.measured_pps = all.iter().sum();
+        let forecast = match (self.mode, self.inputs.forecast.as_ref()) {
+            (RamMode::Predictive, Some(f)) => f(),
+            _ => None,
+        };
+        let fc: Option<Vec<f64>> = forecast.as_ref().map(|f| {
+            (0..nd)
+                .map(|d| f.get(d).copied().unwrap_or(0.0).max(measured[d]))
+                .collect()
+        });
+        // What this edge sends each data center.
+        let mut site_arrivals = vec![0.0; self.topo.sites.len()];
+        for (d, m) in measured.iter().enumerate() {
+            if let Some(s) = self.topo.site_of(d) {
+                site_arrivals[s] += m;
+            }
+        }
+        self.planner.step(
+            now,
+            Demand {
+                measured: &measured,
+                forecast: fc.as_deref(),
+                site_arrivals: &site_arrivals,
+            },
+        );
+        // Steering: publish when the entries change.
+        self.steered = (0..nd).map(|d| self.planner.steered(d)).collect();
+        let (paths, _) = path::place(&self.topo, &self.weights, self.planner.expected());
+        self.paths = paths;
+        let entries: Vec<Option<u16>> = (0..nd)
+            .map(|d| {
+                if !self.steered[d] {
+                    return None;
+                }
+                let p = self.paths[d].as_ref()?;
+                p.primary
+                    .links
+                    .first()
+                    .and_then(|&l| self.link_nh.get(l).copied().flatten())
+            })
+            .collect();
+        if self.published.as_ref() != Some(&entries) {
+            let (link_nh, steered, paths) = (&self.link_nh, &self.steered, &self.paths);
+            let mut epoch = 0;
+            self.inputs.tables.update(|cur| {
+                epoch = cur.steering.epoch.wrapping_add(1);
+                let st = steer::steering_table(&cur.steering, epoch, link_nh, steered, paths);
+                Some(cur.with_steering(st))
+            });
+            self.epoch = epoch;
+            self.publications += 1;
+            self.published = Some(entries);
+        }
+        self.inputs.tables.reclaim();
+        // Steerd's own workers: the predicted local rate is the forecast over every
+        // destination the telemetry counts (measured where there is none).
+        self.predicted_pps = forecast.as_ref().map(|f| {
+            let n = tot.len() - 1;
+            (0..n)
+                .map(|d| f.get(d).copied().unwrap_or(0.0).max(all[d]))
+                .sum::<f64>()
+                + all[n]
+        });
+        self.pool
+            .step(now, wall, self.measured_pps, self.predicted_pps);
+        for (w, flag) in self.inputs.run.standby.iter().enumerate() {
+            flag.store(self.pool.in_standby(w), Ordering::Relaxed);
+        }
+    }
+
+    fn status(&self) -> Value {
+        let wall = self.start.elapsed().as_secs_f64();
+        let nd = self.steered.len();
+        let steered: Vec<usize> = (0..nd)
+            .filter(|&d| self.published.as_ref().is_some_and(|e| e[d].is_some()))
+            .collect();
+        let per_worker: Vec<Value> = (0..self.pool.len())
+            .map(|w| {
+                json!({
+                    "worker": w,
+                    "state": if self.pool.in_standby(w) { "standby" } else { "active" },
+                    "wakes": self.pool.wakes[w],
+                    "parks": self.pool.parks[w],
+                    "standby_s": round3(self.pool.standby_s(w, wall)),
+                })
+            })
+            .collect();
+        let sites: Vec<Value> = self
+            .topo
+            .sites
+            .iter()
+            .zip(self.planner.sites())
+            .map(|(s, st)| {
+                json!({"name": s.name, "active": st.active, "waking": st.waking,
+                       "granted": st.granted, "demand_pps": round3(st.demand_pps)})
+            })
+            .collect();
+        let standby_s: f64 = (0..self.pool.len())
+            .map(|w| self.pool.standby_s(w, wall))
+            .sum();
+        json!({
+            "mode": self.mode.as_str(),
+            "tick_ms": self.cfg.tick_ms,
+            "ticks": self.ticks,
+            "steered_destinations": steered,
+            "steered": steered.len(),
+            "publications": self.publications,
+            "epoch": self.epoch,
+            "measured_pps": round3(self.measured_pps),
+            "predicted_pps": self.predicted_pps.map(round3),
+            "workers": {
+                "total": self.pool.len(),
+                "active": self.pool.active(),
+                "standby": self.pool.len() - self.pool.active(),
+                "target": self.pool.target(),
+                "wakes": self.pool.wakes.iter().sum::<u64>(),
+                "parks": self.pool.parks.iter().sum::<u64>(),
+                "standby_s": round3(standby_s),
+                "per_worker": per_worker,
+            },
+            "prepositions": {
+                "early": self.pool.early + self.planner.early,
+                "late": self.pool.late + self.planner.late,
+                "workers_early": self.pool.early,
+                "workers_late": self.pool.late,
+                "sites_early": self.planner.early,
+                "sites_late": self.planner.late,
+            },
+            "sites": sites,
+        })
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+impl LiveRam {
+    /// Starts the `steerd-ram` thread for a config with `[ram] live = true` (validated:
+    /// predictive mode has a forecast). Publishes nothing before its first tick.
+    pub fn start(cfg: &Config, inputs: LiveInputs) -> Result<LiveRam, String> {
+        let rc = cfg
+            .ram
+            .clone()
+            .ok_or("the live RAM needs a [ram] section")?;
+        let topo = Topology::build(&rc).map_err(|(f, m)| format!("{f}: {m}"))?;
+        if rc.mode == RamMode::Predictive && inputs.forecast.is_none() {
+            return Err(
+                "ram.mode: predictive needs the prediction engine ([tpe] enabled = true)".into(),
+            );
+        }
+        let link_nh = steer::link_next_hops(cfg, &topo)?;
+        let n_workers = inputs.run.standby.len();
+        let peak: Vec<f64> = topo
+            .sites
+            .iter()
+            .map(|s| f64::from(s.max_workers) * rc.worker_pps)
+            .collect();
+        let planner = Planner::new(&rc, &topo, rc.mode, &peak, &vec![0.0; topo.sites.len()]);
+        let time_scale = if cfg.tpe.enabled {
+            cfg.tpe.effective_time_scale()
+        } else {
+            1.0
+        };
+        let tick_s = rc.tick_ms as f64 / 1e3;
+        let window = ((rc.measure_s / time_scale / tick_s).ceil() as usize).clamp(1, 3600);
+        let n_tel = cfg.general.telemetry_destinations;
+        let mut ram = Ram {
+            mode: rc.mode,
+            pool: LocalPool::new(&rc, rc.mode, n_workers),
+            weights: PathWeights {
+                latency: rc.latency_weight,
+                cost: rc.cost_weight,
+                congestion: rc.congestion_weight,
+            },
+            planner,
+            link_nh,
+            time_scale,
+            tick_s,
+            prev: vec![0; n_tel + 1],
+            ring: vec![vec![0; n_tel + 1]; window],
+            ticks: 0,
+            published: None,
+            steered: vec![false; topo.n_dest()],
+            paths: vec![None; topo.n_dest()],
+            publications: 0,
+            epoch: 0,
+            measured_pps: 0.0,
+            predicted_pps: None,
+            start: Instant::now(),
+            inputs,
+            topo,
+            cfg: rc,
+        };
+        ram.prev = ram.totals();
+        for (w, flag) in ram.inputs.run.standby.iter().enumerate() {
+            flag.store(ram.pool.in_standby(w), Ordering::Relaxed);
+        }
+        let shared = Arc::new(RamShared {
+            status: Mutex::new(ram.status()),
+            running: AtomicBool::new(true),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sh, st) = (shared.clone(), stop.clone());
+        let tick = Duration::from_millis(ram.cfg.tick_ms);
+        tracing::info!(
+            "ram: live, {} mode, {} site(s), {} destination id(s), {} worker(s), tick {} ms",
+            ram.mode.as_str(),
+            ram.topo.sites.len(),
+            ram.topo.n_dest(),
+            n_workers,
+            ram.cfg.tick_ms
+        );
+        let thread = std::thread::Builder::new()
+            .name("steerd-ram".into())
+            .spawn(move || {
+                let mut next = Instant::now() + tick;
+                while !st.load(Ordering::Acquire) {
+                    let now = Instant::now();
+                    if now < next {
+                        std::thread::park_timeout(next - now);
+                        continue;
+                    }
+                    next += tick;
+                    if next < now {
+                        next = now + tick; // fell behind: skip, do not burst
+                    }
+                    ram.tick();
+                    sh.set(ram.status());
+                }
+                // Leave no worker in standby behind.
+                for f in ram.inputs.run.standby.iter() {
+                    f.store(false, Ordering::Relaxed);
+                }
+                sh.set(ram.status());
+                sh.running.store(false, Ordering::Release);
+            })
+            .map_err(|e| format!("cannot start the steerd-ram thread: {e}"))?;
+        Ok(LiveRam {
+            shared,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The readers' view (ctl status).
+    pub fn shared(&self) -> Arc<RamShared> {
+        self.shared.clone()
+    }
+
+    /// Stops the thread; returns the final `ram` object of the summary.
+    pub fn finish(mut self) -> Value {
+        self.stop_thread();
+        self.shared.status()
+    }
+
+    fn stop_thread(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.stop.store(true, Ordering::Release);
+            t.thread().unpark();
+            if t.join().is_err() {
+                tracing::error!("ram: the steerd-ram thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for LiveRam {
+    fn drop(&mut self) {
+        self.stop_thread();
+    }
+}
+
+/// One line on a validated config's `[ram]` section (`steerd check`).
+pub fn check(cfg: &Config, rc: &RamConfig) -> String {
+    let (sites, nd) = match Topology::build(rc) {
+        Ok(t) => (t.sites.len(), t.destinations_served()),
+        Err((f, m)) => return format!("invalid: {f}: {m}"),
+    };
+    let what = format!(
+        "{} mode, {sites} site(s), {} zone(s), {} region(s), {} link(s), {nd} destination(s)",
+        rc.mode.as_str(),
+        rc.zones.len(),
+        rc.regions.len(),
+        rc.links.len()
+    );
+    if !rc.live {
+        return format!("{what}; scenario runs only (live = false)");
+    }
+    let workers = match cfg.general.workers {
+        0 => "one per core".to_string(),
+        n => n.to_string(),
+    };
+    format!(
+        "{what}; live: tick {} ms, owns the steering table, {workers} worker(s) at {} pps each (headroom {}, at least {} active), standby park {} µs",
+        rc.tick_ms,
+        Topology::local_worker_pps(rc),
+        rc.headroom,
+        rc.min_workers,
+        rc.standby_park_us
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::topology::tests::small;
+    use super::*;
+
+    fn pool(mode: RamMode, n: usize) -> LocalPool {
+        let mut c = small();
+        c.local_worker_pps = Some(1000.0);
+        c.headroom = 1.0;
+        c.release_hold_s = 5.0;
+        c.min_workers = 1;
+        LocalPool::new(&c, mode, n)
+    }
+
+    #[test]
+    fn reactive_wakes_on_threshold_and_parks_after_the_hold() {
+        let mut p = pool(RamMode::Reactive, 4);
+        // Cold start: the measured rate is zero, one worker active.
+        assert_eq!(p.active(), 1);
+        assert!(p.in_standby(3) && !p.in_standby(0));
+        assert_eq!(p.parks, vec![0, 1, 1, 1]);
+        // Within the band (up 0.8 of one worker's 1000 pps): nothing changes.
+        assert_eq!(p.step(0.0, 0.0, 700.0, None), (0, 0));
+        // Above the threshold: woken at once, late (the traffic was there first).
+        assert_eq!(p.step(1.0, 1.0, 2500.0, None), (2, 0));
+        assert_eq!(p.active(), 3);
+        assert_eq!((p.early, p.late), (0, 2));
+        assert_eq!(p.wakes, vec![0, 1, 1, 0]);
+        assert!((p.standby_s(1, 1.0) - 1.0).abs() < 1e-9);
+        // 500 pps needs one worker: parked only after 5 s below.
+        for t in 2..7 {
+            assert_eq!(p.step(f64::from(t), f64::from(t), 500.0, None), (0, 0));
+        }
+        assert_eq!(p.step(7.0, 7.0, 500.0, None), (0, 2));
+        assert_eq!(p.active(), 1);
+        assert_eq!(p.parks, vec![0, 2, 2, 1]);
+        assert!(
+            (p.standby_s(1, 9.0) - 3.0).abs() < 1e-9,
+            "1 s, then 2 s so far"
+        );
+        assert!(
+            (p.standby_s(3, 9.0) - 9.0).abs() < 1e-9,
+            "in standby throughout"
+        );
+    }
+
+    #[test]
+    fn predictive_wakes_ahead_static_keeps_all() {
+        let mut p = pool(RamMode::Predictive, 4);
+        for t in 0..=5 {
+            p.step(f64::from(t), f64::from(t), 100.0, Some(100.0));
+        }
+        assert_eq!(p.active(), 1);
+        // The forecast says 3000 pps: woken before the measured rate gets there.
+        assert_eq!(p.step(6.0, 6.0, 100.0, Some(3000.0)), (2, 0));
+        assert_eq!((p.early, p.late), (2, 0));
+        let mut s = pool(RamMode::Static, 4);
+        for t in 0..20 {
+            assert_eq!(s.step(f64::from(t), f64::from(t), 0.0, None), (0, 0));
+        }
+        assert_eq!(s.active(), 4);
+        assert_eq!(s.parks, vec![0; 4]);
+    }
+
+    #[test]
+    fn workers_for_is_clamped() {
+        assert_eq!(workers_for(0.0, 1.25, 100.0, 1, 4), 1);
+        assert_eq!(workers_for(250.0, 1.25, 100.0, 1, 4), 4);
+        assert_eq!(workers_for(170.0, 1.0, 100.0, 1, 4), 2);
+        assert_eq!(workers_for(f64::INFINITY, 1.0, 100.0, 1, 4), 4);
+        assert_eq!(workers_for(0.0, 1.0, 100.0, 3, 2), 2);
+    }
+}

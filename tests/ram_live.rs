@@ -1,0 +1,308 @@
+//! The RAM inside `steerd run` (`[ram] live = true`) on the mem generator: it publishes
+//! the steering table (its own entries replace the config's), steered packets follow
+//! them, nothing is dropped, and in reactive mode steerd's own workers go to standby
+//! under low traffic and are woken under high traffic. The ctl socket shows it in
+//! `/status`, refuses a reload that would replace its entries, and a route change
+//! keeps them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::running::Running;
+use serde_json::Value;
+use steerd::app::{Appliance, RunOptions, Summary};
+use steerd::config::Config;
+use steerd::ctl::proto::Request;
+
+/// Three workers, one generator port (`rate` pps over all workers, half the flows with
+/// steering headers for destinations 1 and 2 of `[steering]`). The RAM's topology
+/// serves destination 1 only, so its table steers 1 and drops the config's entry for 2.
+fn config(mode: &str, rate: u64) -> String {
+    format!(
+        r#"
+[general]
+workers = 3
+pin_cores = false
+idle_park_us = 0
+telemetry_destinations = 8
+
+[[ports]]
+name = "p0"
+backend = "mem"
+mac = "02:00:00:00:00:10"
+trusted = true
+[ports.generator]
+flows = 64
+dst = ["198.18.0.0/16"]
+sizes = [64]
+steered_fraction = 0.5
+rate_pps = {rate}
+
+[[ports]]
+name = "p1"
+backend = "mem"
+mac = "02:00:00:00:00:11"
+
+[[next_hops]]
+name = "steer-a"
+port = "p1"
+mac = "02:00:00:00:01:01"
+
+[[next_hops]]
+name = "r1"
+port = "p1"
+mac = "02:00:00:00:01:10"
+dest = 1
+
+[[routes]]
+prefix = "198.18.0.0/16"
+via = "r1"
+
+[steering]
+keys = ["5465737420676f6f64206b6579203031"]
+epoch = 1
+max_epoch_age = 1000000
+
+[[steering.destinations]]
+id = 1
+next_hop = "r1"
+max_priority = 3
+
+[[steering.destinations]]
+id = 2
+next_hop = "r1"
+max_priority = 3
+
+[ram]
+mode = "{mode}"
+live = true
+tick_ms = 100
+measure_s = 0.3
+release_hold_s = 0.3
+headroom = 1.0
+worker_pps = 100000
+local_worker_pps = 4000
+min_workers = 1
+standby_park_us = 1000
+
+[[ram.regions]]
+name = "eu"
+budget = 8
+
+[[ram.zones]]
+name = "eu-w"
+region = "eu"
+budget = 8
+
+[[ram.sites]]
+name = "fra"
+zone = "eu-w"
+max_workers = 4
+
+[[ram.links]]
+a = "edge"
+b = "fra"
+latency_us = 100
+capacity_pps = 1000000
+next_hop = "steer-a"
+
+[[ram.destinations]]
+id = 1
+site = "fra"
+"#
+    )
+}
+
+fn run(mode: &str, rate: u64, secs: u64) -> Summary {
+    let cfg = Config::from_toml(
+        &config(mode, rate),
+        "ram_live",
+        std::path::Path::new("."),
+        false,
+    )
+    .unwrap();
+    let opts = RunOptions {
+        duration: Some(Duration::from_secs(secs)),
+        quiet: true,
+        ..RunOptions::default()
+    };
+    Appliance::build(cfg, &opts).unwrap().run(&opts).unwrap()
+}
+
+/// What every live run shows: publications, steering of destination 1 (and only 1),
+/// nothing lost.
+fn common_checks(s: &Summary) -> Value {
+    let j = s.to_json();
+    let ram = j["ram"].clone();
+    assert_eq!(ram["state"], "stopped", "{ram}");
+    assert!(ram["publications"].as_u64().unwrap() > 0, "{ram}");
+    assert_eq!(ram["steered_destinations"], serde_json::json!([1]), "{ram}");
+    assert!(ram["epoch"].as_u64().unwrap() > 1, "epoch advanced: {ram}");
+    let t = &s.total;
+    assert!(t.steered > 0, "steered packets: {j}");
+    assert_eq!(t.total_drops(), 0, "{}", j["drops"]);
+    assert!(t.accounted(), "rx = tx + drops + local");
+    // Destination 2 is the config's, not the RAM's: its headers fall back to LPM.
+    assert!(
+        j["steering_fallbacks"]["unknown_dest"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{}",
+        j["steering_fallbacks"]
+    );
+    ram
+}
+
+#[test]
+fn reactive_low_traffic_puts_workers_in_standby() {
+    let s = run("reactive", 1500, 3);
+    let ram = common_checks(&s);
+    assert_eq!(ram["mode"], "reactive");
+    let w = &ram["workers"];
+    assert_eq!(w["total"], 3);
+    // 1500 pps of 4000 per worker: one active, two in standby all along.
+    assert_eq!(w["active"], 1, "{w}");
+    assert_eq!(w["standby"], 2, "{w}");
+    assert_eq!(w["wakes"], 0, "{w}");
+    let standby_s = w["standby_s"].as_f64().unwrap();
+    assert!(standby_s > 4.0, "two workers for ~3 s: {w}");
+    assert_eq!(w["per_worker"][0]["state"], "active");
+    assert_eq!(w["per_worker"][2]["state"], "standby");
+    // The workers parked in standby (idle_park_us is 0: they would never park else).
+    assert!(s.total.standby_parks > 100, "{}", s.total.standby_parks);
+    assert!(s.total.standby_parked_ns > 1_000_000_000);
+    assert_eq!(s.total.parks, s.total.standby_parks);
+}
+
+#[test]
+fn reactive_high_traffic_wakes_workers() {
+    let s = run("reactive", 30_000, 3);
+    let ram = common_checks(&s);
+    let w = &ram["workers"];
+    // 30 kpps of 4000 per worker: all three woken early in the run, kept awake.
+    assert_eq!(w["active"], 3, "{w}");
+    assert_eq!(w["standby"], 0, "{w}");
+    assert!(w["wakes"].as_u64().unwrap() >= 2, "{w}");
+    assert_eq!(w["per_worker"][2]["wakes"], 1, "{w}");
+    assert!(ram["prepositions"]["late"].as_u64().unwrap() >= 2, "{ram}");
+    assert!(s.total.rx > 50_000, "{}", s.total.rx);
+}
+
+#[test]
+fn static_keeps_every_worker_and_steers() {
+    let s = run("static", 1500, 2);
+    let ram = common_checks(&s);
+    let w = &ram["workers"];
+    assert_eq!(w["active"], 3, "{w}");
+    assert_eq!(
+        (w["wakes"].as_u64(), w["parks"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(w["standby_s"].as_f64(), Some(0.0));
+    assert_eq!(s.total.standby_parks, 0);
+}
+
+#[test]
+fn ctl_shows_the_ram_and_respects_its_steering_table() {
+    let r = Running::start(&config("reactive", 2000), false);
+    r.wait_for("a RAM publication", |r| {
+        r.status()["components"]["ram"]["publications"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    });
+    let st = r.status();
+    let ram = &st["components"]["ram"];
+    assert_eq!(ram["state"], "running", "{ram}");
+    assert_eq!(ram["mode"], "reactive");
+    assert_eq!(ram["steered_destinations"], serde_json::json!([1]));
+    assert_eq!(st["tables"]["steering_destinations"], 1, "{}", st["tables"]);
+    // A reload that would replace the RAM's entries is refused, naming the field.
+    let path = r.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("id = 2\n", "id = 3\n")).unwrap();
+    let e = r.err(Request::Reload { config: None });
+    assert_eq!(e["code"], "steering_owned", "{e}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.contains("live RAM") && msg.contains("steering.destinations"),
+        "{msg}"
+    );
+    std::fs::write(&path, &text).unwrap();
+    // A route change keeps the RAM's steering entries and epoch.
+    let epoch = st["tables"]["steering_epoch"].as_u64().unwrap();
+    r.ok(Request::RoutesAdd {
+        prefix: "203.0.113.0/24".into(),
+        via: vec!["r1".into()],
+        replace: false,
+    });
+    let st = r.status();
+    assert_eq!(st["tables"]["steering_destinations"], 1, "{}", st["tables"]);
+    assert!(st["tables"]["steering_epoch"].as_u64().unwrap() >= epoch);
+    let s = r.finish();
+    assert!(s.total.steered > 0);
+    assert_eq!(s.total.total_drops(), 0);
+    assert!(!s.to_json()["ram"].is_null());
+}
+
+#[test]
+fn predictive_without_the_engine_is_a_config_error_naming_ram_mode() {
+    let text = config("predictive", 1000);
+    let e = Config::from_toml(&text, "ram_live", std::path::Path::new("."), false).unwrap_err();
+    assert_eq!(e.field, "ram.mode", "{e}");
+    assert!(e.to_string().contains("predictive"), "{e}");
+}
+
+#[cfg(feature = "tpe")]
+#[test]
+fn predictive_follows_the_engine_forecast() {
+    // Buckets of 100 ms (time_scale 600): forecasts from the first bucket on.
+    let text = format!(
+        "{}\n[tpe]\nenabled = true\ntime_scale = 600\nbaselines_only = true\n",
+        config("predictive", 1500)
+    );
+    let cfg = Config::from_toml(&text, "ram_live", std::path::Path::new("."), false).unwrap();
+    let opts = RunOptions {
+        duration: Some(Duration::from_secs(3)),
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let s = Appliance::build(cfg, &opts).unwrap().run(&opts).unwrap();
+    let ram = common_checks(&s);
+    assert_eq!(ram["mode"], "predictive");
+    let p = ram["predicted_pps"].as_f64().expect("a forecast was read");
+    assert!(p > 100.0, "predicted {p} pps of ~1500: {ram}");
+    let w = &ram["workers"];
+    // ~1500 pps forecast and measured: one worker of 4000 pps is enough.
+    assert_eq!(w["active"], 1, "{w}");
+    assert!(w["standby_s"].as_f64().unwrap() > 3.0, "{w}");
+    assert!(s.to_json()["tpe"]["buckets"].as_u64().unwrap() > 5);
+}
+
+/// `steerd check` accepts the commented example and prints the RAM's summary line.
+#[test]
+fn conf_ram_live_toml_passes_steerd_check() {
+    let conf = common::root().join("conf/ram-live.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_steerd"))
+        .args(["check", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ram = text
+        .lines()
+        .find(|l| l.starts_with("ram: "))
+        .unwrap_or_else(|| panic!("no ram line: {text}"));
+    assert!(ram.contains("reactive mode, 2 site(s)"), "{ram}");
+    assert!(
+        ram.contains("live: tick 200 ms, owns the steering table"),
+        "{ram}"
+    );
+    let cfg = Config::load(&conf).unwrap();
+    assert!(cfg.ram.as_ref().is_some_and(|r| r.live));
+}
