@@ -12,11 +12,17 @@
 //!   generator → marker → SAFE → telemetry → TPE → RAM → tables, measured.
 //! - [`timeline`]: `steerd ram timeline --plot`, predicted demand, actual traffic and
 //!   capacity over a run.
+//! - [`steer`]: the steering table of a plan (one entry per steered destination, on
+//!   its primary path's first next hop), shared by [`sim`] and [`live`].
+//! - [`live`]: the RAM inside `steerd run` (`[ram] live = true`, the `steerd-ram`
+//!   thread): measured telemetry and the TPE's forecast in, steering tables and the
+//!   workers' standby flags out.
 //!
 //! The RAM publishes steering tables like the other writers (config reload, ctl, the
 //! control plane): it builds a new [`crate::safe::tables::Tables`] off the fast path with
 //! [`crate::safe::tables::Tables::with_steering`] and swaps it in through the
-//! [`crate::safe::tables::TableHandle`]; workers pick it up between bursts.
+//! [`crate::safe::tables::TableHandle`]; workers pick it up between bursts. While the
+//! live RAM runs it owns the steering table (docs/design.md "Who publishes tables").
 
 #[cfg(feature = "tpe")]
 pub mod cli;
