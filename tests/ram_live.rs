@@ -239,10 +239,21 @@ fn ctl_shows_the_ram_and_respects_its_steering_table() {
     let st = r.status();
     assert_eq!(st["tables"]["steering_destinations"], 1, "{}", st["tables"]);
     assert!(st["tables"]["steering_epoch"].as_u64().unwrap() >= epoch);
+    // A key rotation keeps the entries too.
+    r.ok(Request::KeysRotate { key: None });
+    let st = r.status();
+    assert_eq!(st["tables"]["steering_destinations"], 1, "{}", st["tables"]);
+    // A reload that leaves the steering section alone applies, keeping the entries.
+    let rel = r.ok(Request::Reload { config: None });
+    assert!(rel["generation"].as_u64().is_some(), "{rel}");
+    let st = r.status();
+    assert_eq!(st["tables"]["steering_destinations"], 1, "{}", st["tables"]);
     let s = r.finish();
     assert!(s.total.steered > 0);
     assert_eq!(s.total.total_drops(), 0);
-    assert!(!s.to_json()["ram"].is_null());
+    let ram = &s.to_json()["ram"];
+    // Nobody replaced the RAM's table behind its back (it would have republished).
+    assert_eq!(ram["republished_after_overwrite"], 0, "{ram}");
 }
 
 #[test]

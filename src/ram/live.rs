@@ -307,6 +307,8 @@ struct Ram {
     steered: Vec<bool>,
     paths: Vec<Option<DestPath>>,
     publications: u64,
+    /// Publications made because the table in force was no longer this RAM's.
+    republished: u64,
     epoch: u32,
     measured_pps: f64,
     predicted_pps: Option<f64>,
@@ -386,7 +388,14 @@ impl Ram {
                     .and_then(|&l| self.link_nh.get(l).copied().flatten())
             })
             .collect();
-        if self.published.as_ref() != Some(&entries) {
+        // Publish when the entries change, and when another publisher's snapshot no
+        // longer carries this RAM's table (its epoch moved away from ours).
+        let replaced =
+            self.publications > 0 && self.inputs.tables.load().steering.epoch != self.epoch;
+        if replaced {
+            self.republished += 1;
+        }
+        if replaced || self.published.as_ref() != Some(&entries) {
             let (link_nh, steered, paths) = (&self.link_nh, &self.steered, &self.paths);
             let mut epoch = 0;
             self.inputs.tables.update(|cur| {
@@ -452,6 +461,7 @@ impl Ram {
             "steered_destinations": steered,
             "steered": steered.len(),
             "publications": self.publications,
+            "republished_after_overwrite": self.republished,
             "epoch": self.epoch,
             "measured_pps": round3(self.measured_pps),
             "predicted_pps": self.predicted_pps.map(round3),
@@ -531,6 +541,7 @@ impl LiveRam {
             steered: vec![false; topo.n_dest()],
             paths: vec![None; topo.n_dest()],
             publications: 0,
+            republished: 0,
             epoch: 0,
             measured_pps: 0.0,
             predicted_pps: None,
