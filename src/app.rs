@@ -1093,9 +1093,14 @@ impl Appliance {
             run: self.ctl.clone(),
             forecast,
         };
-        crate::ram::live::LiveRam::start(&self.config, inputs)
-            .map(Some)
-            .map_err(SetupError::Other)
+        let ram =
+            crate::ram::live::LiveRam::start(&self.config, inputs).map_err(SetupError::Other)?;
+        let c = crate::ram::live::RamCollector(ram.shared());
+        self.metrics.with(|r| {
+            r.sub_registry_with_prefix("ram")
+                .register_collector(Box::new(c))
+        });
+        Ok(Some(ram))
     }
 
     /// Starts the `ctl` thread: metrics, status, the ctl socket, SIGHUP reloads.

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::running::Running;
+use common::running::{Running, http_get};
 use serde_json::Value;
 use steerd::app::{Appliance, RunOptions, Summary};
 use steerd::config::Config;
@@ -205,7 +205,7 @@ fn static_keeps_every_worker_and_steers() {
 
 #[test]
 fn ctl_shows_the_ram_and_respects_its_steering_table() {
-    let r = Running::start(&config("reactive", 2000), false);
+    let r = Running::start(&config("reactive", 2000), true);
     r.wait_for("a RAM publication", |r| {
         r.status()["components"]["ram"]["publications"]
             .as_u64()
@@ -217,6 +217,14 @@ fn ctl_shows_the_ram_and_respects_its_steering_table() {
     assert_eq!(ram["mode"], "reactive");
     assert_eq!(ram["steered_destinations"], serde_json::json!([1]));
     assert_eq!(st["tables"]["steering_destinations"], 1, "{}", st["tables"]);
+    let (code, _, body) = http_get(r.metrics.unwrap(), "/metrics", None);
+    assert_eq!(code, 200);
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("steerd_ram_publications_total "))
+        .unwrap_or_else(|| panic!("no steerd_ram_publications_total in {body}"));
+    assert!(!line.ends_with(" 0"), "{line}");
+    assert!(body.contains("steerd_ram_workers_standby "), "{body}");
     // A reload that would replace the RAM's entries is refused, naming the field.
     let path = r.config_path();
     let text = std::fs::read_to_string(&path).unwrap();

@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 use serde_json::{Value, json};
 
 use super::path::{self, DestPath, PathWeights};
@@ -36,6 +38,7 @@ use super::plan::{Demand, Planner};
 use super::steer;
 use super::topology::{RamConfig, RamMode, Topology};
 use crate::config::Config;
+use crate::ctl::metrics::{counter, gauge};
 use crate::safe::tables::TableHandle;
 use crate::safe::worker::RunControl;
 use crate::telemetry::DestCounters;
@@ -264,6 +267,71 @@ impl RamShared {
 
     fn set(&self, v: Value) {
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+}
+
+/// `steerd_ram_*` on `/metrics`: the live RAM's last tick (read from [`RamShared`]).
+#[derive(Clone)]
+pub struct RamCollector(pub Arc<RamShared>);
+
+impl std::fmt::Debug for RamCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RamCollector")
+    }
+}
+
+impl Collector for RamCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let v = self.0.status();
+        let e = &mut e;
+        let u = |x: &Value| x.as_u64().unwrap_or(0);
+        let f = |x: &Value| x.as_f64().unwrap_or(0.0);
+        let w = &v["workers"];
+        counter(
+            e,
+            "publications",
+            "Steering tables the live RAM published",
+            u(&v["publications"]),
+        )?;
+        counter(
+            e,
+            "worker_wakes",
+            "Workers woken from standby",
+            u(&w["wakes"]),
+        )?;
+        counter(e, "worker_parks", "Workers put in standby", u(&w["parks"]))?;
+        counter(
+            e,
+            "prepositions_early",
+            "Wakes (workers and data centers) ready before the traffic exceeded capacity",
+            u(&v["prepositions"]["early"]),
+        )?;
+        counter(
+            e,
+            "prepositions_late",
+            "Wakes the traffic beat",
+            u(&v["prepositions"]["late"]),
+        )?;
+        gauge(e, "workers_active", "Workers active", f(&w["active"]))?;
+        gauge(e, "workers_standby", "Workers in standby", f(&w["standby"]))?;
+        gauge(
+            e,
+            "worker_standby_seconds",
+            "Seconds workers spent in standby, summed over workers",
+            f(&w["standby_s"]),
+        )?;
+        gauge(
+            e,
+            "steered_destinations",
+            "Destinations with a steering entry the RAM published",
+            f(&v["steered"]),
+        )?;
+        gauge(
+            e,
+            "measured_pps",
+            "Packets per second the live RAM measured (all destinations)",
+            f(&v["measured_pps"]),
+        )
     }
 }
 
