@@ -184,7 +184,7 @@ fn reactive_high_traffic_wakes_workers() {
     assert_eq!(w["active"], 3, "{w}");
     assert_eq!(w["standby"], 0, "{w}");
     assert!(w["wakes"].as_u64().unwrap() >= 2, "{w}");
-    assert_eq!(w["per_worker"][2]["wakes"], 1, "{w}");
+    assert!(w["per_worker"][2]["wakes"].as_u64().unwrap() >= 1, "{w}");
     assert!(ram["prepositions"]["late"].as_u64().unwrap() >= 2, "{ram}");
     assert!(s.total.rx > 50_000, "{}", s.total.rx);
 }
