@@ -567,7 +567,8 @@ impl CtlState {
 }
 
 /// What a reload would change of the steering table the live RAM owns: its entries
-/// (`steering.destinations`), its epoch and the next hops its entries point at.
+/// (`steering.destinations`), its epoch, and the next hops its entries point at (their
+/// names and order: the entries hold next-hop indices; a MAC change is fine).
 pub fn ram_owned_changes(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
     let (a, b) = (&old.steering, &new.steering);
@@ -580,8 +581,13 @@ pub fn ram_owned_changes(old: &Config, new: &Config) -> Vec<String> {
     if a.max_epoch_age != b.max_epoch_age {
         out.push("steering.max_epoch_age".to_string());
     }
-    if old.next_hops != new.next_hops {
-        out.push("next_hops".to_string());
+    if !old
+        .next_hops
+        .iter()
+        .map(|n| &n.name)
+        .eq(new.next_hops.iter().map(|n| &n.name))
+    {
+        out.push("next_hops (names or order)".to_string());
     }
     out
 }
@@ -720,5 +726,35 @@ mod tests {
                 .replace("shards = 1", "shards = 2")),
         );
         assert_eq!(r, vec!["tpe.time_scale", "tpe.shards"]);
+    }
+
+    #[test]
+    fn what_the_live_ram_owns() {
+        let base = crate::config::DEFAULT_TOML;
+        let old = cfg(base);
+        assert!(ram_owned_changes(&old, &cfg(base)).is_empty());
+        // Keys, routes, port flags and next-hop MACs leave the RAM's entries valid.
+        let fine = base
+            .replace(r#"prefix = "198.19.0.0/16""#, r#"prefix = "198.20.0.0/16""#)
+            .replace(
+                r#"mac = "02:00:00:00:01:02""#,
+                r#"mac = "02:00:00:00:01:03""#,
+            )
+            .replace("trusted = true ", "trusted = false ");
+        assert!(ram_owned_changes(&old, &cfg(&fine)).is_empty());
+        let owned = base
+            .replace("epoch = 1", "epoch = 2")
+            .replace("id = 20", "id = 21")
+            .replace(r#"name = "to-p1-b""#, r#"name = "to-p1-c""#)
+            .replace(r#"next_hop = "to-p1-b""#, r#"next_hop = "to-p1-c""#)
+            .replace(r#""to-p1", "to-p1-b"]"#, r#""to-p1", "to-p1-c"]"#);
+        assert_eq!(
+            ram_owned_changes(&old, &cfg(&owned)),
+            vec![
+                "steering.destinations",
+                "steering.epoch",
+                "next_hops (names or order)"
+            ]
+        );
     }
 }

@@ -21,8 +21,9 @@
 //! `time_scale` when `[tpe]` is enabled, wall seconds otherwise.
 //!
 //! Ownership: while the live RAM runs it owns the steering table; `reload` may not
-//! change `steering.destinations`, `steering.epoch`/`max_epoch_age` or the next hops
-//! (see [`crate::ctl::ops`]), and route publications keep the current steering table.
+//! change `steering.destinations`, `steering.epoch`/`max_epoch_age` or the next hops'
+//! names or order (see [`crate::ctl::ops`]), and route publications keep the current
+//! steering table.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
