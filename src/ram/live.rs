@@ -415,7 +415,10 @@ impl Ram {
         let rate = |d: usize| self.ring.iter().map(|r| r[d]).sum::<u64>() as f64 / filled;
         let nd = self.topo.n_dest();
         let all: Vec<f64> = (0..tot.len()).map(rate).collect();
-        let measured: Vec<f64> = all[..nd].to_vec();
+        // (Validation keeps every RAM destination below the telemetry's range.)
+        let measured: Vec<f64> = (0..nd)
+            .map(|d| if d + 1 < all.len() { all[d] } else { 0.0 })
+            .collect();
         self.measured_pps = all.iter().sum();
         let forecast = match (self.mode, self.inputs.forecast.as_ref()) {
             (RamMode::Predictive, Some(f)) => f(),
@@ -445,18 +448,7 @@ impl Ram {
         self.steered = (0..nd).map(|d| self.planner.steered(d)).collect();
         let (paths, _) = path::place(&self.topo, &self.weights, self.planner.expected());
         self.paths = paths;
-        let entries: Vec<Option<u16>> = (0..nd)
-            .map(|d| {
-                if !self.steered[d] {
-                    return None;
-                }
-                let p = self.paths[d].as_ref()?;
-                p.primary
-                    .links
-                    .first()
-                    .and_then(|&l| self.link_nh.get(l).copied().flatten())
-            })
-            .collect();
+        let entries = steer::entries(&self.link_nh, &self.steered, &self.paths);
         // Publish when the entries change, and when another publisher's snapshot no
         // longer carries this RAM's table (its epoch moved away from ours).
         let replaced =
@@ -465,11 +457,10 @@ impl Ram {
             self.republished += 1;
         }
         if replaced || self.published.as_ref() != Some(&entries) {
-            let (link_nh, steered, paths) = (&self.link_nh, &self.steered, &self.paths);
             let mut epoch = 0;
             self.inputs.tables.update(|cur| {
                 epoch = cur.steering.epoch.wrapping_add(1);
-                let st = steer::steering_table(&cur.steering, epoch, link_nh, steered, paths);
+                let st = steer::steering_table(&cur.steering, epoch, &entries);
                 Some(cur.with_steering(st))
             });
             self.epoch = epoch;

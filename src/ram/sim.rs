@@ -256,8 +256,8 @@ impl Edge {
     fn publish(&mut self, steered: &[bool], paths: &[Option<DestPath>]) {
         let cur = self.handle.load();
         self.epoch = self.epoch.wrapping_add(1);
-        let st =
-            super::steer::steering_table(&cur.steering, self.epoch, &self.link_nh, steered, paths);
+        let entries = super::steer::entries(&self.link_nh, steered, paths);
+        let st = super::steer::steering_table(&cur.steering, self.epoch, &entries);
         let t: Tables = cur.with_steering(st);
         drop(cur);
         self.handle.publish(t);

@@ -30,30 +30,36 @@ pub fn link_next_hops(cfg: &Config, topo: &Topology) -> Result<Vec<Option<u16>>,
     Ok(link_nh)
 }
 
-/// A steering table with `cur`'s keys and epoch age at `epoch`, with an entry for every
-/// steered destination (`steered[d]`) that has a path, on the next hop of the path's
-/// first link (`link_nh`, from [`link_next_hops`]).
-pub fn steering_table(
-    cur: &SteeringTable,
-    epoch: u32,
+/// The steering entry of each destination: the next hop (from `link_nh`, see
+/// [`link_next_hops`]) of the first link of its primary path, for every steered
+/// destination (`steered[d]`) that has one; `None` for the others.
+pub fn entries(
     link_nh: &[Option<u16>],
     steered: &[bool],
     paths: &[Option<DestPath>],
-) -> SteeringTable {
+) -> Vec<Option<u16>> {
+    steered
+        .iter()
+        .enumerate()
+        .map(|(d, &on)| {
+            if !on {
+                return None;
+            }
+            let p = paths.get(d)?.as_ref()?;
+            p.primary
+                .links
+                .first()
+                .and_then(|&l| link_nh.get(l).copied().flatten())
+        })
+        .collect()
+}
+
+/// A steering table with `cur`'s keys and epoch age at `epoch`, with one entry per
+/// destination that has a next hop in `entries` (from [`entries`]).
+pub fn steering_table(cur: &SteeringTable, epoch: u32, entries: &[Option<u16>]) -> SteeringTable {
     let mut st = SteeringTable::new(cur.keys, epoch, cur.max_epoch_age);
-    for (d, on) in steered.iter().enumerate() {
-        if !on {
-            continue;
-        }
-        let Some(p) = paths.get(d).and_then(|p| p.as_ref()) else {
-            continue;
-        };
-        let Some(nh) = p
-            .primary
-            .links
-            .first()
-            .and_then(|&l| link_nh.get(l).copied().flatten())
-        else {
+    for (d, nh) in entries.iter().enumerate() {
+        let Some(nh) = *nh else {
             continue;
         };
         // Cannot fail: ids come from the topology (≤ u16::MAX).
@@ -66,4 +72,52 @@ pub fn steering_table(
         );
     }
     st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::path::{PathWeights, place};
+    use super::super::topology::tests::small;
+    use super::*;
+    use crate::steering::{Key, SteeringKeys};
+
+    #[test]
+    fn entries_follow_the_primary_paths_first_hop() {
+        let t = Topology::build(&small()).unwrap();
+        let w = PathWeights {
+            latency: 1.0,
+            cost: 10.0,
+            congestion: 4.0,
+        };
+        // fra (0) lightly loaded: via r1; ams (1): only via r2.
+        let (paths, _) = place(&t, &w, &[10.0, 10.0]);
+        let link_nh: Vec<Option<u16>> = t
+            .links
+            .iter()
+            .map(|l| match l.next_hop.as_deref() {
+                Some("via-r1") => Some(7),
+                Some("via-r2") => Some(9),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            entries(&link_nh, &[true, true], &paths),
+            vec![Some(7), Some(9)]
+        );
+        let e = entries(&link_nh, &[false, true, true], &paths);
+        assert_eq!(e, vec![None, Some(9), None], "off, on, no path");
+        let cur = SteeringTable::new(
+            SteeringKeys {
+                current: Key::from_bytes([1; 16]),
+                previous: None,
+            },
+            4,
+            9,
+        );
+        let st = steering_table(&cur, 5, &e);
+        assert_eq!((st.epoch, st.max_epoch_age, st.len()), (5, 9, 1));
+        assert!(st.keys.current == cur.keys.current && st.keys.previous.is_none());
+        assert_eq!(st.get(1).map(|x| x.next_hop), Some(9));
+        assert!(st.get(0).is_none());
+    }
 }
