@@ -424,9 +424,30 @@ impl Ram {
             (RamMode::Predictive, Some(f)) => f(),
             _ => None,
         };
+        // The trend nowcast over the wake time (in ticks), once the window is full.
+        let nowcast_on = self.cfg.nowcast && self.ticks as usize >= self.ring.len();
+        let ahead = self.cfg.wake_s / self.time_scale / self.tick_s;
+        let mut window = Vec::with_capacity(self.ring.len());
+        let mut nowcast = |d: usize| -> f64 {
+            if !nowcast_on {
+                return 0.0;
+            }
+            let len = self.ring.len();
+            window.clear();
+            window.extend(
+                (0..len).map(|k| self.ring[(slot + len - k) % len][d] as f64 / self.tick_s),
+            );
+            super::plan::nowcast(&window, ahead).unwrap_or(0.0)
+        };
         let fc: Option<Vec<f64>> = forecast.as_ref().map(|f| {
             (0..nd)
-                .map(|d| f.get(d).copied().unwrap_or(0.0).max(measured[d]))
+                .map(|d| {
+                    f.get(d)
+                        .copied()
+                        .unwrap_or(0.0)
+                        .max(measured[d])
+                        .max(nowcast(d))
+                })
                 .collect()
         });
         // What this edge sends each data center.
@@ -442,6 +463,7 @@ impl Ram {
                 measured: &measured,
                 forecast: fc.as_deref(),
                 site_arrivals: &site_arrivals,
+                event_hold: &[],
             },
         );
         // Steering: publish when the entries change.

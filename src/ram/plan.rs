@@ -4,9 +4,11 @@
 //!
 //! Per data center the planner computes a target worker count from the demand its mode
 //! sees (see [`RamMode`]):
-//! - **predictive**: the TPE's forecast for the next `lead_s`, with the measured rate as
-//!   a floor, and the reactive rule on top (so an unforecast surge is still met as fast
-//!   as reactive would);
+//! - **predictive**: the TPE's forecast for the next `lead_s` (raised by the calendar's
+//!   announced events and a margin of its recent error), the trend [`nowcast`] of a
+//!   rising rate over `wake_s`, the measured rate as a floor, and the reactive rule on
+//!   top; it releases after `predictive_release_hold_s`, except while an announced
+//!   event runs or is due (`release_hold_s`);
 //! - **reactive**: the measured rate, acted on only when utilization of the provisioned
 //!   capacity leaves `[down_threshold, up_threshold]`;
 //! - **static**: the peak of the history, fixed.
@@ -70,6 +72,9 @@ pub struct Demand<'a> {
     pub forecast: Option<&'a [f64]>,
     /// Packets per logical second that reached each data center in the last tick.
     pub site_arrivals: &'a [f64],
+    /// Per site: an announced event is running or due within the lead time; predictive
+    /// then releases capacity only after `release_hold_s` (empty: none).
+    pub event_hold: &'a [bool],
 }
 
 /// What changed in one step.
@@ -108,6 +113,24 @@ fn workers_for(pps: f64, cfg: &RamConfig) -> u32 {
     (pps.max(0.0) * cfg.headroom / cfg.worker_pps)
         .ceil()
         .min(u32::MAX as f64) as u32
+}
+
+/// The trend nowcast: from one destination's rate over the measure window, one sample
+/// per tick (newest first), the rate `ahead` ticks from now if the rise of the newer
+/// half over the older half goes on. `None` when the rate is not rising (or the window
+/// is shorter than 2). Predictive mode provisions for it (see [`RamConfig::nowcast`]).
+pub fn nowcast(newest_first: &[f64], ahead: f64) -> Option<f64> {
+    let half = newest_first.len() / 2;
+    if half == 0 {
+        return None;
+    }
+    let (new, old) = newest_first.split_at(half);
+    let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
+    let (mn, mo) = (mean(new), mean(old));
+    // The halves' centres are `len / 2` ticks apart; the newer one's is `(half − 1) / 2`
+    // ticks ago.
+    let slope = (mn - mo) / (newest_first.len() as f64 / 2.0);
+    (slope > 0.0).then(|| mn + slope * (ahead + (half as f64 - 1.0) / 2.0))
 }
 
 /// Scales `req[i]` for `i` in `members` down to at most `budget` in total (each keeps at
@@ -361,7 +384,12 @@ impl Planner {
             } else if g < prov {
                 let since = *st.hold_since.get_or_insert(now);
                 st.hold_max = if since == now { g } else { st.hold_max.max(g) };
-                if now - since >= cfg.release_hold_s {
+                let event = d.event_hold.get(s).copied().unwrap_or(false);
+                let hold = match (self.mode, cfg.predictive_release_hold_s) {
+                    (RamMode::Predictive, Some(h)) if !event => h,
+                    _ => cfg.release_hold_s,
+                };
+                if now - since >= hold {
                     let mut drop_n = prov - st.hold_max;
                     ch.parked += drop_n;
                     self.parked_total += u64::from(drop_n);
@@ -407,6 +435,7 @@ mod tests {
                 measured: &m,
                 forecast: f.as_ref().map(|f| &f[..]),
                 site_arrivals: &arrivals,
+                event_hold: &[],
             },
         )
     }
@@ -475,6 +504,68 @@ mod tests {
             step(&mut p, f64::from(t), [0.0, 0.0], Some([0.0, 0.0]));
         }
         assert!(!p.steered(1), "released after the hold");
+    }
+
+    #[test]
+    fn nowcast_extrapolates_a_rise_only() {
+        // 10 pps more every second over a 10-second window, newest first: the newer
+        // half's mean is 100 + 10·7 at t−2; 60 s after now the rate is 100 + 10·69.
+        let w: Vec<f64> = (0..10).rev().map(|k| 100.0 + 10.0 * f64::from(k)).collect();
+        let n = nowcast(&w, 60.0).unwrap();
+        assert!((n - 790.0).abs() < 1e-9, "{n}");
+        let flat = vec![500.0; 10];
+        assert_eq!(nowcast(&flat, 60.0), None);
+        let falling: Vec<f64> = w.iter().rev().copied().collect();
+        assert_eq!(nowcast(&falling, 60.0), None);
+        assert_eq!(nowcast(&[5.0], 60.0), None);
+    }
+
+    #[test]
+    fn predictive_releases_sooner_unless_an_event_is_due() {
+        let mut c = small();
+        c.wake_s = 0.0;
+        c.release_hold_s = 30.0;
+        c.predictive_release_hold_s = Some(5.0);
+        c.headroom = 1.0;
+        let t = Topology::build(&c).unwrap();
+        let run = |event: bool| {
+            let mut p = Planner::new(
+                &c,
+                &t,
+                RamMode::Predictive,
+                &[400.0, 100.0],
+                &[100.0, 100.0],
+            );
+            let hold = [event, false];
+            let m = [500.0, 50.0];
+            p.step(
+                0.0,
+                Demand {
+                    measured: &m,
+                    forecast: Some(&m),
+                    site_arrivals: &m,
+                    event_hold: &hold,
+                },
+            );
+            assert_eq!(p.sites()[0].active, 5);
+            let m = [100.0, 50.0];
+            (1..60)
+                .find(|&now| {
+                    p.step(
+                        f64::from(now),
+                        Demand {
+                            measured: &m,
+                            forecast: Some(&m),
+                            site_arrivals: &m,
+                            event_hold: &hold,
+                        },
+                    );
+                    p.sites()[0].active == 1
+                })
+                .unwrap()
+        };
+        assert_eq!(run(false), 6, "predictive hold");
+        assert_eq!(run(true), 31, "an announced event keeps release_hold_s");
     }
 
     proptest! {

@@ -413,6 +413,11 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         steered_out: 0,
         routed_out: 0,
     };
+    // Predictive: the trend nowcast per destination, and per site whether an announced
+    // event is running or due (it keeps capacity for `release_hold_s`).
+    let mut nowcast = vec![0.0f64; nd];
+    let mut window = Vec::with_capacity(rc.measure_s.round().max(1.0) as usize);
+    let mut ev_hold = vec![false; n_sites];
     let mut acc = vec![0.0f64; nd];
     let mut flow_rr = vec![0usize; nd];
     let mut link_load = vec![0u64; topo.links.len()];
@@ -494,6 +499,7 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
             measured: &start_dest_rates(&series, WARMUP_BUCKETS - 1, nd),
             forecast: (mode == RamMode::Predictive).then_some(&forecast[..]),
             site_arrivals: &zero_arr,
+            event_hold: &[],
         },
     );
     let mut steered_now: Vec<bool> = (0..nd).map(|d| planner.steered(d)).collect();
@@ -712,6 +718,13 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
             measured[d] = ring.iter().map(|r| r[d]).sum::<u64>() as f64
                 / measure.min(tick + 1) as f64
                 / scale;
+            if rc.nowcast && tick >= measure {
+                window.clear();
+                window.extend(
+                    (0..measure).map(|k| ring[(slot + measure - k) % measure][d] as f64 / scale),
+                );
+                nowcast[d] = super::plan::nowcast(&window, rc.wake_s).unwrap_or(0.0);
+            }
         }
         let mut publish = false;
         if tick % 60 == 59 {
@@ -761,8 +774,19 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
             }
         }
         for d in 0..nd {
-            forecast[d] =
-                model_ahead[d].max(measured[d] * rise[d]) + rc.forecast_error_margin * mae5[d];
+            forecast[d] = (model_ahead[d].max(measured[d] * rise[d])
+                + rc.forecast_error_margin * mae5[d])
+                .max(nowcast[d]);
+        }
+        if tick % 60 == 0 {
+            ev_hold.iter_mut().for_each(|h| *h = false);
+            for d in 0..nd {
+                if let Some(s) = topo.site_of(d)
+                    && (b as u64..=b as u64 + look).any(|t| series.events.factor(d, t) > 1.05)
+                {
+                    ev_hold[s] = true;
+                }
+            }
         }
         let ch = planner.step(
             (tick + 1) as f64,
@@ -770,6 +794,7 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
                 measured: &measured,
                 forecast: (mode == RamMode::Predictive).then_some(&forecast[..]),
                 site_arrivals: &site_arrivals,
+                event_hold: &ev_hold,
             },
         );
         if ch.steering || publish {
@@ -928,6 +953,9 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
             "lead_s": rc.lead_s,
             "wake_s": rc.wake_s,
             "release_hold_s": rc.release_hold_s,
+            "predictive_release_hold_s": rc.predictive_release_hold_s.unwrap_or(rc.release_hold_s),
+            "nowcast": rc.nowcast,
+            "forecast_error_margin": rc.forecast_error_margin,
             "headroom": rc.headroom,
             "worker_pps": rc.worker_pps,
             "packet_scale": scale,

@@ -124,6 +124,14 @@ pub struct RamConfig {
     /// Demand must stay below the provisioned level this long before capacity or a
     /// steering entry is released (hysteresis, logical seconds).
     pub release_hold_s: f64,
+    /// Predictive: the hold before releasing capacity while no announced event is
+    /// running or due (its forecast already covers `lead_s`, so it needs less
+    /// hysteresis than the reactive rule). Default: `release_hold_s`.
+    pub predictive_release_hold_s: Option<f64>,
+    /// Predictive: extrapolate a rising measured rate over the wake time (the trend over
+    /// `measure_s`), so a surge nobody forecast is provisioned for where it will be
+    /// when the woken workers are ready, not where it was.
+    pub nowcast: bool,
     /// Capacity provisioned per unit of expected demand (1.25 = 25 % headroom).
     pub headroom: f64,
     /// Packets per logical second one worker serves.
@@ -185,6 +193,8 @@ impl Default for RamConfig {
             lead_s: 300.0,
             wake_s: 30.0,
             release_hold_s: 300.0,
+            predictive_release_hold_s: None,
+            nowcast: true,
             headroom: 1.25,
             worker_pps: 100.0,
             queue_packets: 200,
@@ -314,6 +324,9 @@ impl Topology {
         nonneg("lead_s", c.lead_s)?;
         nonneg("wake_s", c.wake_s)?;
         nonneg("release_hold_s", c.release_hold_s)?;
+        if let Some(h) = c.predictive_release_hold_s {
+            nonneg("predictive_release_hold_s", h)?;
+        }
         nonneg("steer_min_pps", c.steer_min_pps)?;
         nonneg("latency_weight", c.latency_weight)?;
         nonneg("cost_weight", c.cost_weight)?;
@@ -681,6 +694,12 @@ site = "ams"
         let mut c = small();
         c.local_worker_pps = Some(-1.0);
         assert_eq!(Topology::build(&c).unwrap_err().0, "ram.local_worker_pps");
+        let mut c = small();
+        c.predictive_release_hold_s = Some(f64::NAN);
+        assert_eq!(
+            Topology::build(&c).unwrap_err().0,
+            "ram.predictive_release_hold_s"
+        );
         assert!(
             RamMode::parse("psychic")
                 .unwrap_err()
