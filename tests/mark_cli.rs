@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use steerd::config::Config;
-use steerd::wire::pcap::{PcapReader, PcapWriter};
+use steerd::wire::pcap::PcapReader;
 
 const STEERD: &str = env!("CARGO_BIN_EXE_steerd");
 const KEY: &str = "4f1c2a9e7b3d5c6a8e0f1a2b3c4d5e6f";
@@ -77,6 +77,16 @@ fn bad_mark_configs_name_the_field() {
             "mark.destinations[1].id: 70000 is above 65535",
         ),
         ("idle_us = 0", "idle_usec = 0", "unknown field `idle_usec`"),
+        (
+            "# epoch_poll_ms = 500",
+            "follow_steering = true",
+            "mark.follow_steering: needs mark.epoch_from",
+        ),
+        (
+            "# epoch_from = \"/run/steerd/ctl.sock\"",
+            "epoch_from = \"/run/steerd/ctl.sock\"\nfollow_steering = true",
+            "mark.active: not used with mark.follow_steering",
+        ),
     ];
     for (i, (from, to, want)) in cases.iter().enumerate() {
         assert!(base.contains(from), "case {i}: {from}");
@@ -149,15 +159,6 @@ fn udp6_frame(dst: [u8; 16], dport: u16) -> Vec<u8> {
     v
 }
 
-fn write_pcap(p: &Path, frames: &[Vec<u8>]) {
-    let f = std::fs::File::create(p).unwrap();
-    let mut w = PcapWriter::new(std::io::BufWriter::new(f), 65535).unwrap();
-    for (i, fr) in frames.iter().enumerate() {
-        w.write_packet(1_700_000_000, i as u32, fr).unwrap();
-    }
-    w.flush().unwrap();
-}
-
 fn read_pcap(p: &Path) -> Vec<Vec<u8>> {
     let b = std::fs::read(p).unwrap();
     PcapReader::new(&b)
@@ -187,19 +188,11 @@ fn marked_capture_is_steered_by_steerd_run() {
     for _ in 0..5 {
         frames.push(udp_frame([10, 1, 0, 2], [10, 2, 0, 1], 80, 1472)); // 1500-byte IP
     }
-    write_pcap(&d.join("plain.pcap"), &frames);
+    common::write_pcap(&d.join("plain.pcap"), &frames);
     std::fs::write(
         d.join("mark.toml"),
         format!(
-            r#"
-[[ports]]
-name = "in"
-backend = "pcap"
-rx_file = "plain.pcap"
-[[ports]]
-name = "out"
-backend = "pcap"
-tx_file = "marked.pcap"
+            r#"{}
 [steering]
 keys = ["{KEY}"]
 epoch = 3
@@ -211,7 +204,8 @@ id = 1
 [[mark.destinations]]
 prefix = "fd02::/64"
 id = 2
-"#
+"#,
+            common::MARK_PCAP_PORTS
         ),
     )
     .unwrap();

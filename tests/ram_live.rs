@@ -325,3 +325,82 @@ fn conf_ram_live_toml_passes_steerd_check() {
     let cfg = Config::load(&conf).unwrap();
     assert!(cfg.ram.as_ref().is_some_and(|r| r.live));
 }
+
+/// `steerd mark` with `follow_steering` takes the running steerd's steering table (what
+/// its live RAM installed: destination 1 only) as its predicted set: frames for 1 are
+/// marked with steerd's epoch, frames for 2 (in the marker's map, in the config's
+/// `[steering]`, but not in the RAM's table) pass unmarked as `not_predicted`.
+#[test]
+fn steerd_mark_follows_the_live_ram_steering_table() {
+    let r = Running::start(&config("reactive", 2000), false);
+    r.wait_for("a RAM publication", |r| {
+        r.status()["components"]["ram"]["publications"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    });
+    let st = r.status();
+    assert_eq!(st["tables"]["steering_ids"], serde_json::json!([1]), "{st}");
+    let epoch = st["tables"]["steering_epoch"].as_u64().unwrap();
+    let d = r.dir.path();
+    let frame = |dst: [u8; 4]| {
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 1, 2], [2, 0, 0, 0, 1, 1])
+            .ipv4([10, 1, 0, 2], dst, 64)
+            .udp(40000, 5201);
+        let mut v = Vec::new();
+        b.write(&mut v, &[7u8; 100]).unwrap();
+        v
+    };
+    let frames: Vec<Vec<u8>> = (0..60u8)
+        .map(|i| {
+            frame(if i % 3 == 0 {
+                [198, 19, 0, i]
+            } else {
+                [198, 18, 0, i]
+            })
+        })
+        .collect();
+    common::write_pcap(&d.join("plain.pcap"), &frames);
+    std::fs::write(
+        d.join("mark.toml"),
+        format!(
+            r#"{}
+[steering]
+keys = ["5465737420676f6f64206b6579203031"]
+epoch = 1
+[mark]
+pairs = [{{ from = "in", to = "out" }}]
+epoch_from = "{}"
+epoch_poll_ms = 50
+follow_steering = true
+[[mark.destinations]]
+prefix = "198.18.0.0/16"
+id = 1
+[[mark.destinations]]
+prefix = "198.19.0.0/16"
+id = 2
+"#,
+            common::MARK_PCAP_PORTS,
+            r.socket.display()
+        ),
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_steerd"))
+        .args(["mark", "--config"])
+        .arg(d.join("mark.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let m: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(m["rx_packets"], 60, "{m}");
+    assert_eq!(m["marked"], 40, "{m}");
+    assert_eq!(m["marked_by_dest"]["1"], 40, "{m}");
+    assert_eq!(m["unmarked"]["not_predicted"], 20, "{m}");
+    assert_eq!(m["epoch"], epoch, "{m}");
+    assert!(m["steering_updates"].as_u64().unwrap() >= 1, "{m}");
+    r.finish();
+}

@@ -280,6 +280,7 @@ impl CtlState {
                 "next_hops": tables.routes.next_hops.len(),
                 "steering_destinations": tables.steering.len(),
                 "steering_epoch": tables.steering.epoch,
+                "steering_ids": tables.steering.iter().map(|(d, _)| d).collect::<Vec<u32>>(),
                 "previous_key_accepted": tables.steering.keys.previous.is_some(),
                 "keys_rotated_by_ctl": self.keys_override.is_some(),
             },

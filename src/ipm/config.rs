@@ -158,6 +158,11 @@ pub struct MarkSection {
     /// Poll interval for `epoch_from`.
     #[serde(default = "poll_ms")]
     pub epoch_poll_ms: u64,
+    /// With `epoch_from`: the predicted set is the running steerd's steering table (the
+    /// destinations it has an entry for, which its RAM installs ahead of the traffic),
+    /// followed at the same poll interval, instead of `active`.
+    #[serde(default)]
+    pub follow_steering: bool,
     /// Predicted destinations (default: every destination named here).
     #[serde(default)]
     pub active: Option<Vec<u32>>,
@@ -407,6 +412,18 @@ pub fn marker_config(cfg: &Config) -> Result<Option<MarkerConfig>, ConfigError> 
         return Err(e(
             "mark.spi".into(),
             format!("{} does not fit 24 bits", m.spi),
+        ));
+    }
+    if m.follow_steering && m.epoch_from.is_none() {
+        return Err(e(
+            "mark.follow_steering".into(),
+            "needs mark.epoch_from (the running steerd's ctl socket)".into(),
+        ));
+    }
+    if m.follow_steering && m.active.is_some() {
+        return Err(e(
+            "mark.active".into(),
+            "not used with mark.follow_steering (the predicted set is steerd's steering table); remove one".into(),
         ));
     }
     if m.epoch_from.is_some() && m.epoch_poll_ms == 0 {

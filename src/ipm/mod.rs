@@ -754,6 +754,15 @@ impl Marker {
         }
     }
 
+    /// Replaces the predicted set with a bitmap (bit `d % 64` of word `d / 64` set:
+    /// `d` predicted; missing words are zero). No allocation.
+    pub fn set_active_words(&mut self, words: &[u64]) {
+        self.active.fill(0);
+        for (a, w) in self.active.iter_mut().zip(words) {
+            *a = *w;
+        }
+    }
+
     /// Marks `dest` as predicted.
     pub fn activate(&mut self, dest: u32) {
         if dest <= MAX_DEST_ID {

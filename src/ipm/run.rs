@@ -8,7 +8,12 @@
 //! burst vectors and the marker's tables are sized at start. The clock is read once per
 //! loop. A second, cold thread exists only with `mark.epoch_from`: it asks the running
 //! `steerd run` for its steering epoch over the ctl socket and stores it in an atomic,
-//! which the loop reads once per loop.
+//! which the loop reads once per loop. With `mark.follow_steering` it also takes the
+//! destinations of steerd's steering table (what its RAM pre-positioned) as the
+//! predicted set: a bitmap of atomics behind a sequence counter ([`SteerSet`]), copied
+//! into the marker by the loop when the counter moves (no lock, no allocation). Before
+//! the loop starts, one ask is made synchronously, so the first packets already see
+//! steerd's epoch and table.
 //!
 //! Stops on `--duration`, SIGINT/SIGTERM, or when every ingress port is exhausted (a
 //! replayed capture ended); then flushes what is staged and reports.
@@ -19,7 +24,7 @@
 //! reload runs on the marker's thread (it parses and allocates): the packets of that
 //! one loop wait for it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -67,6 +72,8 @@ pub struct MarkSummary {
     pub epoch: u32,
     /// Epoch changes taken from `epoch_from`.
     pub epoch_updates: u64,
+    /// Predicted-set changes taken from steerd's steering table (`follow_steering`).
+    pub steering_updates: u64,
     /// SIGHUP reloads applied.
     pub reloads: u64,
 }
@@ -121,6 +128,7 @@ impl MarkSummary {
             },
             "epoch": self.epoch,
             "epoch_updates": self.epoch_updates,
+            "steering_updates": self.steering_updates,
             "reloads": self.reloads,
             "ports": self.ports.iter().enumerate().map(|(i, n)| json!({
                 "name": n,
@@ -237,32 +245,109 @@ fn open_port(cfg: &Config, i: usize) -> Result<Opened, SetupError> {
     Ok(o)
 }
 
-/// Follows a running steerd's steering epoch (cold thread).
-fn follow_epoch(socket: PathBuf, every: Duration, epoch: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
+/// The steering destinations of a running steerd, handed from the follower thread to
+/// the marker's loop: a bitmap of `MAX_DEST_ID + 1` bits behind a sequence counter (odd
+/// while the follower writes).
+pub struct SteerSet {
+    seq: AtomicU64,
+    words: Box<[AtomicU64]>,
+}
+
+impl SteerSet {
+    fn new() -> Self {
+        SteerSet {
+            seq: AtomicU64::new(0),
+            words: (0..=crate::steering::MAX_DEST_ID as usize / 64)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    /// Follower: publishes `ids` if they differ from what is published.
+    fn publish(&self, ids: &[u32]) {
+        let mut w = vec![0u64; self.words.len()];
+        for &d in ids {
+            if let Some(x) = w.get_mut(d as usize / 64) {
+                *x |= 1 << (d % 64);
+            }
+        }
+        let seq = self.seq.load(Ordering::Relaxed);
+        if seq != 0
+            && self
+                .words
+                .iter()
+                .zip(&w)
+                .all(|(a, b)| a.load(Ordering::Relaxed) == *b)
+        {
+            return;
+        }
+        self.seq.store(seq + 1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
+        for (a, b) in self.words.iter().zip(&w) {
+            a.store(*b, Ordering::Relaxed);
+        }
+        self.seq.store(seq + 2, Ordering::Release);
+    }
+
+    /// Loop: when the set changed since `seen`, copies it into `out` and returns the new
+    /// sequence (None: unchanged, or being written: try on the next loop).
+    fn read(&self, seen: u64, out: &mut [u64]) -> Option<u64> {
+        let s1 = self.seq.load(Ordering::Acquire);
+        if s1 == seen || s1 & 1 == 1 {
+            return None;
+        }
+        for (o, a) in out.iter_mut().zip(self.words.iter()) {
+            *o = a.load(Ordering::Relaxed);
+        }
+        std::sync::atomic::fence(Ordering::Acquire);
+        (self.seq.load(Ordering::Relaxed) == s1).then_some(s1)
+    }
+}
+
+/// Asks a running steerd once for its epoch (and, with `set`, its steering
+/// destinations) and stores them.
+fn ask_steerd(socket: &Path, epoch: &AtomicU64, set: Option<&SteerSet>) -> Result<(), String> {
     use crate::ctl::{client, proto::Request};
+    let v = client::call(socket, &Request::Status, Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    let e = v
+        .pointer("/result/tables/steering_epoch")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| {
+            format!(
+                "{} answered without tables.steering_epoch",
+                socket.display()
+            )
+        })?;
+    if let Some(set) = set {
+        let ids: Vec<u32> = v
+            .pointer("/result/tables/steering_ids")
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("{} answered without tables.steering_ids", socket.display()))?
+            .iter()
+            .filter_map(|x| x.as_u64().and_then(|x| u32::try_from(x).ok()))
+            .collect();
+        set.publish(&ids);
+    }
+    // High bit: "an answer arrived"; low 32 bits: the epoch.
+    epoch.store((1 << 32) | (e & 0xffff_ffff), Ordering::Relaxed);
+    Ok(())
+}
+
+/// Follows a running steerd's steering epoch and table (cold thread).
+fn follow_steerd(
+    socket: PathBuf,
+    every: Duration,
+    epoch: Arc<AtomicU64>,
+    set: Option<Arc<SteerSet>>,
+    stop: Arc<AtomicBool>,
+) {
     let mut warned = false;
     while !stop.load(Ordering::Relaxed) {
-        match client::call(&socket, &Request::Status, Duration::from_secs(2)) {
-            Ok(v) => match v
-                .pointer("/result/tables/steering_epoch")
-                .and_then(Value::as_u64)
-            {
-                Some(e) => {
-                    // High bit: "an answer arrived"; low 32 bits: the epoch.
-                    epoch.store((1 << 32) | (e & 0xffff_ffff), Ordering::Relaxed);
-                    warned = false;
-                }
-                None if !warned => {
-                    tracing::warn!(
-                        "mark: {} answered without tables.steering_epoch",
-                        socket.display()
-                    );
-                    warned = true;
-                }
-                None => {}
-            },
+        match ask_steerd(&socket, &epoch, set.as_deref()) {
+            Ok(()) => warned = false,
             Err(e) if !warned => {
-                tracing::warn!("mark: epoch_from: {e}; keeping epoch");
+                tracing::warn!("mark: epoch_from: {e}; keeping epoch and predicted set");
                 warned = true;
             }
             Err(_) => {}
@@ -329,17 +414,36 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
 
     let stop = Arc::new(AtomicBool::new(false));
     let epoch_cell = Arc::new(AtomicU64::new(0));
+    let steer_set = section.follow_steering.then(|| Arc::new(SteerSet::new()));
+    let mut steer_words = vec![0u64; steer_set.as_ref().map_or(0, |s| s.words.len())];
+    let mut steer_seen = 0u64;
+    if let Some(s) = &section.epoch_from {
+        // The first ask before any packet: the marker starts with steerd's epoch and set.
+        if let Err(e) = ask_steerd(s, &epoch_cell, steer_set.as_deref()) {
+            tracing::warn!("mark: epoch_from: {e}; starting with the configured epoch");
+        }
+    }
     let follower = section.epoch_from.as_ref().map(|s| {
-        let (s, e, st) = (s.clone(), epoch_cell.clone(), stop.clone());
+        let (s, e, set, st) = (
+            s.clone(),
+            epoch_cell.clone(),
+            steer_set.clone(),
+            stop.clone(),
+        );
         let every = Duration::from_millis(section.epoch_poll_ms);
         std::thread::Builder::new()
             .name("mark-epoch".into())
-            .spawn(move || follow_epoch(s, every, e, st))
+            .spawn(move || follow_steerd(s, every, e, set, st))
             .expect("spawn the epoch follower")
     });
+    if steer_set.is_some() {
+        // Nothing is predicted until steerd's table says so.
+        marker.set_active(&[]);
+    }
     crate::ctl::signals::install_signal_handlers();
     let idle = Duration::from_micros(section.idle_us);
     let mut epoch_updates = 0u64;
+    let mut steering_updates = 0u64;
     let mut reloads = 0u64;
     let mut loops = 0u32;
     let t0 = Instant::now();
@@ -360,10 +464,22 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
             marker.set_epoch(e as u32);
             epoch_updates += 1;
         }
+        if let Some(set) = &steer_set
+            && let Some(seq) = set.read(steer_seen, &mut steer_words)
+        {
+            marker.set_active_words(&steer_words);
+            steer_seen = seq;
+            steering_updates += 1;
+        }
         loops = loops.wrapping_add(1);
         if loops.is_multiple_of(1024) && crate::ctl::signals::take_reload() {
             // Cold, operator-initiated: re-read keys, epoch and predicted set.
-            match reload(cfg, &mut marker, section.epoch_from.is_none()) {
+            match reload(
+                cfg,
+                &mut marker,
+                section.epoch_from.is_none(),
+                !section.follow_steering,
+            ) {
                 Ok(()) => reloads += 1,
                 Err(e) => tracing::warn!("mark: reload refused, nothing changed: {e}"),
             }
@@ -452,6 +568,7 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         flow_capacity: marker.flow_capacity(),
         epoch: marker.epoch(),
         epoch_updates,
+        steering_updates,
         reloads,
         marker: marker.stats().clone(),
     };
@@ -468,7 +585,7 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
 /// SIGHUP: reads the config file again and applies its keys, epoch (unless followed
 /// from steerd) and predicted set. Anything else in `[mark]` or the ports needs a
 /// restart: a reload that changes it is refused as a whole.
-fn reload(cfg: &Config, marker: &mut Marker, epoch: bool) -> Result<(), String> {
+fn reload(cfg: &Config, marker: &mut Marker, epoch: bool, active: bool) -> Result<(), String> {
     let path = cfg
         .source
         .path
@@ -491,6 +608,7 @@ fn reload(cfg: &Config, marker: &mut Marker, epoch: bool) -> Result<(), String> 
         marker.set_epoch(mc.epoch);
     }
     match &mc.active {
+        _ if !active => {}
         Some(ids) => marker.set_active(ids),
         None => {
             let ids: Vec<u32> = mc
@@ -548,5 +666,42 @@ fn send(
     *drops += v.len() as u64;
     for b in v.drain(..) {
         pool.put(b);
+    }
+}
+
+#[cfg(test)]
+mod steer_set_tests {
+    use super::*;
+
+    #[test]
+    fn steer_set_hands_over_each_change_once() {
+        let s = SteerSet::new();
+        let mut out = vec![0u64; s.words.len()];
+        assert_eq!(s.read(0, &mut out), None, "nothing published yet");
+        s.publish(&[1, 64, 65_535, 70_000]);
+        let seq = s.read(0, &mut out).expect("a change");
+        assert_eq!(out[0], 1 << 1);
+        assert_eq!(out[1], 1);
+        assert_eq!(out[1023], 1 << 63);
+        assert_eq!(s.read(seq, &mut out), None, "seen already");
+        s.publish(&[64, 1, 65_535]);
+        assert_eq!(
+            s.read(seq, &mut out),
+            None,
+            "the same set is not republished"
+        );
+        s.publish(&[]);
+        let seq2 = s.read(seq, &mut out).expect("emptied");
+        assert!(seq2 > seq && out.iter().all(|&w| w == 0));
+        // The marker takes the bitmap as its predicted set.
+        let mut m = Marker::new(crate::ipm::MarkerConfig::new(
+            Vec::new(),
+            crate::steering::Key::from_bytes([7; 16]),
+        ))
+        .unwrap();
+        s.publish(&[3]);
+        s.read(seq2, &mut out).unwrap();
+        m.set_active_words(&out);
+        assert!(m.is_active(3) && !m.is_active(1) && !m.is_active(64));
     }
 }

@@ -5,6 +5,29 @@ use std::path::PathBuf;
 
 pub mod running;
 
+/// The two pcap ports of a `steerd mark` test: `in` replays `plain.pcap`, `out` writes
+/// `marked.pcap` (paths relative to the config file).
+pub const MARK_PCAP_PORTS: &str = r#"
+[[ports]]
+name = "in"
+backend = "pcap"
+rx_file = "plain.pcap"
+[[ports]]
+name = "out"
+backend = "pcap"
+tx_file = "marked.pcap"
+"#;
+
+/// Writes `frames` to a pcap file at `p`, one microsecond apart.
+pub fn write_pcap(p: &std::path::Path, frames: &[Vec<u8>]) {
+    let f = std::fs::File::create(p).unwrap();
+    let mut w = steerd::wire::pcap::PcapWriter::new(std::io::BufWriter::new(f), 65535).unwrap();
+    for (i, fr) in frames.iter().enumerate() {
+        w.write_packet(1_700_000_000, i as u32, fr).unwrap();
+    }
+    w.flush().unwrap();
+}
+
 /// True when running under CI (`CI=true`), where a skip is a failure.
 pub fn in_ci() -> bool {
     std::env::var("CI")
