@@ -222,24 +222,25 @@ pub fn build_tables_from(
     };
     let mut steering = SteeringTable::new(keys, cfg.steering.epoch, cfg.steering.max_epoch_age);
     for (i, d) in cfg.steering.destinations.iter().enumerate() {
-        let nh = cfg
-            .next_hops
-            .iter()
-            .position(|n| n.name == d.next_hop)
-            .ok_or_else(|| {
-                cfg.error(
-                    &format!("steering.destinations[{i}].next_hop"),
-                    "unknown next hop",
-                )
-            })?;
+        let hops = std::iter::once(&d.next_hop)
+            .chain(&d.ecmp)
+            .map(|name| {
+                cfg.next_hops
+                    .iter()
+                    .position(|n| n.name == *name)
+                    .map(|nh| nh as u16)
+                    .ok_or_else(|| {
+                        cfg.error(
+                            &format!("steering.destinations[{i}].next_hop"),
+                            format!("unknown next hop {name:?}"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<u16>, _>>()?;
+        let entry = SteerEntry::ecmp(&hops, d.max_priority)
+            .map_err(|e| cfg.error(&format!("steering.destinations[{i}].ecmp"), e))?;
         steering
-            .insert(
-                d.id,
-                SteerEntry {
-                    next_hop: nh as u16,
-                    max_priority: d.max_priority,
-                },
-            )
+            .insert(d.id, entry)
             .map_err(|e| cfg.error(&format!("steering.destinations[{i}].id"), e))?;
     }
     let ports = cfg

@@ -174,6 +174,7 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>, tpe: bool) 
                 .map(|i| SteerDestConfig {
                     id: 100 + i,
                     next_hop: format!("nh{}", i as usize % N_HOPS),
+                    ecmp: Vec::new(),
                     max_priority: 3,
                 })
                 .collect(),

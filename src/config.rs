@@ -304,6 +304,10 @@ pub struct SteerDestConfig {
     pub id: u32,
     /// Next hop name.
     pub next_hop: String,
+    /// More next hops of equal cost: the destination's flows are spread over
+    /// `next_hop` and these by flow hash (ECMP; at most 3 more).
+    #[serde(default)]
+    pub ecmp: Vec<String>,
     /// Highest transmit priority class granted (0..=3).
     #[serde(default = "max_prio")]
     pub max_priority: u8,
@@ -1324,6 +1328,30 @@ impl Config {
                     format!("no next hop named \"{}\"", d.next_hop),
                 ));
             }
+            if d.ecmp.len() >= crate::steering::MAX_STEER_WAYS {
+                return Err(self.error(
+                    &format!("steering.destinations[{i}].ecmp"),
+                    format!(
+                        "{} next hops: at most {} besides next_hop",
+                        d.ecmp.len(),
+                        crate::steering::MAX_STEER_WAYS - 1
+                    ),
+                ));
+            }
+            for (j, n) in d.ecmp.iter().enumerate() {
+                if !nh_names.contains_key(n.as_str()) {
+                    return Err(self.error(
+                        &format!("steering.destinations[{i}].ecmp[{j}]"),
+                        format!("no next hop named \"{n}\""),
+                    ));
+                }
+                if *n == d.next_hop || d.ecmp[..j].contains(n) {
+                    return Err(self.error(
+                        &format!("steering.destinations[{i}].ecmp[{j}]"),
+                        format!("next hop \"{n}\" is listed twice"),
+                    ));
+                }
+            }
             if d.id > crate::steering::MAX_DEST_ID {
                 return Err(self.error(
                     &format!("steering.destinations[{i}].id"),
@@ -1874,6 +1902,25 @@ site = "dc"
         assert_eq!(e.field, "ports[1].mtu", "{e}");
         assert_eq!(e.line, Some(15), "{e}");
         assert!(!e.msg.contains("for key"), "{e}");
+    }
+
+    #[test]
+    fn steering_ecmp_is_checked_naming_the_field() {
+        let with = |ecmp: &str| {
+            format!(
+                "{OK}\n[steering]\nkeys = [\"00112233445566778899aabbccddeeff\"]\n\
+                 [[steering.destinations]]\nid = 1\nnext_hop = \"nh1\"\necmp = {ecmp}\n"
+            )
+        };
+        assert!(parse(&with("[]")).is_ok());
+        let e = parse(&with("[\"nope\"]")).unwrap_err();
+        assert_eq!(e.field, "steering.destinations[0].ecmp[0]", "{e}");
+        assert!(e.msg.contains("nope"), "{e}");
+        let e = parse(&with("[\"nh1\"]")).unwrap_err();
+        assert_eq!(e.field, "steering.destinations[0].ecmp[0]", "{e}");
+        assert!(e.msg.contains("twice"), "{e}");
+        let e = parse(&with("[\"a\", \"b\", \"c\", \"d\"]")).unwrap_err();
+        assert_eq!(e.field, "steering.destinations[0].ecmp", "{e}");
     }
 
     #[test]

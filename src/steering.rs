@@ -200,13 +200,64 @@ impl SteeringKeys {
     }
 }
 
-/// Where a steered destination goes.
+/// Most next hops one steering entry spreads a destination's flows over (ECMP).
+pub const MAX_STEER_WAYS: usize = 4;
+
+/// Where a steered destination goes: one next hop, or up to [`MAX_STEER_WAYS`] equal-cost
+/// next hops that its flows are spread over by flow hash (a flow always takes the same
+/// one while the entry stands).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SteerEntry {
-    /// Index into the route table's next hops.
-    pub next_hop: u16,
+    /// Indices into the route table's next hops; the first `ways` are used, the first
+    /// is the primary.
+    next_hops: [u16; MAX_STEER_WAYS],
+    ways: u8,
     /// Transmit priority class (0 = lowest); the header's priority is capped by it.
     pub max_priority: u8,
+}
+
+impl SteerEntry {
+    /// One next hop.
+    pub fn new(next_hop: u16, max_priority: u8) -> Self {
+        SteerEntry {
+            next_hops: [next_hop; MAX_STEER_WAYS],
+            ways: 1,
+            max_priority,
+        }
+    }
+
+    /// Flows spread over `hops` (1..=[`MAX_STEER_WAYS`], the first is the primary).
+    pub fn ecmp(hops: &[u16], max_priority: u8) -> Result<Self, String> {
+        if hops.is_empty() || hops.len() > MAX_STEER_WAYS {
+            return Err(format!(
+                "{} next hops: a steering entry takes 1..={MAX_STEER_WAYS}",
+                hops.len()
+            ));
+        }
+        let mut e = SteerEntry::new(hops[0], max_priority);
+        e.next_hops[..hops.len()].copy_from_slice(hops);
+        e.ways = hops.len() as u8;
+        Ok(e)
+    }
+
+    /// The next hops in use (the first is the primary).
+    pub fn hops(&self) -> &[u16] {
+        &self.next_hops[..usize::from(self.ways)]
+    }
+
+    /// The primary next hop.
+    pub fn primary(&self) -> u16 {
+        self.next_hops[0]
+    }
+
+    /// The next hop of the flow with `flow_hash`: multiply-shift over the ways, as
+    /// route ECMP groups do (no division; the same hash, the same next hop).
+    #[inline]
+    pub fn pick(&self, flow_hash: u32) -> u16 {
+        let i = (u64::from(flow_hash) * u64::from(self.ways)) >> 32;
+        // ways ≥ 1 and i < ways: always in range.
+        self.next_hops[i as usize & (MAX_STEER_WAYS - 1)]
+    }
 }
 
 /// Destination id → entry, a flat array indexed by id (ids are small, dense integers
@@ -214,6 +265,8 @@ pub struct SteerEntry {
 #[derive(Clone, Debug)]
 pub struct SteeringTable {
     entries: Vec<Option<SteerEntry>>,
+    /// Entries with more than one next hop (the pipeline then computes flow hashes).
+    ecmp_entries: u32,
     /// Epoch of this table (bumped by every publication from RAM).
     pub epoch: u32,
     /// Oldest accepted header epoch is `epoch - max_epoch_age`.
@@ -230,6 +283,7 @@ impl SteeringTable {
     pub fn new(keys: SteeringKeys, epoch: u32, max_epoch_age: u32) -> Self {
         SteeringTable {
             entries: Vec::new(),
+            ecmp_entries: 0,
             epoch,
             max_epoch_age,
             keys,
@@ -245,13 +299,26 @@ impl SteeringTable {
         if self.entries.len() <= i {
             self.entries.resize(i + 1, None);
         }
-        self.entries[i] = Some(e);
+        if let Some(old) = self.entries[i].replace(e) {
+            self.ecmp_entries -= u32::from(old.ways > 1);
+        }
+        self.ecmp_entries += u32::from(e.ways > 1);
         Ok(())
     }
 
     /// Removes the entry for `dest`.
     pub fn remove(&mut self, dest: u32) -> Option<SteerEntry> {
-        self.entries.get_mut(dest as usize).and_then(Option::take)
+        let old = self.entries.get_mut(dest as usize).and_then(Option::take);
+        if let Some(o) = old {
+            self.ecmp_entries -= u32::from(o.ways > 1);
+        }
+        old
+    }
+
+    /// True when some entry spreads flows over more than one next hop.
+    #[inline]
+    pub fn has_ecmp(&self) -> bool {
+        self.ecmp_entries != 0
     }
 
     /// Looks up a destination.
@@ -454,16 +521,63 @@ mod tests {
     }
 
     #[test]
+    fn ecmp_entries_spread_flows_and_keep_each_on_one_hop() {
+        let e = SteerEntry::ecmp(&[4, 9, 2], 3).unwrap();
+        assert_eq!((e.hops(), e.primary()), (&[4, 9, 2][..], 4));
+        let mut n = [0u32; 16];
+        // A spread of well-mixed hashes (splitmix64 of 0..30000).
+        for i in 0..30_000u64 {
+            let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            let h = (z ^ (z >> 31)) as u32;
+            let nh = e.pick(h);
+            assert_eq!(nh, e.pick(h), "the same flow, the same hop");
+            n[nh as usize] += 1;
+        }
+        for hop in [4, 9, 2] {
+            assert!((9_000..11_000).contains(&n[hop]), "{n:?}");
+        }
+        assert_eq!(n.iter().sum::<u32>(), 30_000, "only the entry's hops");
+        let one = SteerEntry::new(6, 2);
+        assert!(
+            [0, 1, u32::MAX / 2, u32::MAX]
+                .iter()
+                .all(|&h| one.pick(h) == 6)
+        );
+        assert_eq!(one.hops(), &[6]);
+        assert!(SteerEntry::ecmp(&[], 3).is_err());
+        assert!(SteerEntry::ecmp(&[1, 2, 3, 4, 5], 3).is_err());
+        assert_eq!(
+            SteerEntry::ecmp(&[1, 2, 3, 4], 3).unwrap().pick(u32::MAX),
+            4
+        );
+        // The table knows whether any entry needs a flow hash.
+        let mut t = SteeringTable::new(keys(), 1, 1);
+        t.insert(1, one).unwrap();
+        assert!(!t.has_ecmp());
+        t.insert(2, e).unwrap();
+        t.insert(3, e).unwrap();
+        assert!(t.has_ecmp());
+        t.insert(2, one).unwrap();
+        assert!(t.has_ecmp());
+        assert!(t.remove(3).is_some());
+        assert!(!t.has_ecmp());
+    }
+
+    proptest::proptest! {
+        /// Whatever the hash, the pick is one of the entry's hops.
+        #[test]
+        fn pick_is_always_a_hop(hops in proptest::collection::vec(0u16..64, 1..=4), h in proptest::num::u32::ANY) {
+            let e = SteerEntry::ecmp(&hops, 3).unwrap();
+            proptest::prop_assert!(hops.contains(&e.pick(h)));
+        }
+    }
+
+    #[test]
     fn admit_checks_dest_epoch_tag() {
         let mut t = SteeringTable::new(keys(), 12, 4);
-        t.insert(
-            7,
-            SteerEntry {
-                next_hop: 1,
-                max_priority: 3,
-            },
-        )
-        .unwrap();
+        t.insert(7, SteerEntry::new(1, 3)).unwrap();
         let f = fields();
         let src = [10, 0, 0, 1];
         let dst = [198, 18, 0, 1];
@@ -497,14 +611,7 @@ mod tests {
     #[test]
     fn cache_accepts_exactly_what_verification_accepts() {
         let mut t = SteeringTable::new(keys(), 10, 4);
-        t.insert(
-            7,
-            SteerEntry {
-                next_hop: 1,
-                max_priority: 3,
-            },
-        )
-        .unwrap();
+        t.insert(7, SteerEntry::new(1, 3)).unwrap();
         let mut c = TagCache::new(64);
         let f = fields();
         let (s, d) = ([10, 0, 0, 1], [198, 18, 0, 1]);

@@ -108,15 +108,16 @@ fn thousand_ram_publications_at_full_rate_lose_nothing() {
                 epoch0 + n % (cur.steering.max_epoch_age + 1),
                 cur.steering.max_epoch_age,
             );
+            // Entries move between a, b and both (ECMP over a and b).
             for (d, e) in base.steering.iter() {
-                let next_hop = if d == 20 {
-                    e.next_hop
-                } else if (n + d).is_multiple_of(2) {
-                    a
-                } else {
-                    b
+                let p = e.max_priority;
+                let entry = match (d, (n + d) % 3) {
+                    (20, _) => e,
+                    (_, 0) => SteerEntry::new(a, p),
+                    (_, 1) => SteerEntry::new(b, p),
+                    _ => SteerEntry::ecmp(&[a, b], p).unwrap(),
                 };
-                st.insert(d, SteerEntry { next_hop, ..e }).unwrap();
+                st.insert(d, entry).unwrap();
             }
             let t = cur.with_steering(st);
             drop(cur);

@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     let h = k.nsh.expect("with a steering header");
     assert_eq!(h.dest_id, dest);
     let mut t = SteeringTable::new(*m.keys(), h.epoch, 0);
-    t.insert(dest, SteerEntry { next_hop: 0, max_priority: 3 }).unwrap();
+    t.insert(dest, SteerEntry::new(0, 3)).unwrap();
     let o = usize::from(k.l3_off);
     let (s, l) = if matches!(k.l3, steerd::wire::L3::Ipv4) { (o + 12, 4) } else { (o + 8, 16) };
     let f = TagFields {

@@ -98,12 +98,22 @@ fn buf(frame: &[u8], port: u16) -> PktBuf {
 /// plain hosts (strip_nsh), port 2 "other" untrusted; LPM via lpm-gw, destination 1 via
 /// steer-gw; epoch 10, max age 2, keys as given (current first).
 fn safe(keys: &[&str]) -> Tables {
+    tables_of(&safe_text(keys))
+}
+
+fn tables_of(text: &str) -> Tables {
+    let cfg =
+        crate::config::Config::from_toml(text, "t", std::path::Path::new("."), false).unwrap();
+    crate::app::build_tables(&cfg, &[], None).unwrap()
+}
+
+fn safe_text(keys: &[&str]) -> String {
     let keys = keys
         .iter()
         .map(|k| format!("\"{k}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let text = format!(
+    format!(
         r#"
 [[ports]]
 name = "edge"
@@ -140,10 +150,7 @@ next_hop = "steer-gw"
 id = 2
 next_hop = "steer-gw"
 "#
-    );
-    let cfg =
-        crate::config::Config::from_toml(&text, "t", std::path::Path::new("."), false).unwrap();
-    crate::app::build_tables(&cfg, &[], None).unwrap()
+    )
 }
 
 struct Out {
@@ -709,6 +716,53 @@ fn previous_key_is_accepted_after_one_rotation_not_after_two() {
     assert_eq!(o.c.steered, 2, "{:?}", o.c.fallback);
 }
 
+/// An ECMP steering entry (`ecmp = [...]` in the config): destination 1's flows are
+/// spread over both steering next hops, each flow always on the same one; destination
+/// 2 keeps its single next hop.
+#[test]
+fn ecmp_steering_entry_spreads_flows() {
+    let text = safe_text(&[K1])
+        .replacen(
+            "[[routes]]",
+            "[[next_hops]]\nname = \"steer-gw2\"\nport = \"core\"\nmac = \"02:00:00:00:09:03\"\n[[routes]]",
+            1,
+        )
+        .replacen(
+            "id = 1\nnext_hop = \"steer-gw\"\n",
+            "id = 1\nnext_hop = \"steer-gw\"\necmp = [\"steer-gw2\"]\n",
+            1,
+        );
+    let t = tables_of(&text);
+    assert_eq!(t.steering.get(1).unwrap().hops().len(), 2);
+    let mut m = marker();
+    let bufs = |m: &mut Marker, dest_net: u8| -> Vec<PktBuf> {
+        (0..48u16)
+            .map(|i| {
+                // 10.2.0.0/24 is destination 1, 10.2.0.128/25 destination 2.
+                let host = if dest_net == 1 { 7 } else { 200 };
+                let f = v4([10, 1, 0, 2], [10, 2, 0, host], 1000 + i, 5201, 64);
+                let mut b = buf(&f, EDGE);
+                assert_eq!(m.mark(&mut b), Outcome::Marked(u32::from(dest_net)));
+                b
+            })
+            .collect()
+    };
+    let o = forward(&t, bufs(&mut m, 1));
+    assert_eq!(o.c.steered, 48, "{:?}", o.c.fallback);
+    let via = |o: &Out, last: u8| o.sent.iter().filter(|(_, f)| f[5] == last).count();
+    let (a, b) = (via(&o, 2), via(&o, 3));
+    assert_eq!(a + b, 48);
+    assert!(a > 8 && b > 8, "both next hops carry flows: {a} / {b}");
+    let again = forward(&t, bufs(&mut m, 1));
+    assert_eq!(o.sent, again.sent, "each flow keeps its next hop");
+    let o = forward(&t, bufs(&mut m, 2));
+    assert_eq!(
+        (o.c.steered, via(&o, 2)),
+        (48, 48),
+        "destination 2: one next hop"
+    );
+}
+
 // ---- Properties ------------------------------------------------------------------
 
 fn any_frame() -> impl Strategy<Value = (Vec<u8>, bool)> {
@@ -751,7 +805,7 @@ proptest! {
         prop_assert_eq!(h.next_protocol, if is6 { 2 } else { 1 });
         let mut t = safe(&[K1]).steering.clone();
         t.epoch = epoch;
-        t.insert(dest, crate::steering::SteerEntry { next_hop: 0, max_priority: 3 }).unwrap();
+        t.insert(dest, crate::steering::SteerEntry::new(0, 3)).unwrap();
         let (o, l) = (46 + if is6 { 8 } else { 12 }, if is6 { 16 } else { 4 });
         let f2 = TagFields { dest_id: h.dest_id, app_class: h.app_class, priority: h.priority,
             flags: h.flags, epoch: h.epoch, spi: h.spi, si: h.si };

@@ -371,8 +371,8 @@ struct Ram {
     prev: Vec<u64>,
     ring: Vec<Vec<u64>>,
     ticks: u64,
-    /// The steering entries (next hop per destination) last published.
-    published: Option<Vec<Option<u16>>>,
+    /// The steering entries (next hops per destination) last published.
+    published: Option<Vec<Option<crate::steering::SteerEntry>>>,
     steered: Vec<bool>,
     paths: Vec<Option<DestPath>>,
     publications: u64,

@@ -9,9 +9,10 @@
 //!
 //! For each destination the result has a primary path, and a backup that avoids the
 //! primary's first link (taken if the primary's link fails); `equal_cost` says whether
-//! the backup weighs within [`ECMP_SLACK`] of the primary. Steered traffic follows the
-//! primary: a steering entry names one next hop, so the edge does not split a
-//! destination over equal-cost paths (LPM routes do, by flow hash).
+//! the backup weighs within [`ECMP_SLACK`] of the primary. Then the destination is
+//! split over both (ECMP): its demand is placed half on each, and its steering entry
+//! names both paths' first next hops, over which the edge spreads its flows by flow hash
+//! (see [`super::steer::entries`]); otherwise steered traffic follows the primary.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -162,8 +163,17 @@ pub fn place(t: &Topology, w: &PathWeights, demand: &[f64]) -> (Vec<Option<DestP
         let equal_cost = backup.as_ref().is_some_and(|a| {
             a.weight <= primary.weight * (1.0 + ECMP_SLACK) && a.weight < OVERLOAD
         });
-        for &l in &primary.links {
-            load[l] += dm;
+        match backup.as_ref().filter(|_| equal_cost) {
+            Some(b) => {
+                for &l in primary.links.iter().chain(&b.links) {
+                    load[l] += dm / 2.0;
+                }
+            }
+            None => {
+                for &l in &primary.links {
+                    load[l] += dm;
+                }
+            }
         }
         out[d] = Some(DestPath {
             primary,

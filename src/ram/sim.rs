@@ -1040,7 +1040,20 @@ fn drain_stages(
                 let steered = edge.steer_nh[nh as usize];
                 let p = if steered {
                     c.steered_out += 1;
-                    paths.get(d).and_then(|p| p.as_ref()).map(|p| &p.primary)
+                    // An ECMP entry's second next hop leads onto the backup path.
+                    paths
+                        .get(d)
+                        .and_then(|p| p.as_ref())
+                        .map(|p| match &p.backup {
+                            Some(b)
+                                if p.equal_cost
+                                    && b.links.first().and_then(|&l| edge.link_nh[l])
+                                        == Some(nh) =>
+                            {
+                                b
+                            }
+                            _ => &p.primary,
+                        })
                 } else {
                     c.routed_out += 1;
                     edge.nh_link[nh as usize].and_then(|l| static_paths[l][site].as_ref())

@@ -30,14 +30,21 @@ pub fn link_next_hops(cfg: &Config, topo: &Topology) -> Result<Vec<Option<u16>>,
     Ok(link_nh)
 }
 
-/// The steering entry of each destination: the next hop (from `link_nh`, see
-/// [`link_next_hops`]) of the first link of its primary path, for every steered
-/// destination (`steered[d]`) that has one; `None` for the others.
+/// The steering entry of each destination, for every steered destination (`steered[d]`)
+/// that has a path: the next hop (from `link_nh`, see [`link_next_hops`]) of the first
+/// link of its primary path and, when the backup path is of equal cost
+/// ([`DestPath::equal_cost`]) and leaves on another next hop, that one too (ECMP: the
+/// destination's flows are spread over both by flow hash). `None` for the others.
 pub fn entries(
     link_nh: &[Option<u16>],
     steered: &[bool],
     paths: &[Option<DestPath>],
-) -> Vec<Option<u16>> {
+) -> Vec<Option<SteerEntry>> {
+    let first_nh = |p: &super::path::Path| {
+        p.links
+            .first()
+            .and_then(|&l| link_nh.get(l).copied().flatten())
+    };
     steered
         .iter()
         .enumerate()
@@ -46,30 +53,34 @@ pub fn entries(
                 return None;
             }
             let p = paths.get(d)?.as_ref()?;
-            p.primary
-                .links
-                .first()
-                .and_then(|&l| link_nh.get(l).copied().flatten())
+            let primary = first_nh(&p.primary)?;
+            let second = p
+                .backup
+                .as_ref()
+                .filter(|_| p.equal_cost)
+                .and_then(first_nh)
+                .filter(|&nh| nh != primary);
+            Some(match second {
+                Some(b) => SteerEntry::ecmp(&[primary, b], MAX_PRIORITY).expect("two hops"),
+                None => SteerEntry::new(primary, MAX_PRIORITY),
+            })
         })
         .collect()
 }
 
-/// A steering table with `cur`'s keys and epoch age at `epoch`, with one entry per
-/// destination that has a next hop in `entries` (from [`entries`]).
-pub fn steering_table(cur: &SteeringTable, epoch: u32, entries: &[Option<u16>]) -> SteeringTable {
+/// A steering table with `cur`'s keys and epoch age at `epoch`, with the entries of
+/// `entries` (from [`entries`]).
+pub fn steering_table(
+    cur: &SteeringTable,
+    epoch: u32,
+    entries: &[Option<SteerEntry>],
+) -> SteeringTable {
     let mut st = SteeringTable::new(cur.keys, epoch, cur.max_epoch_age);
-    for (d, nh) in entries.iter().enumerate() {
-        let Some(nh) = *nh else {
-            continue;
-        };
-        // Cannot fail: ids come from the topology (≤ u16::MAX).
-        let _ = st.insert(
-            d as u32,
-            SteerEntry {
-                next_hop: nh,
-                max_priority: MAX_PRIORITY,
-            },
-        );
+    for (d, e) in entries.iter().enumerate() {
+        if let Some(e) = *e {
+            // Cannot fail: ids come from the topology (≤ u16::MAX).
+            let _ = st.insert(d as u32, e);
+        }
     }
     st
 }
@@ -81,6 +92,18 @@ mod tests {
     use super::*;
     use crate::steering::{Key, SteeringKeys};
 
+    /// Next hop 7 behind `via-r1`, 9 behind `via-r2`.
+    fn test_link_nh(t: &Topology) -> Vec<Option<u16>> {
+        t.links
+            .iter()
+            .map(|l| match l.next_hop.as_deref() {
+                Some("via-r1") => Some(7),
+                Some("via-r2") => Some(9),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn entries_follow_the_primary_paths_first_hop() {
         let t = Topology::build(&small()).unwrap();
@@ -91,21 +114,19 @@ mod tests {
         };
         // fra (0) lightly loaded: via r1; ams (1): only via r2.
         let (paths, _) = place(&t, &w, &[10.0, 10.0]);
-        let link_nh: Vec<Option<u16>> = t
-            .links
-            .iter()
-            .map(|l| match l.next_hop.as_deref() {
-                Some("via-r1") => Some(7),
-                Some("via-r2") => Some(9),
-                _ => None,
-            })
-            .collect();
+        let link_nh = test_link_nh(&t);
+        let hop = |e: &Option<SteerEntry>| e.map(|e| e.hops().to_vec());
+        let e = entries(&link_nh, &[true, true], &paths);
         assert_eq!(
-            entries(&link_nh, &[true, true], &paths),
-            vec![Some(7), Some(9)]
+            e.iter().map(hop).collect::<Vec<_>>(),
+            vec![Some(vec![7]), Some(vec![9])]
         );
         let e = entries(&link_nh, &[false, true, true], &paths);
-        assert_eq!(e, vec![None, Some(9), None], "off, on, no path");
+        assert_eq!(
+            e.iter().map(hop).collect::<Vec<_>>(),
+            vec![None, Some(vec![9]), None],
+            "off, on, no path"
+        );
         let cur = SteeringTable::new(
             SteeringKeys {
                 current: Key::from_bytes([1; 16]),
@@ -117,7 +138,33 @@ mod tests {
         let st = steering_table(&cur, 5, &e);
         assert_eq!((st.epoch, st.max_epoch_age, st.len()), (5, 9, 1));
         assert!(st.keys.current == cur.keys.current && st.keys.previous.is_none());
-        assert_eq!(st.get(1).map(|x| x.next_hop), Some(9));
+        assert_eq!(st.get(1).map(|x| x.primary()), Some(9));
         assert!(st.get(0).is_none());
+    }
+
+    #[test]
+    fn equal_cost_paths_make_an_ecmp_entry() {
+        let mut c = small();
+        // fra by r1 or by r2 at the same latency and cost.
+        c.links[1].latency_us = 100.0;
+        c.links[1].cost = 0.0;
+        c.links[1].capacity_pps = 1000.0;
+        let t = Topology::build(&c).unwrap();
+        let w = PathWeights {
+            latency: 1.0,
+            cost: 10.0,
+            congestion: 4.0,
+        };
+        let (paths, load) = place(&t, &w, &[100.0, 0.0]);
+        let p = paths[0].as_ref().unwrap();
+        assert!(p.equal_cost, "{p:?}");
+        // Half of the demand on each edge link.
+        assert_eq!((load[0], load[1]), (50.0, 50.0));
+        let link_nh = test_link_nh(&t);
+        let e = entries(&link_nh, &[true, false], &paths)[0].unwrap();
+        let mut hops = e.hops().to_vec();
+        hops.sort_unstable();
+        assert_eq!(hops, vec![7, 9]);
+        assert_eq!(e.primary(), link_nh[p.primary.links[0]].unwrap());
     }
 }

@@ -281,7 +281,7 @@ fn nh_dest(t: &Tables, nh: u16) -> u16 {
 #[inline(always)]
 fn decide<B: Buf>(t: &Tables, tags: &mut TagCache, b: &B, c: &mut Local, m: &mut Meta) {
     // The flow hash only picks an ECMP member: skip it when the table has no group.
-    let k = match if t.routes.next_hops.has_ecmp() {
+    let k = match if t.routes.next_hops.has_ecmp() || t.steering.has_ecmp() {
         wire::classify(b.data())
     } else {
         wire::classify_no_hash(b.data())
@@ -333,7 +333,7 @@ fn decide<B: Buf>(t: &Tables, tags: &mut TagCache, b: &B, c: &mut Local, m: &mut
                 match t.steering.admit_cached(tags, &f, h.tag, src, dst) {
                     Ok(e) => {
                         m.act = Action::Steer;
-                        m.nh = e.next_hop;
+                        m.nh = e.pick(k.flow_hash);
                         m.prio = h.priority.min(e.max_priority).min(TxStage::<B>::MAX_CLASS);
                         m.app = h.app_class;
                         m.dest = h.dest_id as u16;
