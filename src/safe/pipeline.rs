@@ -169,9 +169,12 @@ pub fn process_burst<B: Buf>(
     debug_assert!(pkts.len() <= BURST, "callers pass at most a burst");
     let n = pkts.len().min(BURST);
     let mut n4 = 0usize;
+    // The flow hash only picks an ECMP member (route group or steering entry): skip it
+    // when the tables have none. Decided once per burst.
+    let hash = t.routes.next_hops.has_ecmp() || t.steering.has_ecmp();
     // Pass 1: classify and decide; gather IPv4 destinations for one batched lookup.
     for (b, m) in pkts.iter().zip(s.meta.iter_mut()) {
-        decide(t, &mut s.tags, b, c, m);
+        decide(t, hash, &mut s.tags, b, c, m);
         if let Action::Lpm4 = m.act {
             m.slot = n4 as u8;
             s.dst4[n4] = m.value.unwrap_or(0);
@@ -279,9 +282,8 @@ fn nh_dest(t: &Tables, nh: u16) -> u16 {
 
 /// Classifies one packet and decides what to do with it, writing `m`.
 #[inline(always)]
-fn decide<B: Buf>(t: &Tables, tags: &mut TagCache, b: &B, c: &mut Local, m: &mut Meta) {
-    // The flow hash only picks an ECMP member: skip it when the table has no group.
-    let k = match if t.routes.next_hops.has_ecmp() || t.steering.has_ecmp() {
+fn decide<B: Buf>(t: &Tables, hash: bool, tags: &mut TagCache, b: &B, c: &mut Local, m: &mut Meta) {
+    let k = match if hash {
         wire::classify(b.data())
     } else {
         wire::classify_no_hash(b.data())
