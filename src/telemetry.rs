@@ -240,6 +240,25 @@ pub struct Bucket {
     pub other_app_bytes: u64,
 }
 
+impl Bucket {
+    /// A bucket with per-destination counts only: no application split, nothing in the
+    /// "other" slots (scenarios, CSV gaps, tests).
+    pub fn per_dest(index: u64, start_unix_ms: u64, packets: Vec<u64>, bytes: Vec<u64>) -> Bucket {
+        Bucket {
+            index,
+            start_unix_ms,
+            packets,
+            bytes,
+            app_packets: Vec::new(),
+            app_bytes: Vec::new(),
+            other_dest_packets: 0,
+            other_dest_bytes: 0,
+            other_app_packets: 0,
+            other_app_bytes: 0,
+        }
+    }
+}
+
 /// Sums the workers' [`DestCounters`] into [`Bucket`]s (cold, on the `tpe` thread).
 pub struct Aggregator {
     workers: Vec<Arc<DestCounters>>,
@@ -443,18 +462,12 @@ pub fn read_csv<R: BufRead>(r: R) -> Result<Vec<Bucket>, TelemetryError> {
     for (bi, start, dest, p, by) in rows {
         if last != Some(bi) {
             last = Some(bi);
-            out.push(Bucket {
-                index: out.len() as u64,
-                start_unix_ms: start,
-                packets: vec![0; n_dest],
-                bytes: vec![0; n_dest],
-                app_packets: Vec::new(),
-                app_bytes: Vec::new(),
-                other_dest_packets: 0,
-                other_dest_bytes: 0,
-                other_app_packets: 0,
-                other_app_bytes: 0,
-            });
+            out.push(Bucket::per_dest(
+                out.len() as u64,
+                start,
+                vec![0; n_dest],
+                vec![0; n_dest],
+            ));
         }
         let b = out.last_mut().expect("pushed above");
         b.packets[dest] = b.packets[dest].saturating_add(p);

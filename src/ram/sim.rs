@@ -276,18 +276,13 @@ fn scale_bucket(series: &Series, b: usize, scale: f64, origin_ms: u64) -> Bucket
     let packets: Vec<u64> = (0..series.n_dest)
         .map(|d| (f64::from(series.buckets[d][b]) * scale).round() as u64)
         .collect();
-    Bucket {
-        index: b as u64,
-        start_unix_ms: origin_ms + b as u64 * BUCKET_LOGICAL_MS,
-        bytes: packets.iter().map(|p| p * 64).collect(),
+    let bytes = packets.iter().map(|p| p * 64).collect();
+    Bucket::per_dest(
+        b as u64,
+        origin_ms + b as u64 * BUCKET_LOGICAL_MS,
         packets,
-        app_packets: Vec::new(),
-        app_bytes: Vec::new(),
-        other_dest_packets: 0,
-        other_dest_bytes: 0,
-        other_app_packets: 0,
-        other_app_bytes: 0,
-    }
+        bytes,
+    )
 }
 
 /// Runs a scenario and returns the summary (the `--json` object).
@@ -728,18 +723,12 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         }
         let mut publish = false;
         if tick % 60 == 59 {
-            let bucket = Bucket {
-                index: b as u64,
-                start_unix_ms: series.origin_unix_ms + b as u64 * BUCKET_LOGICAL_MS,
-                packets: bucket_counts.clone(),
-                bytes: bucket_counts.iter().map(|p| p * 64).collect(),
-                app_packets: Vec::new(),
-                app_bytes: Vec::new(),
-                other_dest_packets: 0,
-                other_dest_bytes: 0,
-                other_app_packets: 0,
-                other_app_bytes: 0,
-            };
+            let bucket = Bucket::per_dest(
+                b as u64,
+                series.origin_unix_ms + b as u64 * BUCKET_LOGICAL_MS,
+                bucket_counts.clone(),
+                bucket_counts.iter().map(|p| p * 64).collect(),
+            );
             rec.actual = bucket_counts.iter().sum::<u64>() as f64 / 60.0 / scale;
             bucket_counts.iter_mut().for_each(|x| *x = 0);
             // Score the forecast made five buckets ago for this bucket.

@@ -297,18 +297,13 @@ pub fn scenario_buckets(
     let buckets = (0..n_buckets)
         .map(|t| {
             let packets: Vec<u64> = (0..n_dest).map(|d| series.buckets[d][t] as u64).collect();
-            Bucket {
-                index: t as u64,
-                start_unix_ms: cfg.origin_unix_ms + t as u64 * telemetry::BUCKET_LOGICAL_MS,
-                bytes: packets.iter().zip(&sizes).map(|(p, s)| p * s).collect(),
+            let bytes = packets.iter().zip(&sizes).map(|(p, s)| p * s).collect();
+            Bucket::per_dest(
+                t as u64,
+                cfg.origin_unix_ms + t as u64 * telemetry::BUCKET_LOGICAL_MS,
                 packets,
-                app_packets: Vec::new(),
-                app_bytes: Vec::new(),
-                other_dest_packets: 0,
-                other_dest_bytes: 0,
-                other_app_packets: 0,
-                other_app_bytes: 0,
-            }
+                bytes,
+            )
         })
         .collect();
     let ev = EventsFile {

@@ -1054,18 +1054,7 @@ mod tests {
     }
 
     fn bucket(t: u64, vals: &[u64]) -> Bucket {
-        Bucket {
-            index: t,
-            start_unix_ms: t * BUCKET_LOGICAL_MS,
-            packets: vals.to_vec(),
-            bytes: vals.to_vec(),
-            app_packets: vec![],
-            app_bytes: vec![],
-            other_dest_packets: 0,
-            other_dest_bytes: 0,
-            other_app_packets: 0,
-            other_app_bytes: 0,
-        }
+        Bucket::per_dest(t, t * BUCKET_LOGICAL_MS, vals.to_vec(), vals.to_vec())
     }
 
     fn cfg(n_dest: usize) -> EngineConfig {

@@ -815,18 +815,12 @@ mod tests {
         for t in 0..45 {
             // Destination 1's traffic follows the event (the others stay flat).
             let x1 = (100.0 * event.profile(t)).round() as u64;
-            let b = crate::telemetry::Bucket {
-                index: t,
-                start_unix_ms: t * BUCKET_LOGICAL_MS,
-                packets: vec![100, x1, 100, 100],
-                bytes: vec![6400; 4],
-                app_packets: vec![],
-                app_bytes: vec![],
-                other_dest_packets: 0,
-                other_dest_bytes: 0,
-                other_app_packets: 0,
-                other_app_bytes: 0,
-            };
+            let b = crate::telemetry::Bucket::per_dest(
+                t,
+                t * BUCKET_LOGICAL_MS,
+                vec![100, x1, 100, 100],
+                vec![6400; 4],
+            );
             at.push(e.step(&b));
         }
         let p = |t: usize, d: usize, k: usize| at[t].per_dest[d][k];
