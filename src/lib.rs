@@ -16,6 +16,7 @@
 //! | [`app`] | building ports/tables/workers from config, running, summaries | cold |
 //! | [`ctl`] | control plane: controller loop, live screen, metrics, status, ctl socket, reload | cold |
 //! | [`bench`] | the in-memory benchmark harness behind `steerd bench` | cold |
+//! | [`panics`] | panic policy: abort, except inside `contain` (model code on the TPE threads) | cold |
 //!
 //! Rules of the fast path (see docs/design.md):
 //! 1. Bursts of 32 everywhere; the clock is read at most once per burst.
@@ -33,6 +34,7 @@ pub mod config;
 pub mod cp;
 pub mod ctl;
 pub mod ipm;
+pub mod panics;
 pub mod port;
 pub mod ram;
 pub mod route;

@@ -361,6 +361,7 @@ fn ctl_request(cmd: CtlCmd) -> Request {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    steerd::panics::install_hook();
     init_logging();
     match real_main(cli) {
         Ok(code) => code,

@@ -13,14 +13,14 @@
 //! scores earlier forecasts against it, feeds the baselines, and sends the bucket to each
 //! shard. A shard answers with its destinations' forecasts (model + online correction).
 //! When a shard has no model, its model fails (error, NaN/inf output) or panics (caught
-//! with `catch_unwind` on its thread; the shard then drops its model until a new one is
+//! with [`crate::panics::contain`] on its thread; the shard then drops its model until a new one is
 //! activated), or it does not answer within `shard_timeout`, the coordinator serves that
 //! shard's destinations with the baseline whose recent MAE is lowest. Then it publishes
 //! [`Predictions`].
 //!
-//! Note: `catch_unwind` only works with `panic = "unwind"`; under the release profile's
-//! `panic = "abort"` a panic still ends the process, and the fallback covers model
-//! errors and non-finite outputs only.
+//! The shard's step runs inside [`crate::panics::contain`], so a panic in model code is
+//! caught in every build (steerd builds with `panic = "unwind"`; a panic anywhere
+//! outside such a scope still aborts the process, see [`crate::panics`]).
 //!
 //! Control: [`Command`]s over a crossbeam channel, each answered with a
 //! `Result<Reply, TpeError>`. `LoadModel` validates a model and starts it in shadow
@@ -28,7 +28,6 @@
 //! `ActivateModel` swaps it in at once; a model that fails validation is refused and
 //! the previous one keeps running.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -446,15 +445,10 @@ fn shard_loop(mut st: ShardState, rx: Receiver<ShardMsg>, tx: Sender<ShardReply>
                 }
             }
             ShardMsg::Bucket(inp) => {
-                let r = catch_unwind(AssertUnwindSafe(|| st.step(&inp)));
+                let r = crate::panics::contain(|| st.step(&inp));
                 let (result, panicked) = match r {
                     Ok(res) => (res, false),
-                    Err(p) => {
-                        let msg = p
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| p.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "panic".into());
+                    Err(msg) => {
                         tracing::error!(
                             "tpe shard {}: panic ({msg}); its destinations fall back to a baseline",
                             st.k

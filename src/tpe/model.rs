@@ -327,67 +327,74 @@ impl ModelRunner {
             path: label.to_string(),
             msg,
         };
-        let framework = tract_onnx::onnx();
-        let proto = framework
-            .proto_model_for_read(&mut &onnx[..])
-            .map_err(|e| corrupt(&e))?;
-        let graph = proto.graph.as_ref().ok_or_else(|| corrupt(&"no graph"))?;
-        let inits: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-        let inputs: Vec<_> = graph
-            .input
-            .iter()
-            .filter(|i| !inits.contains(&i.name.as_str()))
-            .collect();
+        // tract parses untrusted bytes: a panic in it refuses the model instead of
+        // ending the process (see crate::panics).
         let batch = spec.inputs.n_dest;
-        let n_out = spec.horizons.len();
-        if inputs.len() != 1 || graph.output.len() != 1 {
-            return Err(shape(format!(
-                "{} inputs and {} outputs, the spec needs 1 and 1",
-                inputs.len(),
-                graph.output.len()
-            )));
-        }
-        let (ety, din) =
-            dims(inputs[0]).ok_or_else(|| shape("input has no tensor shape".into()))?;
-        if ety != 1
-            || din.len() != 2
-            || din[1] != Some(N_FEATURES as i64)
-            || din[0].is_some_and(|b| b != batch as i64)
-        {
-            return Err(shape(format!(
-                "input {:?} is {} of shape {:?}; the spec needs float [{batch} or symbolic, {N_FEATURES}]",
-                inputs[0].name,
-                if ety == 1 { "float" } else { "not float" },
-                din
-            )));
-        }
-        let (ety, dout) =
-            dims(&graph.output[0]).ok_or_else(|| shape("output has no tensor shape".into()))?;
-        if ety != 1 || dout.len() != 2 || dout[1] != Some(n_out as i64) {
-            return Err(shape(format!(
-                "output {:?} has shape {:?}; the spec needs float [batch, {n_out}]",
-                graph.output[0].name, dout
-            )));
-        }
-        let model = framework
-            .model_for_proto_model(&proto)
-            .map_err(|e| corrupt(&e))?
-            .with_input_fact(0, f32::fact([batch, N_FEATURES]).into())
-            .map_err(|e| shape(format!("{e:#}")))?
-            .into_optimized()
-            .map_err(|e| {
-                shape(format!(
-                    "cannot build a plan for input [{batch}, {N_FEATURES}]: {e:#}"
-                ))
-            })?;
-        let of = model.output_fact(0).map_err(|e| shape(format!("{e:#}")))?;
-        if of.shape.as_concrete() != Some(&[batch, n_out][..]) {
-            return Err(shape(format!(
-                "output shape is {:?}, the spec needs [{batch}, {n_out}]",
-                of.shape
-            )));
-        }
-        let plan = model.into_runnable().map_err(|e| corrupt(&e))?;
+        let built = crate::panics::contain(|| -> Result<_, ModelError> {
+            let framework = tract_onnx::onnx();
+            let proto = framework
+                .proto_model_for_read(&mut &onnx[..])
+                .map_err(|e| corrupt(&e))?;
+            let graph = proto.graph.as_ref().ok_or_else(|| corrupt(&"no graph"))?;
+            let inits: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+            let inputs: Vec<_> = graph
+                .input
+                .iter()
+                .filter(|i| !inits.contains(&i.name.as_str()))
+                .collect();
+            let n_out = spec.horizons.len();
+            if inputs.len() != 1 || graph.output.len() != 1 {
+                return Err(shape(format!(
+                    "{} inputs and {} outputs, the spec needs 1 and 1",
+                    inputs.len(),
+                    graph.output.len()
+                )));
+            }
+            let (ety, din) =
+                dims(inputs[0]).ok_or_else(|| shape("input has no tensor shape".into()))?;
+            if ety != 1
+                || din.len() != 2
+                || din[1] != Some(N_FEATURES as i64)
+                || din[0].is_some_and(|b| b != batch as i64)
+            {
+                return Err(shape(format!(
+                    "input {:?} is {} of shape {:?}; the spec needs float [{batch} or symbolic, {N_FEATURES}]",
+                    inputs[0].name,
+                    if ety == 1 { "float" } else { "not float" },
+                    din
+                )));
+            }
+            let (ety, dout) =
+                dims(&graph.output[0]).ok_or_else(|| shape("output has no tensor shape".into()))?;
+            if ety != 1 || dout.len() != 2 || dout[1] != Some(n_out as i64) {
+                return Err(shape(format!(
+                    "output {:?} has shape {:?}; the spec needs float [batch, {n_out}]",
+                    graph.output[0].name, dout
+                )));
+            }
+            let model = framework
+                .model_for_proto_model(&proto)
+                .map_err(|e| corrupt(&e))?
+                .with_input_fact(0, f32::fact([batch, N_FEATURES]).into())
+                .map_err(|e| shape(format!("{e:#}")))?
+                .into_optimized()
+                .map_err(|e| {
+                    shape(format!(
+                        "cannot build a plan for input [{batch}, {N_FEATURES}]: {e:#}"
+                    ))
+                })?;
+            let of = model.output_fact(0).map_err(|e| shape(format!("{e:#}")))?;
+            if of.shape.as_concrete() != Some(&[batch, n_out][..]) {
+                return Err(shape(format!(
+                    "output shape is {:?}, the spec needs [{batch}, {n_out}]",
+                    of.shape
+                )));
+            }
+            let plan = model.into_runnable().map_err(|e| corrupt(&e))?;
+            Ok(plan)
+        });
+        let plan =
+            built.map_err(|msg| corrupt(&format!("the model builder panicked: {msg}")))??;
         Ok(ModelRunner {
             spec,
             label: label.to_string(),
