@@ -1080,8 +1080,10 @@ impl Appliance {
                 rc.lead_s,
             )
         });
+        #[cfg(feature = "tpe")]
+        let events = tpe.map(|t| t.events_soon());
         #[cfg(not(feature = "tpe"))]
-        let forecast = None;
+        let (forecast, events) = (None, None);
         if rc.mode == crate::ram::RamMode::Predictive && forecast.is_none() {
             return Err(SetupError::Config(self.config.error(
                 "ram.mode",
@@ -1093,6 +1095,7 @@ impl Appliance {
             telemetry: self.telemetry.clone(),
             run: self.ctl.clone(),
             forecast,
+            events,
         };
         let ram =
             crate::ram::live::LiveRam::start(&self.config, inputs).map_err(SetupError::Other)?;

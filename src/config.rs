@@ -526,6 +526,75 @@ pub struct TpeEventConfig {
 }
 
 impl TpeEventConfig {
+    /// Checks one event against `nd` predicted destinations. The error names the field
+    /// within the event (`start`, `destinations[1]`, …) and says what is wrong; the
+    /// config prefixes it with `tpe.events[i].`, `steerd ctl events add` reports it as is.
+    pub fn check(&self, nd: usize) -> Result<(), (String, String)> {
+        let err = |k: &str, m: String| Err((k.to_string(), m));
+        match (&self.start, self.start_after_min) {
+            (Some(_), Some(_)) => {
+                return err(
+                    "start_after_min",
+                    "give start (RFC 3339) or start_after_min, not both".into(),
+                );
+            }
+            (None, None) => {
+                return err(
+                    "start",
+                    "give start (RFC 3339, e.g. \"2026-12-24T18:00:00Z\") or start_after_min (minutes after the engine starts)".into(),
+                );
+            }
+            (Some(s), None) => {
+                if let Err(m) = parse_rfc3339_ms(s) {
+                    return err("start", m);
+                }
+            }
+            (None, Some(m)) if m > 100 * u64::from(MAX_TPE_EVENT_MIN) => {
+                return err(
+                    "start_after_min",
+                    format!("{m} is more than 100 × {MAX_TPE_EVENT_MIN} minutes away"),
+                );
+            }
+            (None, Some(_)) => {}
+        }
+        if !(1..=MAX_TPE_EVENT_MIN).contains(&self.duration_min) {
+            return err(
+                "duration_min",
+                format!(
+                    "{} is outside 1..={MAX_TPE_EVENT_MIN} minutes",
+                    self.duration_min
+                ),
+            );
+        }
+        if !self.factor.is_finite() || !(0.0..=MAX_TPE_EVENT_FACTOR).contains(&self.factor) {
+            return err(
+                "factor",
+                format!(
+                    "{} is outside 0..={MAX_TPE_EVENT_FACTOR} (the expected traffic multiplier: 2 = twice the usual)",
+                    self.factor
+                ),
+            );
+        }
+        if self.destinations.is_empty() {
+            return err("destinations", "give at least one destination id".into());
+        }
+        for (j, &d) in self.destinations.iter().enumerate() {
+            if usize::from(d) >= nd {
+                return err(
+                    &format!("destinations[{j}]"),
+                    format!("{d} is not a predicted destination (0..{nd}, tpe.destinations)"),
+                );
+            }
+            if self.destinations[..j].contains(&d) {
+                return err(
+                    &format!("destinations[{j}]"),
+                    format!("{d} is listed twice"),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Start as Unix ms (for `start`) or as a bucket offset (for `start_after_min`).
     /// Validated config: exactly one is set and `start` parses.
     pub fn start_at(&self) -> EventStart {
@@ -1532,66 +1601,8 @@ impl Config {
             ));
         }
         for (i, e) in t.events.iter().enumerate() {
-            let f = |k: &str| format!("tpe.events[{i}].{k}");
-            match (&e.start, e.start_after_min) {
-                (Some(_), Some(_)) => {
-                    return Err(self.error(
-                        &f("start_after_min"),
-                        "give start (RFC 3339) or start_after_min, not both",
-                    ));
-                }
-                (None, None) => {
-                    return Err(self.error(
-                        &f("start"),
-                        "give start (RFC 3339, e.g. \"2026-12-24T18:00:00Z\") or start_after_min (minutes after the engine starts)",
-                    ));
-                }
-                (Some(s), None) => {
-                    parse_rfc3339_ms(s).map_err(|m| self.error(&f("start"), m))?;
-                }
-                (None, Some(m)) if m > 100 * u64::from(MAX_TPE_EVENT_MIN) => {
-                    return Err(self.error(
-                        &f("start_after_min"),
-                        format!("{m} is more than 100 × {MAX_TPE_EVENT_MIN} minutes away"),
-                    ));
-                }
-                (None, Some(_)) => {}
-            }
-            if !(1..=MAX_TPE_EVENT_MIN).contains(&e.duration_min) {
-                return Err(self.error(
-                    &f("duration_min"),
-                    format!(
-                        "{} is outside 1..={MAX_TPE_EVENT_MIN} minutes",
-                        e.duration_min
-                    ),
-                ));
-            }
-            if !e.factor.is_finite() || !(0.0..=MAX_TPE_EVENT_FACTOR).contains(&e.factor) {
-                return Err(self.error(
-                    &f("factor"),
-                    format!(
-                        "{} is outside 0..={MAX_TPE_EVENT_FACTOR} (the expected traffic multiplier: 2 = twice the usual)",
-                        e.factor
-                    ),
-                ));
-            }
-            if e.destinations.is_empty() {
-                return Err(self.error(&f("destinations"), "give at least one destination id"));
-            }
-            for (j, &d) in e.destinations.iter().enumerate() {
-                if usize::from(d) >= nd {
-                    return Err(self.error(
-                        &format!("tpe.events[{i}].destinations[{j}]"),
-                        format!("{d} is not a predicted destination (0..{nd}, tpe.destinations)"),
-                    ));
-                }
-                if e.destinations[..j].contains(&d) {
-                    return Err(self.error(
-                        &format!("tpe.events[{i}].destinations[{j}]"),
-                        format!("{d} is listed twice"),
-                    ));
-                }
-            }
+            e.check(nd)
+                .map_err(|(k, m)| self.error(&format!("tpe.events[{i}].{k}"), m))?;
         }
         Ok(())
     }

@@ -241,6 +241,11 @@ enum CtlCmd {
         #[command(subcommand)]
         cmd: ModelCmd,
     },
+    /// Scheduled events the prediction engine is told about (needs the TPE).
+    Events {
+        #[command(subcommand)]
+        cmd: EventsCmd,
+    },
     /// Reload the configuration (all or nothing; same as SIGHUP).
     Reload {
         /// Load this file instead of the running one.
@@ -292,6 +297,39 @@ enum ModelCmd {
     Load {
         /// The .onnx file (its spec is the .json beside it).
         path: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCmd {
+    /// List the scheduled events ([[tpe.events]] and those added here) and their state.
+    List,
+    /// Schedule an event: the model sees it in its event features from the next bucket
+    /// and a live RAM holds capacity for it. Not written to the config.
+    Add {
+        /// Start in (logical) minutes from now.
+        #[arg(long, conflicts_with = "start")]
+        in_min: Option<u64>,
+        /// Start time, RFC 3339 (e.g. 2026-12-24T18:00:00Z).
+        #[arg(long)]
+        start: Option<String>,
+        /// Length in minutes.
+        #[arg(long)]
+        duration_min: u32,
+        /// Destination ids, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        dest: Vec<u16>,
+        /// Expected traffic multiplier while it runs (2 = twice the usual).
+        #[arg(long)]
+        factor: f32,
+        /// A name (unique), to remove it by.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove a scheduled event by name or index.
+    Del {
+        /// Name or index (see `events list`).
+        event: String,
     },
 }
 
@@ -350,6 +388,25 @@ fn ctl_request(cmd: CtlCmd) -> Request {
             path: std::path::absolute(&path)
                 .map(|p| p.display().to_string())
                 .unwrap_or(path),
+        },
+        CtlCmd::Events { cmd } => match cmd {
+            EventsCmd::List => Request::EventsList,
+            EventsCmd::Add {
+                in_min,
+                start,
+                duration_min,
+                dest,
+                factor,
+                name,
+            } => Request::EventsAdd(ctl::tpe::EventRequest {
+                start,
+                start_in_min: in_min,
+                duration_min,
+                destinations: dest,
+                factor,
+                name,
+            }),
+            EventsCmd::Del { event } => Request::EventsDel { event },
         },
         CtlCmd::Reload { config } => Request::Reload {
             config: config.map(|p| std::path::absolute(&p).unwrap_or(p).display().to_string()),

@@ -229,6 +229,8 @@ fn ctl_commands_status_routes_keys_errors() {
         e["message"].as_str().unwrap().contains("[tpe] enabled"),
         "{e}"
     );
+    let e = r.err(Request::EventsList);
+    assert_eq!(e["code"], "tpe_off", "{e}");
     // Raw protocol: unknown command, bad JSON, two requests pipelined with ids.
     let mut s = UnixStream::connect(&r.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

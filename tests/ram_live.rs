@@ -14,6 +14,8 @@ use serde_json::Value;
 use steerd::app::{Appliance, RunOptions, Summary};
 use steerd::config::Config;
 use steerd::ctl::proto::Request;
+#[cfg(feature = "tpe")]
+use steerd::ctl::tpe::EventRequest;
 
 /// Three workers, one generator port (`rate` pps over all workers, half the flows with
 /// steering headers for destinations 1 and 2 of `[steering]`). The RAM's topology
@@ -296,6 +298,84 @@ fn predictive_follows_the_engine_forecast() {
     assert_eq!(w["active"], 1, "{w}");
     assert!(w["standby_s"].as_f64().unwrap() > 3.0, "{w}");
     assert!(s.to_json()["tpe"]["buckets"].as_u64().unwrap() > 5);
+}
+
+/// Events scheduled over ctl at run time (`events.add`): the engine lists them, and a
+/// predictive live RAM holds its capacity at the event's site while one is due or
+/// running, and stops when it is removed (`events.del`). Bad events are refused with
+/// the field named.
+#[cfg(feature = "tpe")]
+#[test]
+fn events_added_over_ctl_reach_the_engine_and_the_live_ram() {
+    let text = format!(
+        "{}\n[tpe]\nenabled = true\ntime_scale = 600\nbaselines_only = true\ndestinations = 8\n",
+        config("predictive", 1500)
+    );
+    let r = Running::start(&text, false);
+    let hold = |r: &Running| r.status()["components"]["ram"]["sites"][0]["event_hold"].clone();
+    r.wait_for("RAM ticks", |r| {
+        r.status()["components"]["ram"]["ticks"]
+            .as_u64()
+            .is_some_and(|n| n > 2)
+    });
+    assert_eq!(hold(&r), false);
+    let event = |start: Option<&str>, in_min: Option<u64>, name: Option<&str>| EventRequest {
+        start: start.map(String::from),
+        start_in_min: in_min,
+        duration_min: 50,
+        destinations: vec![2],
+        factor: 2.0,
+        name: name.map(String::from),
+    };
+    let add = |name: &str, dests: Vec<u16>, factor: f32| {
+        Request::EventsAdd(EventRequest {
+            destinations: dests,
+            factor,
+            ..event(None, Some(2), Some(name))
+        })
+    };
+    let ev = r.ok(add("launch", vec![1], 3.0));
+    assert_eq!(ev["origin"], "ctl", "{ev}");
+    assert_eq!(ev["name"], "launch");
+    assert_eq!(ev["destinations"], serde_json::json!([1]));
+    assert_eq!(ev["scheduled"], 1);
+    // Destination 1 lives at fra: due within lead_s + wake_s, so fra holds.
+    r.wait_for("fra's event hold", |r| hold(r) == true);
+    let list = r.ok(Request::EventsList);
+    assert_eq!(list["events"][0]["name"], "launch", "{list}");
+    let st = r.status();
+    let tpe = &st["components"]["tpe"];
+    assert_eq!(tpe["events"][0]["origin"], "ctl", "{tpe}");
+    // Refusals name the field.
+    for (req, field) in [
+        (add("x", vec![99], 2.0), "destinations[0]"),
+        (add("launch", vec![2], 2.0), "name"),
+        (add("y", vec![2], 500.0), "factor"),
+        (Request::EventsAdd(event(None, None, None)), "start"),
+        (
+            Request::EventsAdd(event(Some("2001-01-01T00:00:00Z"), None, None)),
+            "start",
+        ),
+    ] {
+        let e = r.err(req.clone());
+        assert_eq!(e["code"], "bad_event", "{req:?}: {e}");
+        assert_eq!(e["field"], field, "{req:?}: {e}");
+    }
+    let e = r.err(Request::EventsDel {
+        event: "nope".into(),
+    });
+    assert_eq!(e["code"], "unknown_event", "{e}");
+    // An event for a destination the RAM does not place holds nothing.
+    r.ok(add("elsewhere", vec![2], 3.0));
+    let gone = r.ok(Request::EventsDel {
+        event: "launch".into(),
+    });
+    assert_eq!(gone["removed"], true, "{gone}");
+    r.wait_for("fra's hold released", |r| hold(r) == false);
+    let list = r.ok(Request::EventsList);
+    assert_eq!(list["events"].as_array().unwrap().len(), 1, "{list}");
+    let s = r.finish();
+    assert_eq!(s.total.total_drops(), 0);
 }
 
 /// `steerd check` accepts the commented example and prints the RAM's summary line.

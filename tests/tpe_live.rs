@@ -377,6 +377,53 @@ fn cli_run_shows_the_tpe_and_ctl_model_load_refuses_a_bad_file() {
         err.contains("model_refused") && err.contains("bad.json"),
         "{err}"
     );
+    // Events at run time: add, list, a refusal naming the field, delete.
+    let (code, out, err) = run.ctl(&[
+        "events",
+        "add",
+        "--in-min",
+        "5",
+        "--duration-min",
+        "20",
+        "--dest",
+        "1,2",
+        "--factor",
+        "2",
+        "--name",
+        "promo",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("event promo (#0) scheduled: scheduled from bucket"),
+        "{out}"
+    );
+    let (code, out, _) = run.ctl(&["events", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("promo (#0)") && out.contains("ctl"), "{out}");
+    assert!(out.contains("1 scheduled event(s)"), "{out}");
+    let (code, _, err) = run.ctl(&[
+        "events",
+        "add",
+        "--in-min",
+        "5",
+        "--duration-min",
+        "0",
+        "--dest",
+        "1",
+        "--factor",
+        "2",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("bad_event") && err.contains("duration_min"),
+        "{err}"
+    );
+    let (code, out, _) = run.ctl(&["events", "del", "0"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("event promo (#0) removed (0 still scheduled)"),
+        "{out}"
+    );
     // Let a few buckets pass, then stop.
     let t0 = Instant::now();
     loop {

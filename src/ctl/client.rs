@@ -154,6 +154,24 @@ pub fn render(req: &Request, resp: &Value) -> String {
         Request::Shutdown => {
             "stopping: receive stopped, queues draining; steerd exits when done".into()
         }
+        Request::EventsList => render_events(r),
+        Request::EventsAdd(_) => format!(
+            "event {} scheduled: {}\nnote: {}",
+            event_label(r),
+            event_line(r),
+            r["note"].as_str().unwrap_or("")
+        ),
+        Request::EventsDel { .. } => {
+            let mut s = format!(
+                "event {} removed ({} still scheduled)",
+                event_label(r),
+                r["scheduled"]
+            );
+            if let Some(n) = r["note"].as_str() {
+                s.push_str(&format!("\nnote: {n}"));
+            }
+            s
+        }
         Request::ModelLoad { .. } => format!(
             "{}\n{}",
             r["message"].as_str().unwrap_or("model loaded"),
@@ -162,6 +180,45 @@ pub fn render(req: &Request, resp: &Value) -> String {
         .trim_end()
         .to_string(),
     }
+}
+
+/// `name (#index)` or `#index`.
+fn event_label(e: &Value) -> String {
+    match e["name"].as_str() {
+        Some(n) => format!("{n} (#{})", e["index"]),
+        None => format!("#{}", e["index"]),
+    }
+}
+
+/// One event: state, buckets, destinations, factor.
+fn event_line(e: &Value) -> String {
+    format!(
+        "{} from bucket {} for {} min, destinations {}, factor {}",
+        e["state"].as_str().unwrap_or("?"),
+        e["start_bucket"],
+        e["duration_min"],
+        e["destinations"],
+        e["factor"]
+    )
+}
+
+fn render_events(r: &Value) -> String {
+    let list = r["events"].as_array().cloned().unwrap_or_default();
+    let mut s = String::new();
+    for e in &list {
+        s.push_str(&format!(
+            "{:<24} {:<6} {}\n",
+            event_label(e),
+            e["origin"].as_str().unwrap_or("?"),
+            event_line(e)
+        ));
+    }
+    s.push_str(&format!(
+        "{} scheduled event(s), now bucket {}",
+        list.len(),
+        r["now_bucket"]
+    ));
+    s
 }
 
 fn render_status(r: &Value) -> String {

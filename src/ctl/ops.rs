@@ -111,6 +111,9 @@ fn cmd_name(r: &Request) -> &'static str {
         Request::RoutesDel { .. } => "routes.del",
         Request::KeysRotate { .. } => "keys.rotate",
         Request::ModelLoad { .. } => "model.load",
+        Request::EventsList => "events.list",
+        Request::EventsAdd(_) => "events.add",
+        Request::EventsDel { .. } => "events.del",
         Request::Reload { .. } => "reload",
         Request::Drain => "drain",
         Request::Shutdown => "shutdown",
@@ -157,6 +160,17 @@ impl CtlState {
             Request::RoutesDel { prefix } => self.routes_del(&prefix),
             Request::KeysRotate { key } => self.keys_rotate(key.as_deref()),
             Request::ModelLoad { path } => self.model_load(&path),
+            Request::EventsList => self.with_tpe("events list", |t| Ok(t.events())),
+            Request::EventsAdd(e) => {
+                let r = self.with_tpe("events add", |t| t.add_event(&e));
+                if let Err(e) = &r {
+                    tracing::warn!("ctl: events add refused: {}", e.message);
+                }
+                r
+            }
+            Request::EventsDel { event } => {
+                self.with_tpe(&format!("events del {event}"), |t| t.remove_event(&event))
+            }
             Request::Reload { config } => self.reload(config.map(PathBuf::from)),
             Request::Drain => {
                 tracing::info!("ctl: drain requested; receive stops, queues drain, then exit");
@@ -175,29 +189,38 @@ impl CtlState {
     }
 
     fn model_load(&self, path: &str) -> Result<Value, OpError> {
-        match &self.tpe {
-            Some(t) => {
-                let r = t.load_model(std::path::Path::new(path));
-                match &r {
-                    Ok(v) => tracing::info!(
-                        "ctl: model load {path}: {}",
-                        v["message"].as_str().unwrap_or("ok")
-                    ),
-                    Err(e) => tracing::warn!("ctl: model load refused: {}", e.message),
-                }
-                r
+        self.with_tpe(&format!("model load {path}"), |t| {
+            let r = t.load_model(std::path::Path::new(path));
+            match &r {
+                Ok(v) => tracing::info!(
+                    "ctl: model load {path}: {}",
+                    v["message"].as_str().unwrap_or("ok")
+                ),
+                Err(e) => tracing::warn!("ctl: model load refused: {}", e.message),
             }
+            r
+        })
+    }
+
+    /// Runs `f` on the TPE's link, or says why there is none.
+    fn with_tpe(
+        &self,
+        what: &str,
+        f: impl FnOnce(&dyn TpeLink) -> Result<Value, OpError>,
+    ) -> Result<Value, OpError> {
+        match &self.tpe {
+            Some(t) => f(t.as_ref()),
             None if cfg!(feature = "tpe") => Err(OpError::new(
                 "tpe_off",
                 format!(
-                    "model load {path}: the traffic prediction engine (TPE) is not running \
+                    "{what}: the traffic prediction engine (TPE) is not running \
                      (set [tpe] enabled = true in the config and restart)"
                 ),
             )),
             None => Err(OpError::new(
                 "not_available",
                 format!(
-                    "model load {path}: not available in this build: it was built without \
+                    "{what}: not available in this build: it was built without \
                      the traffic prediction engine (the tpe feature)"
                 ),
             )),

@@ -17,6 +17,9 @@ pub const COMMANDS: &[&str] = &[
     "routes.del",
     "keys.rotate",
     "model.load",
+    "events.list",
+    "events.add",
+    "events.del",
     "reload",
     "drain",
     "shutdown",
@@ -61,6 +64,19 @@ pub enum Request {
     ModelLoad {
         /// Path of the .onnx file.
         path: String,
+    },
+    /// The TPE's scheduled events (needs the TPE).
+    #[serde(rename = "events.list")]
+    EventsList,
+    /// Schedules an event at run time (needs the TPE); like `[[tpe.events]]`, with a
+    /// relative start counted from now.
+    #[serde(rename = "events.add")]
+    EventsAdd(super::tpe::EventRequest),
+    /// Removes a scheduled event by name or index (needs the TPE).
+    #[serde(rename = "events.del")]
+    EventsDel {
+        /// Name or index.
+        event: String,
     },
     /// Reloads the configuration (the running file, or `config`).
     #[serde(rename = "reload")]
@@ -216,6 +232,38 @@ mod tests {
                 assert_eq!(e.code, "bad_request", "{c}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn events_add_parses_with_optional_fields_and_refuses_unknown_ones() {
+        let (r, id) = parse_line(
+            r#"{"cmd":"events.add","start_in_min":3,"duration_min":5,"destinations":[1,2],"factor":2.5,"id":1}"#,
+        );
+        assert_eq!(id, Some(json!(1)));
+        assert_eq!(
+            r.unwrap(),
+            Request::EventsAdd(crate::ctl::tpe::EventRequest {
+                start: None,
+                start_in_min: Some(3),
+                duration_min: 5,
+                destinations: vec![1, 2],
+                factor: 2.5,
+                name: None,
+            })
+        );
+        let (r, _) = parse_line(
+            r#"{"cmd":"events.add","duration_min":5,"destinations":[1],"factor":2,"bogus":1}"#,
+        );
+        let e = r.unwrap_err();
+        assert_eq!(e.code, "bad_request");
+        assert!(e.message.contains("bogus"), "{e}");
+        let (r, _) = parse_line(r#"{"cmd":"events.del","event":"launch"}"#);
+        assert_eq!(
+            r.unwrap(),
+            Request::EventsDel {
+                event: "launch".into()
+            }
+        );
     }
 
     #[test]

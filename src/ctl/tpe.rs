@@ -23,6 +23,36 @@ pub trait TpeLink: Send + Sync {
     /// Validates the model at `path` and starts it in shadow beside the active one; a
     /// model that fails validation is refused and the active one keeps running.
     fn load_model(&self, path: &Path) -> Result<Value, OpError>;
+    /// Schedules an event (`events.add`): validated like `[[tpe.events]]`, refused with
+    /// the field named; the model and a live RAM see it from the next bucket.
+    fn add_event(&self, e: &EventRequest) -> Result<Value, OpError>;
+    /// Removes a scheduled event by name or index (`events.del`).
+    fn remove_event(&self, key: &str) -> Result<Value, OpError>;
+    /// The scheduled events with their state (`events.list`).
+    fn events(&self) -> Value;
+}
+
+/// An event to schedule at run time (`steerd ctl events add`): like `[[tpe.events]]`,
+/// except that a relative start counts from now (`start_in_min`), not from the
+/// engine's first bucket.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRequest {
+    /// Start time, RFC 3339.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Start as logical minutes from now (0 = the current bucket).
+    #[serde(default)]
+    pub start_in_min: Option<u64>,
+    /// Length in minutes (buckets).
+    pub duration_min: u32,
+    /// Telemetry destination ids affected.
+    pub destinations: Vec<u16>,
+    /// Expected traffic multiplier while it runs.
+    pub factor: f32,
+    /// Name (unique among the scheduled events).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// The `tpe` entry of `/status` when no engine runs: why not.

@@ -48,6 +48,11 @@ use crate::telemetry::DestCounters;
 /// `lead_s`), or `None` before the engine's first prediction.
 pub type Forecast = Box<dyn Fn() -> Option<Vec<f64>> + Send>;
 
+/// Per-destination: an announced event that raises its traffic is running, or starts
+/// within the given logical minutes (the TPE's calendar: `[[tpe.events]]` and events
+/// added over ctl).
+pub type EventsSoon = Box<dyn Fn(u64) -> Vec<bool> + Send>;
+
 /// Turns the TPE's published predictions (packets per bucket at 5 min, 15 min, 1 h)
 /// into the peak rate per wall second expected within `lead_s` logical seconds: the
 /// largest of the horizons not beyond the lead (always the first one).
@@ -346,6 +351,9 @@ pub struct LiveInputs {
     pub run: Arc<RunControl>,
     /// The TPE's forecast (predictive mode).
     pub forecast: Option<Forecast>,
+    /// The TPE's event calendar (predictive mode: a site with an announced event
+    /// running or due keeps its capacity for `release_hold_s`, as in the scenario run).
+    pub events: Option<EventsSoon>,
 }
 
 /// The running live RAM (owned by `Appliance::run`).
@@ -381,6 +389,8 @@ struct Ram {
     epoch: u32,
     measured_pps: f64,
     predicted_pps: Option<f64>,
+    /// Per site: an announced event is running or due (predictive mode).
+    event_hold: Vec<bool>,
     start: Instant,
 }
 
@@ -457,13 +467,24 @@ impl Ram {
                 site_arrivals[s] += m;
             }
         }
+        // Announced events running or due within the lead and wake time, per site.
+        self.event_hold.clear();
+        self.event_hold.resize(self.topo.sites.len(), false);
+        if let (RamMode::Predictive, Some(soon)) = (self.mode, self.inputs.events.as_ref()) {
+            let look = ((self.cfg.lead_s + self.cfg.wake_s) / 60.0).ceil() as u64;
+            for (d, _) in soon(look).iter().enumerate().filter(|(_, on)| **on) {
+                if let Some(s) = self.topo.site_of(d) {
+                    self.event_hold[s] = true;
+                }
+            }
+        }
         self.planner.step(
             now,
             Demand {
                 measured: &measured,
                 forecast: fc.as_deref(),
                 site_arrivals: &site_arrivals,
-                event_hold: &[],
+                event_hold: &self.event_hold,
             },
         );
         // Steering: publish when the entries change.
@@ -528,9 +549,11 @@ impl Ram {
             .sites
             .iter()
             .zip(self.planner.sites())
-            .map(|(s, st)| {
+            .zip(self.event_hold.iter().chain(std::iter::repeat(&false)))
+            .map(|((s, st), &hold)| {
                 json!({"name": s.name, "active": st.active, "waking": st.waking,
-                       "granted": st.granted, "demand_pps": round3(st.demand_pps)})
+                       "granted": st.granted, "demand_pps": round3(st.demand_pps),
+                       "event_hold": hold})
             })
             .collect();
         let standby_s: f64 = (0..self.pool.len())
@@ -627,6 +650,7 @@ impl LiveRam {
             epoch: 0,
             measured_pps: 0.0,
             predicted_pps: None,
+            event_hold: Vec::new(),
             start: Instant::now(),
             inputs,
             topo,

@@ -253,7 +253,9 @@ struct ShardState {
     k: usize,
     dests: Vec<usize>,
     hist: Vec<SlidingHistory>,
-    events: Arc<EventCalendar>,
+    /// The calendar shared by every shard and the live TPE (which adds and removes
+    /// events at run time): loaded once per bucket.
+    events: Arc<ArcSwap<EventCalendar>>,
     model: Option<Box<dyn BatchModel>>,
     candidate: Option<Box<dyn BatchModel>>,
     corrector: Option<Corrector>,
@@ -287,12 +289,13 @@ impl ShardState {
             return Err("no model".into());
         }
         let n = self.dests.len();
+        let cal = self.events.load_full();
         for (i, &d) in self.dests.iter().enumerate() {
             let h = &self.hist[i];
             let row: &mut [f32; N_FEATURES] = (&mut self.xf[i * N_FEATURES..(i + 1) * N_FEATURES])
                 .try_into()
                 .expect("row length");
-            let ev = |b: u64| self.events.factor(d, b);
+            let ev = |b: u64| cal.factor(d, b);
             self.levels[i] = features::features(
                 &Hist {
                     x: &h.x,
@@ -510,6 +513,7 @@ pub struct Engine {
     published: Arc<ArcSwap<Predictions>>,
     published_stats: Arc<ArcSwap<EngineStats>>,
     stats: EngineStats,
+    calendar: Arc<ArcSwap<EventCalendar>>,
 }
 
 impl Engine {
@@ -530,7 +534,7 @@ impl Engine {
     /// Builds an engine with one model (or none) per shard; `models.len()` shards.
     pub fn with_models(cfg: EngineConfig, models: Vec<Option<Box<dyn BatchModel>>>) -> Self {
         let n = models.len().max(1);
-        let events = Arc::new(cfg.events.clone());
+        let events = Arc::new(ArcSwap::from_pointee(cfg.events.clone()));
         let mut shards = Vec::with_capacity(n);
         let mut models = models;
         models.resize_with(n, || None);
@@ -590,6 +594,7 @@ impl Engine {
             published: Arc::new(ArcSwap::from_pointee(Predictions::empty(nd))),
             published_stats: Arc::new(ArcSwap::from_pointee(EngineStats::default())),
             stats: EngineStats::default(),
+            calendar: events,
             shards,
             cfg,
         };
@@ -600,6 +605,12 @@ impl Engine {
     /// Where predictions are published.
     pub fn predictions(&self) -> Arc<ArcSwap<Predictions>> {
         self.published.clone()
+    }
+
+    /// The scheduled-event calendar the shards read once per bucket: store a new one
+    /// to add or remove events at run time (it starts as `EngineConfig::events`).
+    pub fn calendar(&self) -> Arc<ArcSwap<EventCalendar>> {
+        self.calendar.clone()
     }
 
     /// Where a [`EngineStats`] snapshot is published after every bucket and command
@@ -915,6 +926,8 @@ pub struct EngineHandle {
     pub predictions: Arc<ArcSwap<Predictions>>,
     /// Latest stats snapshot (load with `.load()`; never blocks).
     pub stats: Arc<ArcSwap<EngineStats>>,
+    /// The scheduled-event calendar (see [`Engine::calendar`]).
+    pub calendar: Arc<ArcSwap<EventCalendar>>,
     cmd: Commander,
     thread: Option<JoinHandle<()>>,
 }
@@ -958,6 +971,7 @@ pub fn spawn(
     let mut engine = Engine::new(cfg)?;
     let predictions = engine.predictions();
     let stats = engine.published_stats();
+    let calendar = engine.calendar();
     let (cmd, cmd_rx) = unbounded::<CmdMsg>();
     let thread = std::thread::Builder::new()
         .name("tpe".into())
@@ -993,6 +1007,7 @@ pub fn spawn(
     Ok(EngineHandle {
         predictions,
         stats,
+        calendar,
         cmd: Commander { cmd },
         thread: Some(thread),
     })

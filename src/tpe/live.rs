@@ -15,8 +15,8 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -29,11 +29,11 @@ use super::learn::{CorrectionParams, ShadowParams};
 use super::scenario::{Event, EventCalendar};
 use super::{HORIZONS, Predictions, PredictorKind, TpeError, model};
 use crate::app::SetupError;
-use crate::config::{Config, EventStart};
+use crate::config::{Config, EventStart, MAX_TPE_EVENTS, TpeEventConfig};
 use crate::ctl::MetricsRegistry;
 use crate::ctl::metrics::{counter, gauge, gauges};
 use crate::ctl::proto::OpError;
-use crate::ctl::tpe::TpeLink;
+use crate::ctl::tpe::{EventRequest, TpeLink};
 use crate::telemetry::{BUCKET_LOGICAL_MS, DestCounters};
 
 /// How long `model load` waits for the engine thread (validation builds a tract plan).
@@ -52,8 +52,11 @@ pub fn engine_config(cfg: &Config) -> EngineConfig {
 /// A scheduled event of `[[tpe.events]]` as the engine sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveEvent {
-    /// Position in `[[tpe.events]]`.
+    /// Position in `[[tpe.events]]`; events added over ctl are numbered on from there
+    /// (an index is never reused while steerd runs).
     pub index: usize,
+    /// Where it came from: `"config"` or `"ctl"`.
+    pub origin: &'static str,
     /// `name`, if given.
     pub name: Option<String>,
     /// Logical start (Unix ms).
@@ -70,37 +73,47 @@ pub fn live_events(cfg: &Config, origin_unix_ms: u64) -> Vec<LiveEvent> {
         .events
         .iter()
         .enumerate()
-        .map(|(index, e)| {
-            let start_unix_ms = match e.start_at() {
-                EventStart::UnixMs(ms) => ms,
-                EventStart::AfterMin(m) => origin_unix_ms + m * BUCKET_LOGICAL_MS,
-            };
-            let (start_bucket, duration) = if start_unix_ms >= origin_unix_ms {
-                (
-                    (start_unix_ms - origin_unix_ms) / BUCKET_LOGICAL_MS,
-                    e.duration_min,
-                )
-            } else {
-                let past = (origin_unix_ms - start_unix_ms).div_ceil(BUCKET_LOGICAL_MS);
-                (
-                    0,
-                    e.duration_min
-                        .saturating_sub(past.min(u64::from(u32::MAX)) as u32),
-                )
-            };
-            LiveEvent {
-                index,
-                name: e.name.clone(),
-                start_unix_ms,
-                event: (duration > 0).then(|| Event {
-                    start_bucket,
-                    duration,
-                    dests: e.destinations.clone(),
-                    factor: e.factor,
-                }),
-            }
-        })
+        .map(|(index, e)| live_event(index, "config", e, origin_unix_ms))
         .collect()
+}
+
+/// One validated event against bucket 0 at logical time `origin_unix_ms` (see
+/// [`live_events`]).
+pub fn live_event(
+    index: usize,
+    origin: &'static str,
+    e: &TpeEventConfig,
+    origin_unix_ms: u64,
+) -> LiveEvent {
+    let start_unix_ms = match e.start_at() {
+        EventStart::UnixMs(ms) => ms,
+        EventStart::AfterMin(m) => origin_unix_ms + m * BUCKET_LOGICAL_MS,
+    };
+    let (start_bucket, duration) = if start_unix_ms >= origin_unix_ms {
+        (
+            (start_unix_ms - origin_unix_ms) / BUCKET_LOGICAL_MS,
+            e.duration_min,
+        )
+    } else {
+        let past = (origin_unix_ms - start_unix_ms).div_ceil(BUCKET_LOGICAL_MS);
+        (
+            0,
+            e.duration_min
+                .saturating_sub(past.min(u64::from(u32::MAX)) as u32),
+        )
+    };
+    LiveEvent {
+        index,
+        origin,
+        name: e.name.clone(),
+        start_unix_ms,
+        event: (duration > 0).then(|| Event {
+            start_bucket,
+            duration,
+            dests: e.destinations.clone(),
+            factor: e.factor,
+        }),
+    }
 }
 
 /// [`engine_config`] with bucket 0 at logical time `origin_unix_ms`.
@@ -165,7 +178,16 @@ struct Info {
     time_scale: f64,
     bucket_ms: f64,
     shadow_window: usize,
-    events: Vec<LiveEvent>,
+    /// Wall-clock (= logical) Unix ms of bucket 0's start.
+    origin_unix_ms: u64,
+    n_dest: usize,
+}
+
+/// The scheduled events in force: `[[tpe.events]]` plus those added over ctl. The
+/// engine's calendar is rebuilt from `list` on every change.
+struct EventBook {
+    list: Vec<LiveEvent>,
+    next_index: usize,
 }
 
 /// What readers share: the engine's publications and its command channel.
@@ -174,6 +196,9 @@ struct Link {
     stats: Arc<ArcSwap<EngineStats>>,
     cmd: Commander,
     info: Info,
+    /// Cold: taken by status and the ctl event commands only, never by the engine.
+    events: Mutex<EventBook>,
+    calendar: Arc<ArcSwap<EventCalendar>>,
     /// Set once the engine has been stopped (status then says so).
     stopped: AtomicBool,
 }
@@ -204,7 +229,12 @@ impl LiveTpe {
             time_scale: ec.time_scale,
             bucket_ms: ec.bucket_duration().as_secs_f64() * 1e3,
             shadow_window: ec.shadow.window,
-            events,
+            origin_unix_ms: ec.origin_unix_ms.unwrap_or(0),
+            n_dest: ec.n_dest,
+        };
+        let book = EventBook {
+            next_index: events.len(),
+            list: events,
         };
         let shards = ec.n_instances;
         let n_dest = ec.n_dest;
@@ -214,6 +244,8 @@ impl LiveTpe {
             stats: handle.stats.clone(),
             cmd: handle.commander(),
             info,
+            events: Mutex::new(book),
+            calendar: handle.calendar.clone(),
             stopped: AtomicBool::new(false),
         });
         metrics.with(|r| {
@@ -226,8 +258,8 @@ impl LiveTpe {
             s.model.as_deref().unwrap_or("baselines only"),
             link.info.bucket_ms,
             link.info.time_scale,
-            link.info
-                .events
+            link.book()
+                .list
                 .iter()
                 .filter(|e| e.event.is_some())
                 .count()
@@ -246,6 +278,13 @@ impl LiveTpe {
     /// The published predictions (what RAM will read: `load()` never blocks).
     pub fn predictions(&self) -> Arc<ArcSwap<Predictions>> {
         self.link.predictions.clone()
+    }
+
+    /// For the live RAM: per destination, whether a scheduled event that raises its
+    /// traffic (factor above 1.05) is running or starts within the given minutes.
+    pub fn events_soon(&self) -> crate::ram::live::EventsSoon {
+        let link = self.link.clone();
+        Box::new(move |look| link.raising_soon(look))
     }
 
     /// Stops the engine and its shards; returns the final `tpe` object.
@@ -286,11 +325,32 @@ fn count(v: f64) -> String {
 impl Link {
     /// `[[tpe.events]]` as scheduled: bucket range and state against the last bucket.
     fn events_json(&self, p: &Predictions) -> Vec<Value> {
-        self.info
-            .events
+        self.book()
+            .list
             .iter()
-            .map(|e| {
-                let mut v = json!({"index": e.index, "name": e.name,
+            .map(|e| Self::event_json(e, p))
+            .collect()
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, EventBook> {
+        // A panic while holding it cannot leave the book half-changed (each change is
+        // one push or remove), so a poisoned lock is still usable.
+        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The logical bucket now (the one being counted).
+    fn now_bucket(&self) -> u64 {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let logical = wall.saturating_sub(self.info.origin_unix_ms) as f64 * self.info.time_scale;
+        (logical / BUCKET_LOGICAL_MS as f64) as u64
+    }
+
+    fn event_json(e: &LiveEvent, p: &Predictions) -> Value {
+        {
+            {
+                let mut v = json!({"index": e.index, "name": e.name, "origin": e.origin,
                                    "start_unix_ms": e.start_unix_ms});
                 match &e.event {
                     None => v["state"] = json!("over before start"),
@@ -311,8 +371,149 @@ impl Link {
                     }
                 }
                 v
-            })
-            .collect()
+            }
+        }
+    }
+
+    /// See [`LiveTpe::events_soon`].
+    fn raising_soon(&self, look_min: u64) -> Vec<bool> {
+        let now = self.now_bucket();
+        let cal = self.calendar.load();
+        let mut on = vec![false; self.info.n_dest];
+        for e in cal.events.iter().filter(|e| e.factor > 1.05) {
+            if e.start_bucket <= now + look_min && e.start_bucket + u64::from(e.duration) > now {
+                for &d in &e.dests {
+                    if let Some(x) = on.get_mut(usize::from(d)) {
+                        *x = true;
+                    }
+                }
+            }
+        }
+        on
+    }
+
+    /// Rebuilds the engine's calendar from the book (cold; the shards pick it up at
+    /// their next bucket).
+    fn publish_calendar(&self, book: &EventBook) {
+        self.calendar.store(Arc::new(EventCalendar {
+            events: book.list.iter().filter_map(|e| e.event.clone()).collect(),
+        }));
+    }
+
+    fn add_event_impl(&self, req: &EventRequest) -> Result<Value, OpError> {
+        let field_err = |k: &str, m: String| {
+            OpError::new("bad_event", format!("{k}: {m}")).with("field", json!(k))
+        };
+        let now = self.now_bucket();
+        let start_after_min = match (req.start.as_ref(), req.start_in_min) {
+            (None, Some(m)) => Some(now.saturating_add(m)),
+            (Some(_), Some(_)) => {
+                return Err(field_err(
+                    "start_in_min",
+                    "give start (RFC 3339) or start_in_min, not both".into(),
+                ));
+            }
+            (_, None) => None,
+        };
+        let cfg = TpeEventConfig {
+            start: req.start.clone(),
+            start_after_min,
+            duration_min: req.duration_min,
+            destinations: req.destinations.clone(),
+            factor: req.factor,
+            name: req.name.clone(),
+        };
+        cfg.check(self.info.n_dest).map_err(|(k, m)| {
+            let k = if k == "start_after_min" { "start_in_min".to_string() } else { k };
+            let m = if k == "start" && req.start.is_none() {
+                "give start (RFC 3339, e.g. \"2026-12-24T18:00:00Z\") or start_in_min (minutes from now)".into()
+            } else {
+                m
+            };
+            field_err(&k, m)
+        })?;
+        let mut book = self.book();
+        if book.list.len() >= MAX_TPE_EVENTS {
+            return Err(OpError::new(
+                "bad_event",
+                format!(
+                    "{} events are scheduled: at most {MAX_TPE_EVENTS}",
+                    book.list.len()
+                ),
+            ));
+        }
+        if let Some(n) = &req.name
+            && book
+                .list
+                .iter()
+                .any(|e| e.name.as_deref() == Some(n.as_str()))
+        {
+            return Err(field_err(
+                "name",
+                format!("an event named {n:?} is already scheduled"),
+            ));
+        }
+        let ev = live_event(book.next_index, "ctl", &cfg, self.info.origin_unix_ms);
+        match &ev.event {
+            Some(e) if e.start_bucket + u64::from(e.duration) > now => {}
+            _ => {
+                return Err(field_err(
+                    if req.start.is_some() {
+                        "start"
+                    } else {
+                        "start_in_min"
+                    },
+                    "the event would be over before now".into(),
+                ));
+            }
+        }
+        book.next_index += 1;
+        book.list.push(ev.clone());
+        self.publish_calendar(&book);
+        let n = book.list.len();
+        drop(book);
+        tracing::info!(
+            "tpe: event {} added over ctl ({} min from bucket {}, destinations {:?}, factor {})",
+            ev.name.clone().unwrap_or_else(|| ev.index.to_string()),
+            req.duration_min,
+            ev.event.as_ref().map_or(0, |e| e.start_bucket),
+            req.destinations,
+            req.factor
+        );
+        let mut v = Self::event_json(&ev, &self.predictions.load());
+        v["scheduled"] = json!(n);
+        v["note"] = json!(
+            "the model sees it in its event features from the next bucket, and a live RAM holds capacity for it; \
+             it is not written to the config (restarting drops it)"
+        );
+        Ok(v)
+    }
+
+    fn remove_event_impl(&self, key: &str) -> Result<Value, OpError> {
+        let mut book = self.book();
+        let pos = book.list.iter().position(|e| {
+            e.name.as_deref() == Some(key) || key.parse::<usize>().ok() == Some(e.index)
+        });
+        let Some(pos) = pos else {
+            return Err(OpError::new(
+                "unknown_event",
+                format!(
+                    "no scheduled event is named or numbered {key:?} (see `steerd ctl events list`)"
+                ),
+            ));
+        };
+        let ev = book.list.remove(pos);
+        self.publish_calendar(&book);
+        let n = book.list.len();
+        drop(book);
+        tracing::info!("tpe: event {key} ({}) removed over ctl", ev.origin);
+        let mut v = Self::event_json(&ev, &self.predictions.load());
+        v["removed"] = json!(true);
+        v["scheduled"] = json!(n);
+        if ev.origin == "config" {
+            v["note"] = json!("removed until steerd restarts: it is still in the config file");
+        }
+        Ok(v)
     }
 
     fn mae(s: &EngineStats, name: &str) -> Option<[f64; 3]> {
@@ -360,6 +561,19 @@ impl Link {
 }
 
 impl TpeLink for Link {
+    fn add_event(&self, e: &EventRequest) -> Result<Value, OpError> {
+        self.add_event_impl(e)
+    }
+
+    fn remove_event(&self, key: &str) -> Result<Value, OpError> {
+        self.remove_event_impl(key)
+    }
+
+    fn events(&self) -> Value {
+        let p = self.predictions.load();
+        json!({"now_bucket": self.now_bucket(), "events": self.events_json(&p)})
+    }
+
     fn status(&self) -> Value {
         let s = self.stats.load();
         let p = self.predictions.load();
@@ -849,6 +1063,56 @@ mod tests {
         }
         // One hour after bucket 20 the event is over.
         assert!((p(20, 1, 2) - 100.0).abs() < 0.5, "{}", p(20, 1, 2));
+    }
+
+    /// What `steerd ctl events add` does to the engine: a calendar stored while it runs
+    /// reaches the shards' feature rows from the next bucket.
+    #[test]
+    fn a_calendar_stored_at_run_time_reaches_the_feature_rows() {
+        let cfg = events_cfg("");
+        let names = super::super::features::feature_names();
+        let idx = ["ev_5", "ev_15", "ev_60"].map(|n| names.iter().position(|x| x == n).unwrap());
+        let mut e = engine::Engine::with_models(
+            engine_config_at(&cfg, 0),
+            vec![Some(Box::new(EchoEvents(idx.to_vec())))],
+        );
+        let mut at = Vec::new();
+        for t in 0..8 {
+            if t == 4 {
+                e.calendar().store(Arc::new(EventCalendar {
+                    events: vec![Event {
+                        start_bucket: 10,
+                        duration: 30,
+                        dests: vec![1],
+                        factor: 2.0,
+                    }],
+                }));
+            }
+            let b = crate::telemetry::Bucket::per_dest(
+                t,
+                t * BUCKET_LOGICAL_MS,
+                vec![100; 4],
+                vec![6400; 4],
+            );
+            at.push(e.step(&b));
+        }
+        // Bucket 3 (before): nothing announced 15 minutes ahead.
+        assert!(
+            (at[3].per_dest[1][1] - 100.0).abs() < 0.5,
+            "{:?}",
+            at[3].per_dest[1]
+        );
+        // Bucket 5 (after): bucket 20 is in the middle of the event (×2); dest 0 is not in it.
+        assert!(
+            (at[5].per_dest[1][1] - 201.0).abs() < 0.5,
+            "{:?}",
+            at[5].per_dest[1]
+        );
+        assert!(
+            (at[5].per_dest[0][1] - 100.0).abs() < 0.5,
+            "{:?}",
+            at[5].per_dest[0]
+        );
     }
 
     #[test]
