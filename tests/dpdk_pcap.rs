@@ -2,7 +2,7 @@
 //! net_pcap vdev in (rx_pcap = the capture) and a net_pcap vdev out (tx_pcap), checked
 //! like the pcap-port golden test (tests/common/golden.rs): TTL−1, valid checksums,
 //! rewritten MACs, every other byte unchanged, drops under the predicted reasons, and
-//! in = out + counted drops. Runs with `--features dpdk`; needs root (the EAL's runtime
+//! in = out + counted drops, with idle parking on. Runs with `--features dpdk`; needs root (the EAL's runtime
 //! directory, vdevs) and uses `--no-huge`, so no hugepages are needed.
 #![cfg(feature = "dpdk")]
 
@@ -23,6 +23,9 @@ fn config(rx: &Path, tx: &Path) -> Config {
 [general]
 workers = 1
 pin_cores = false
+# Idle parking on the DPDK loop too: once the capture has been read the worker parks
+# (checked below), and parking loses nothing.
+idle_park_us = 200
 
 [dpdk]
 cores = "0"
@@ -126,6 +129,12 @@ fn real_capture_through_dpdk_net_pcap() {
         d[0]["xstats"]["rx_good_packets"].as_u64().is_some(),
         "extended stats exported: {}",
         v["dpdk"]
+    );
+    // The worker parked once the capture was read (idle_park_us on the DPDK loop).
+    assert!(
+        v["worker_parks"].as_u64().is_some_and(|n| n > 0),
+        "worker_parks: {}",
+        v["worker_parks"]
     );
     let outp = golden::read_pcap(&out);
     golden::verify(&inp, &v, &outp, &out, true);

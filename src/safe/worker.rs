@@ -251,6 +251,34 @@ fn rss_hash(d: &[u8]) -> u32 {
 }
 
 impl Worker {
+    /// Parks while idle (cold: nothing arrived for 1,024 polls and nothing is staged,
+    /// checked by the caller): sleeps with exponential backoff, bounded by `idle_park`,
+    /// or by `standby_park` while the RAM has this worker in standby (one relaxed load
+    /// of its own flag, only on this idle path). Shared by both worker loops.
+    fn idle_park(&self, idle_iters: &mut u32, local: &mut Local) {
+        let standby = self.ctl.standby[self.id].load(Ordering::Relaxed);
+        let cap = if standby {
+            self.idle_park.max(self.standby_park)
+        } else {
+            self.idle_park
+        };
+        if cap.is_zero() {
+            return;
+        }
+        let k = ((*idle_iters - 1024) / 64).min(16);
+        let d = Duration::from_micros(8u64 << k).min(cap);
+        let t = Instant::now();
+        std::thread::sleep(d);
+        let ns = t.elapsed().as_nanos() as u64;
+        local.parks += 1;
+        local.parked_ns += ns;
+        if standby {
+            local.standby_parks += 1;
+            local.standby_parked_ns += ns;
+        }
+        *idle_iters = idle_iters.saturating_add(63);
+    }
+
     /// Runs the poll loop until stopped and drained. Returns the final counters.
     pub fn run(mut self) -> Local {
         if let Some(c) = self.core {
@@ -466,35 +494,12 @@ impl Worker {
                     && stages.iter().all(|s| s.staged == 0);
                 self.ctl.idle_exhausted[self.id].store(exhausted, Ordering::Release);
                 std::hint::spin_loop();
-                // Park while idle (cold: nothing arrived for 1,024 polls and nothing is
-                // staged): sleep with exponential backoff, bounded by idle_park, or by
-                // standby_park while the RAM has this worker in standby (one relaxed
-                // load of its own flag, only on this idle path).
                 if idle_iters >= 1024
                     && !stopping
                     && !exhausted
                     && stages.iter().all(|s| s.staged == 0)
                 {
-                    let standby = self.ctl.standby[self.id].load(Ordering::Relaxed);
-                    let cap = if standby {
-                        self.idle_park.max(self.standby_park)
-                    } else {
-                        self.idle_park
-                    };
-                    if !cap.is_zero() {
-                        let k = ((idle_iters - 1024) / 64).min(16);
-                        let d = Duration::from_micros(8u64 << k).min(cap);
-                        let t = Instant::now();
-                        std::thread::sleep(d);
-                        let ns = t.elapsed().as_nanos() as u64;
-                        local.parks += 1;
-                        local.parked_ns += ns;
-                        if standby {
-                            local.standby_parks += 1;
-                            local.standby_parked_ns += ns;
-                        }
-                        idle_iters = idle_iters.saturating_add(63);
-                    }
+                    self.idle_park(&mut idle_iters, &mut local);
                 }
             }
             if now.saturating_sub(last_hist_ns) >= 100_000_000 || stopping {
@@ -730,6 +735,12 @@ impl Worker {
                 // receives nothing): a DPDK run stops on duration, signal or ctl.
                 self.ctl.idle_exhausted[self.id].store(false, Ordering::Release);
                 std::hint::spin_loop();
+                // Idle parking and the live RAM's standby, as in the other loop (a
+                // NIC's rx ring holds what arrives while parked: keep idle_park_us and
+                // ram.standby_park_us below ring size ÷ the rate that may arrive).
+                if idle_iters >= 1024 && !stopping && stages.iter().all(|s| s.staged == 0) {
+                    self.idle_park(&mut idle_iters, &mut local);
+                }
             }
             if now.saturating_sub(last_hist_ns) >= 100_000_000 || stopping {
                 if let Ok(mut fresh) = self.hist_in.pop() {
