@@ -968,7 +968,7 @@ impl Appliance {
         let start = Instant::now();
         // Control plane next (the ctl thread; the controller loop runs on this thread).
         let live = Live::shared();
-        let mut mon = self.monitor(opts, live.clone(), tpe_link.clone());
+        let mut mon = self.monitor(opts, live.clone(), tpe_link.clone(), ram_shared.clone());
         let ctl_thread = self.start_ctl(start, &live, tpe_link, ram_shared)?;
         let cp_thread = match self.control.take() {
             Some(cp) => Some(
@@ -1162,6 +1162,7 @@ impl Appliance {
         opts: &RunOptions,
         live: monitor::SharedLive,
         tpe: Option<Arc<dyn TpeLink>>,
+        ram: Option<Arc<crate::ram::live::RamShared>>,
     ) -> Monitor {
         use std::io::IsTerminal;
         let view = if opts.quiet {
@@ -1193,6 +1194,7 @@ impl Appliance {
                 tables: self.tables.clone(),
                 endpoints,
                 tpe,
+                ram,
             },
         }
     }

@@ -378,6 +378,37 @@ fn events_added_over_ctl_reach_the_engine_and_the_live_ram() {
     assert_eq!(s.total.total_drops(), 0);
 }
 
+/// The plain per-second stats output carries a RAM line (mode, steered destinations,
+/// workers, each data center's capacity).
+#[test]
+fn the_stats_lines_show_the_ram() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("steerd.toml");
+    std::fs::write(&cfg, config("reactive", 1000)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_steerd"))
+        .args([
+            "run",
+            "--duration",
+            "2.5",
+            "--metrics-listen",
+            "off",
+            "--ctl-socket",
+            "off",
+            "--config",
+        ])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("] ram: reactive steered 1 "))
+        .unwrap_or_else(|| panic!("no RAM stats line: {err}"));
+    assert!(line.contains("workers 1/3 active"), "{line}");
+    assert!(line.contains("  fra "), "{line}");
+}
+
 /// `steerd check` accepts the commented example and prints the RAM's summary line.
 #[test]
 fn conf_ram_live_toml_passes_steerd_check() {

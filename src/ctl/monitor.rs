@@ -166,6 +166,13 @@ impl Monitor {
                                     t.line()
                                 ));
                             }
+                            if let Some(r) = &self.info.ram {
+                                s.push_str(&format!(
+                                    "\n[{:>5.1}s] {}",
+                                    l.rates.elapsed.as_secs_f64(),
+                                    r.line()
+                                ));
+                            }
                             Some(s)
                         }
                         View::Screen => {

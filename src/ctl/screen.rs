@@ -6,7 +6,7 @@
 //! While the screen is up, log events (see [`LogWriter`], the writer `steerd`'s tracing
 //! subscriber uses) are kept in a small ring shown at the bottom, and printed again when
 //! the screen closes so none is lost. The prediction (TPE) section comes from the
-//! engine's [`super::tpe::TpeLink`] when it runs; a RAM section joins when RAM lands.
+//! engine's [`super::tpe::TpeLink`] when it runs, and the live RAM's line when it runs.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -34,6 +34,8 @@ pub struct ScreenInfo {
     pub endpoints: String,
     /// The prediction engine, when it runs.
     pub tpe: Option<Arc<dyn super::tpe::TpeLink>>,
+    /// The live RAM, when it runs.
+    pub ram: Option<Arc<crate::ram::live::RamShared>>,
 }
 
 const EVENTS_KEPT: usize = 200;
@@ -211,6 +213,10 @@ pub fn render(info: &ScreenInfo, t: &Local, r: &Rates, lat: &Histogram<u64>) -> 
             line(l);
         }
     }
+    if let Some(r) = &info.ram {
+        line(String::new());
+        line(r.line());
+    }
     line(String::new());
     line("\x1b[1mrecent events\x1b[0m".to_string());
     let ev: Vec<String> = events()
@@ -246,6 +252,7 @@ mod tests {
             tables,
             endpoints: "metrics off".into(),
             tpe: None,
+            ram: None,
         };
         let mut t = Local {
             rx: 100,

@@ -274,6 +274,48 @@ impl RamShared {
     fn set(&self, v: Value) {
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = v;
     }
+
+    /// One line for the plain stats output and the live screen: mode, steered
+    /// destinations, steerd's own workers, and each data center's capacity.
+    pub fn line(&self) -> String {
+        let v = self.status();
+        if v["ticks"].as_u64().unwrap_or(0) == 0 {
+            return format!(
+                "ram: {} (first tick pending)",
+                v["state"].as_str().unwrap_or("?")
+            );
+        }
+        let w = &v["workers"];
+        let mut s = format!(
+            "ram: {} steered {} publications {}  workers {}/{} active (target {}, wakes {}, parks {})  measured {:.0} pps",
+            v["mode"].as_str().unwrap_or("?"),
+            v["steered"],
+            v["publications"],
+            w["active"],
+            w["total"],
+            w["target"],
+            w["wakes"],
+            w["parks"],
+            v["measured_pps"].as_f64().unwrap_or(0.0),
+        );
+        if let Some(p) = v["predicted_pps"].as_f64() {
+            s.push_str(&format!(" predicted {p:.0} pps"));
+        }
+        for site in v["sites"].as_array().into_iter().flatten() {
+            s.push_str(&format!(
+                "  {} {}+{}{}",
+                site["name"].as_str().unwrap_or("?"),
+                site["active"],
+                site["waking"],
+                if site["event_hold"] == true {
+                    " (event hold)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        s
+    }
 }
 
 /// `steerd_ram_*` on `/metrics`: the live RAM's last tick (read from [`RamShared`]).
