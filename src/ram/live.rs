@@ -431,7 +431,9 @@ struct Ram {
     epoch: u32,
     measured_pps: f64,
     predicted_pps: Option<f64>,
-    /// Per site: an announced event is running or due (predictive mode).
+    /// Per destination: an announced event is running or due (predictive mode).
+    event_dests: Vec<bool>,
+    /// Per site: one of its destinations has an event running or due.
     event_hold: Vec<bool>,
     start: Instant,
 }
@@ -510,14 +512,17 @@ impl Ram {
             }
         }
         // Announced events running or due within the lead and wake time, per site.
-        self.event_hold.clear();
-        self.event_hold.resize(self.topo.sites.len(), false);
+        self.event_dests.clear();
         if let (RamMode::Predictive, Some(soon)) = (self.mode, self.inputs.events.as_ref()) {
             let look = ((self.cfg.lead_s + self.cfg.wake_s) / 60.0).ceil() as u64;
-            for (d, _) in soon(look).iter().enumerate().filter(|(_, on)| **on) {
-                if let Some(s) = self.topo.site_of(d) {
-                    self.event_hold[s] = true;
-                }
+            self.event_dests = soon(look);
+            self.event_dests.resize(nd, false);
+        }
+        self.event_hold.clear();
+        self.event_hold.resize(self.topo.sites.len(), false);
+        for (d, _) in self.event_dests.iter().enumerate().filter(|(_, on)| **on) {
+            if let Some(s) = self.topo.site_of(d) {
+                self.event_hold[s] = true;
             }
         }
         self.planner.step(
@@ -526,7 +531,7 @@ impl Ram {
                 measured: &measured,
                 forecast: fc.as_deref(),
                 site_arrivals: &site_arrivals,
-                event_hold: &self.event_hold,
+                event_dests: &self.event_dests,
             },
         );
         // Steering: publish when the entries change.
@@ -692,6 +697,7 @@ impl LiveRam {
             epoch: 0,
             measured_pps: 0.0,
             predicted_pps: None,
+            event_dests: Vec::new(),
             event_hold: Vec::new(),
             start: Instant::now(),
             inputs,

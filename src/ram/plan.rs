@@ -72,9 +72,11 @@ pub struct Demand<'a> {
     pub forecast: Option<&'a [f64]>,
     /// Packets per logical second that reached each data center in the last tick.
     pub site_arrivals: &'a [f64],
-    /// Per site: an announced event is running or due within the lead time; predictive
-    /// then releases capacity only after `release_hold_s` (empty: none).
-    pub event_hold: &'a [bool],
+    /// Per destination: an announced event that raises its traffic is running or due
+    /// within the lead and wake time (empty: none). Predictive mode then provisions
+    /// that destination's demand with `event_headroom`, and its data center releases
+    /// capacity only after `release_hold_s`.
+    pub event_dests: &'a [bool],
 }
 
 /// What changed in one step.
@@ -325,9 +327,17 @@ impl Planner {
         let n = self.sites.len();
         let mut site_expected = vec![0.0; n];
         let mut site_measured = vec![0.0; n];
+        // Predictive: expected demand weighted by its headroom over the plain one (an
+        // event's destinations get `event_headroom`), and the sites with an event.
+        let mut site_weighted = vec![0.0; n];
+        let mut site_event = vec![false; n];
+        let event_w = cfg.event_headroom.unwrap_or(cfg.headroom) / cfg.headroom;
         for dest in 0..nd {
             if let Some(s) = self.topo.site_of(dest) {
+                let ev = d.event_dests.get(dest).copied().unwrap_or(false);
                 site_expected[s] += self.expected[dest];
+                site_weighted[s] += self.expected[dest] * if ev { event_w } else { 1.0 };
+                site_event[s] |= ev;
                 site_measured[s] += d.measured.get(dest).copied().unwrap_or(0.0);
             }
         }
@@ -345,7 +355,7 @@ impl Planner {
                 RamMode::Static => self.static_workers[s],
                 RamMode::Reactive => reactive,
                 RamMode::Predictive => {
-                    let p = workers_for(site_expected[s], cfg);
+                    let p = workers_for(site_weighted[s], cfg);
                     if m > cfg.up_threshold * prov_cap {
                         p.max(reactive)
                     } else {
@@ -384,7 +394,7 @@ impl Planner {
             } else if g < prov {
                 let since = *st.hold_since.get_or_insert(now);
                 st.hold_max = if since == now { g } else { st.hold_max.max(g) };
-                let event = d.event_hold.get(s).copied().unwrap_or(false);
+                let event = site_event[s];
                 let hold = match (self.mode, cfg.predictive_release_hold_s) {
                     (RamMode::Predictive, Some(h)) if !event => h,
                     _ => cfg.release_hold_s,
@@ -435,7 +445,7 @@ mod tests {
                 measured: &m,
                 forecast: f.as_ref().map(|f| &f[..]),
                 site_arrivals: &arrivals,
-                event_hold: &[],
+                event_dests: &[],
             },
         )
     }
@@ -520,6 +530,44 @@ mod tests {
         assert_eq!(nowcast(&[5.0], 60.0), None);
     }
 
+    /// One step with `m` measured, forecast and arrived, and `events` announced.
+    fn step_events(p: &mut Planner, now: f64, m: [f64; 2], events: &[bool]) {
+        p.step(
+            now,
+            Demand {
+                measured: &m,
+                forecast: Some(&m),
+                site_arrivals: &m,
+                event_dests: events,
+            },
+        );
+    }
+
+    /// `event_headroom` applies to the destinations with an announced event only, in
+    /// predictive mode only.
+    #[test]
+    fn event_headroom_provisions_the_event_destinations() {
+        let mut c = small();
+        c.wake_s = 0.0;
+        c.headroom = 1.0;
+        c.event_headroom = Some(2.0);
+        let t = Topology::build(&c).unwrap();
+        let active = |mode: RamMode, events: &[bool]| {
+            let mut p = Planner::new(&c, &t, mode, &[400.0, 100.0], &[100.0, 100.0]);
+            step_events(&mut p, 0.0, [300.0, 200.0], events);
+            (p.sites()[0].active, p.sites()[1].active)
+        };
+        // 300 and 200 pps at 100 pps per worker.
+        assert_eq!(active(RamMode::Predictive, &[]), (3, 2));
+        assert_eq!(active(RamMode::Predictive, &[true, false]), (6, 2));
+        assert_eq!(active(RamMode::Predictive, &[false, true]), (3, 4));
+        assert_eq!(
+            active(RamMode::Reactive, &[true, true]),
+            (3, 2),
+            "reactive ignores it"
+        );
+    }
+
     #[test]
     fn predictive_releases_sooner_unless_an_event_is_due() {
         let mut c = small();
@@ -537,29 +585,11 @@ mod tests {
                 &[100.0, 100.0],
             );
             let hold = [event, false];
-            let m = [500.0, 50.0];
-            p.step(
-                0.0,
-                Demand {
-                    measured: &m,
-                    forecast: Some(&m),
-                    site_arrivals: &m,
-                    event_hold: &hold,
-                },
-            );
+            step_events(&mut p, 0.0, [500.0, 50.0], &hold);
             assert_eq!(p.sites()[0].active, 5);
-            let m = [100.0, 50.0];
             (1..60)
                 .find(|&now| {
-                    p.step(
-                        f64::from(now),
-                        Demand {
-                            measured: &m,
-                            forecast: Some(&m),
-                            site_arrivals: &m,
-                            event_hold: &hold,
-                        },
-                    );
+                    step_events(&mut p, f64::from(now), [100.0, 50.0], &hold);
                     p.sites()[0].active == 1
                 })
                 .unwrap()

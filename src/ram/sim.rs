@@ -408,11 +408,12 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         steered_out: 0,
         routed_out: 0,
     };
-    // Predictive: the trend nowcast per destination, and per site whether an announced
-    // event is running or due (it keeps capacity for `release_hold_s`).
+    // Predictive: the trend nowcast per destination, and per destination whether an
+    // announced event is running or due (`event_headroom`; its site keeps capacity for
+    // `release_hold_s`).
     let mut nowcast = vec![0.0f64; nd];
     let mut window = Vec::with_capacity(rc.measure_s.round().max(1.0) as usize);
-    let mut ev_hold = vec![false; n_sites];
+    let mut ev_dests = vec![false; nd];
     let mut acc = vec![0.0f64; nd];
     let mut flow_rr = vec![0usize; nd];
     let mut link_load = vec![0u64; topo.links.len()];
@@ -494,7 +495,7 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
             measured: &start_dest_rates(&series, WARMUP_BUCKETS - 1, nd),
             forecast: (mode == RamMode::Predictive).then_some(&forecast[..]),
             site_arrivals: &zero_arr,
-            event_hold: &[],
+            event_dests: &[],
         },
     );
     let mut steered_now: Vec<bool> = (0..nd).map(|d| planner.steered(d)).collect();
@@ -768,13 +769,8 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
                 .max(nowcast[d]);
         }
         if tick % 60 == 0 {
-            ev_hold.iter_mut().for_each(|h| *h = false);
-            for d in 0..nd {
-                if let Some(s) = topo.site_of(d)
-                    && (b as u64..=b as u64 + look).any(|t| series.events.factor(d, t) > 1.05)
-                {
-                    ev_hold[s] = true;
-                }
+            for (d, on) in ev_dests.iter_mut().enumerate() {
+                *on = (b as u64..=b as u64 + look).any(|t| series.events.factor(d, t) > 1.05);
             }
         }
         let ch = planner.step(
@@ -783,7 +779,7 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
                 measured: &measured,
                 forecast: (mode == RamMode::Predictive).then_some(&forecast[..]),
                 site_arrivals: &site_arrivals,
-                event_hold: &ev_hold,
+                event_dests: &ev_dests,
             },
         );
         if ch.steering || publish {

@@ -128,6 +128,11 @@ pub struct RamConfig {
     /// running or due (its forecast already covers `lead_s`, so it needs less
     /// hysteresis than the reactive rule). Default: `release_hold_s`.
     pub predictive_release_hold_s: Option<f64>,
+    /// Predictive: capacity per unit of expected demand at a data center while an
+    /// announced event runs or is due there (the calendar's event hold). Traffic under
+    /// an event is higher and, in absolute terms, burstier than usual. Default:
+    /// `headroom`.
+    pub event_headroom: Option<f64>,
     /// Predictive: extrapolate a rising measured rate over the wake time (the trend over
     /// `measure_s`), so a surge nobody forecast is provisioned for where it will be
     /// when the woken workers are ready, not where it was.
@@ -194,6 +199,7 @@ impl Default for RamConfig {
             wake_s: 30.0,
             release_hold_s: 300.0,
             predictive_release_hold_s: None,
+            event_headroom: None,
             nowcast: true,
             headroom: 1.25,
             worker_pps: 100.0,
@@ -337,6 +343,11 @@ impl Topology {
                 "ram.headroom".into(),
                 format!("{} must be ≥ 1", c.headroom),
             ));
+        }
+        if let Some(h) = c.event_headroom
+            && !(h.is_finite() && h >= 1.0)
+        {
+            return Err(err("ram.event_headroom".into(), format!("{h} must be ≥ 1")));
         }
         if !(c.up_threshold > 0.0 && c.up_threshold <= 1.0) {
             return Err(err(
@@ -700,6 +711,9 @@ site = "ams"
             Topology::build(&c).unwrap_err().0,
             "ram.predictive_release_hold_s"
         );
+        let mut c = small();
+        c.event_headroom = Some(0.9);
+        assert_eq!(Topology::build(&c).unwrap_err().0, "ram.event_headroom");
         assert!(
             RamMode::parse("psychic")
                 .unwrap_err()
