@@ -258,6 +258,25 @@ fn ctl_shows_the_ram_and_respects_its_steering_table() {
     assert!(rel["generation"].as_u64().is_some(), "{rel}");
     let st = r.status();
     assert_eq!(st["tables"]["steering_destinations"], 1, "{}", st["tables"]);
+    // So does one that appends a next hop (the entries' next-hop indices stay valid).
+    std::fs::write(
+        &path,
+        format!(
+            "{text}\n[[next_hops]]\nname = \"extra\"\nport = \"p1\"\nmac = \"02:00:00:00:01:99\"\n"
+        ),
+    )
+    .unwrap();
+    let rel = r.ok(Request::Reload { config: None });
+    assert!(
+        rel["changed"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("next_hops")),
+        "{rel}"
+    );
+    let st = r.status();
+    assert_eq!(st["tables"]["steering_destinations"], 1, "{}", st["tables"]);
+    assert_eq!(st["tables"]["next_hops"], 3, "{}", st["tables"]);
     let s = r.finish();
     assert!(s.total.steered > 0);
     assert_eq!(s.total.total_drops(), 0);

@@ -592,7 +592,8 @@ impl CtlState {
 
 /// What a reload would change of the steering table the live RAM owns: its entries
 /// (`steering.destinations`), its epoch, and the next hops its entries point at (their
-/// names and order: the entries hold next-hop indices; a MAC change is fine).
+/// names and order: the entries hold next-hop indices; a MAC change is fine, and so are
+/// next hops appended after the existing ones).
 pub fn ram_owned_changes(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
     let (a, b) = (&old.steering, &new.steering);
@@ -605,12 +606,13 @@ pub fn ram_owned_changes(old: &Config, new: &Config) -> Vec<String> {
     if a.max_epoch_age != b.max_epoch_age {
         out.push("steering.max_epoch_age".to_string());
     }
-    if !old
-        .next_hops
-        .iter()
-        .map(|n| &n.name)
-        .eq(new.next_hops.iter().map(|n| &n.name))
-    {
+    let kept = old.next_hops.len() <= new.next_hops.len()
+        && old
+            .next_hops
+            .iter()
+            .zip(&new.next_hops)
+            .all(|(a, b)| a.name == b.name);
+    if !kept {
         out.push("next_hops (names or order)".to_string());
     }
     out
@@ -766,6 +768,16 @@ mod tests {
             )
             .replace("trusted = true ", "trusted = false ");
         assert!(ram_owned_changes(&old, &cfg(&fine)).is_empty());
+        // A next hop appended after the others leaves every index in place; one taken
+        // away does not.
+        let extra =
+            "\n[[next_hops]]\nname = \"extra\"\nport = \"p1\"\nmac = \"02:00:00:00:01:09\"\n";
+        let appended = cfg(&format!("{base}{extra}"));
+        assert!(ram_owned_changes(&old, &appended).is_empty());
+        assert_eq!(
+            ram_owned_changes(&appended, &old),
+            vec!["next_hops (names or order)"]
+        );
         let owned = base
             .replace("epoch = 1", "epoch = 2")
             .replace("id = 20", "id = 21")
