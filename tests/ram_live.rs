@@ -341,7 +341,7 @@ fn events_added_over_ctl_reach_the_engine_and_the_live_ram() {
     let event = |start: Option<&str>, in_min: Option<u64>, name: Option<&str>| EventRequest {
         start: start.map(String::from),
         start_in_min: in_min,
-        duration_min: 50,
+        duration_min: 600,
         destinations: vec![2],
         factor: 2.0,
         name: name.map(String::from),
@@ -358,7 +358,8 @@ fn events_added_over_ctl_reach_the_engine_and_the_live_ram() {
     assert_eq!(ev["name"], "launch");
     assert_eq!(ev["destinations"], serde_json::json!([1]));
     assert_eq!(ev["scheduled"], 1);
-    // Destination 1 lives at fra: due within lead_s + wake_s, so fra holds.
+    // Destination 1 lives at fra: due within lead_s + wake_s, so fra holds (the event
+    // lasts 600 logical minutes, 60 s here: it is still on when it is removed below).
     r.wait_for("fra's event hold", |r| hold(r) == true);
     let list = r.ok(Request::EventsList);
     assert_eq!(list["events"][0]["name"], "launch", "{list}");
