@@ -550,7 +550,7 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
                 let actual = f64::from(series.buckets[d][b]);
                 let seasonal = clock.seasonal(d, b as u64);
                 surge_now[d] = actual > SURGE_FACTOR * seasonal;
-                event_now[d] = series.events.factor(d, b as u64) > 1.05;
+                event_now[d] = series.events.raises_within(d, b as u64, b as u64);
                 match (surge_now[d], open_ep[d]) {
                     (true, None) => {
                         open_ep[d] = Some(episodes.len());
@@ -770,7 +770,7 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         }
         if tick % 60 == 0 {
             for (d, on) in ev_dests.iter_mut().enumerate() {
-                *on = (b as u64..=b as u64 + look).any(|t| series.events.factor(d, t) > 1.05);
+                *on = series.events.raises_within(d, b as u64, b as u64 + look);
             }
         }
         let ch = planner.step(

@@ -348,48 +348,36 @@ impl Link {
     }
 
     fn event_json(e: &LiveEvent, p: &Predictions) -> Value {
-        {
-            {
-                let mut v = json!({"index": e.index, "name": e.name, "origin": e.origin,
-                                   "start_unix_ms": e.start_unix_ms});
-                match &e.event {
-                    None => v["state"] = json!("over before start"),
-                    Some(ev) => {
-                        let end = ev.start_bucket + u64::from(ev.duration);
-                        let state = if p.epoch == 0 || p.bucket_index < ev.start_bucket {
-                            "scheduled"
-                        } else if p.bucket_index < end {
-                            "active"
-                        } else {
-                            "done"
-                        };
-                        v["state"] = json!(state);
-                        v["start_bucket"] = json!(ev.start_bucket);
-                        v["duration_min"] = json!(ev.duration);
-                        v["destinations"] = json!(ev.dests);
-                        v["factor"] = json!(ev.factor);
-                    }
-                }
-                v
+        let mut v = json!({"index": e.index, "name": e.name, "origin": e.origin,
+                           "start_unix_ms": e.start_unix_ms});
+        match &e.event {
+            None => v["state"] = json!("over before start"),
+            Some(ev) => {
+                let end = ev.start_bucket + u64::from(ev.duration);
+                let state = if p.epoch == 0 || p.bucket_index < ev.start_bucket {
+                    "scheduled"
+                } else if p.bucket_index < end {
+                    "active"
+                } else {
+                    "done"
+                };
+                v["state"] = json!(state);
+                v["start_bucket"] = json!(ev.start_bucket);
+                v["duration_min"] = json!(ev.duration);
+                v["destinations"] = json!(ev.dests);
+                v["factor"] = json!(ev.factor);
             }
         }
+        v
     }
 
     /// See [`LiveTpe::events_soon`].
     fn raising_soon(&self, look_min: u64) -> Vec<bool> {
         let now = self.now_bucket();
         let cal = self.calendar.load();
-        let mut on = vec![false; self.info.n_dest];
-        for e in cal.events.iter().filter(|e| e.factor > 1.05) {
-            if e.start_bucket <= now + look_min && e.start_bucket + u64::from(e.duration) > now {
-                for &d in &e.dests {
-                    if let Some(x) = on.get_mut(usize::from(d)) {
-                        *x = true;
-                    }
-                }
-            }
-        }
-        on
+        (0..self.info.n_dest)
+            .map(|d| cal.raises_within(d, now, now + look_min))
+            .collect()
     }
 
     /// Rebuilds the engine's calendar from the book (cold; the shards pick it up at
@@ -400,7 +388,52 @@ impl Link {
         }));
     }
 
-    fn add_event_impl(&self, req: &EventRequest) -> Result<Value, OpError> {
+    fn mae(s: &EngineStats, name: &str) -> Option<[f64; 3]> {
+        s.accuracy
+            .iter()
+            .find(|a| a.predictor == name && a.scored > 0)
+            .map(|a| a.mae)
+    }
+
+    /// Destinations with the largest 5-minute forecast (non-zero only).
+    fn top(p: &Predictions, n: usize) -> Vec<usize> {
+        let mut d: Vec<usize> = (0..p.per_dest.len())
+            .filter(|&d| p.per_dest[d][0] > 0.0)
+            .collect();
+        d.sort_by(|&a, &b| p.per_dest[b][0].total_cmp(&p.per_dest[a][0]));
+        d.truncate(n);
+        d
+    }
+
+    fn best(s: &EngineStats) -> &'static str {
+        s.best_baseline.unwrap_or(PredictorKind::LastValue).name()
+    }
+
+    /// "MAE 5m model 12.3k vs ewma 15.1k (0.81×)", or why there is none yet.
+    fn mae_text(s: &EngineStats) -> String {
+        let best = Self::best(s);
+        match (Self::mae(s, "model"), Self::mae(s, best)) {
+            (Some(m), Some(b)) => format!(
+                "MAE 5m model {} vs {best} {}{}",
+                count(m[0]),
+                count(b[0]),
+                if b[0] > 0.0 {
+                    format!(" ({:.2}x)", m[0] / b[0])
+                } else {
+                    String::new()
+                }
+            ),
+            (None, Some(b)) => format!("MAE 5m {best} {} (no model scored)", count(b[0])),
+            _ => format!(
+                "MAE: none yet (the 5m horizon is scored {} buckets after a forecast)",
+                HORIZONS[0].buckets
+            ),
+        }
+    }
+}
+
+impl TpeLink for Link {
+    fn add_event(&self, req: &EventRequest) -> Result<Value, OpError> {
         let field_err = |k: &str, m: String| {
             OpError::new("bad_event", format!("{k}: {m}")).with("field", json!(k))
         };
@@ -489,7 +522,7 @@ impl Link {
         Ok(v)
     }
 
-    fn remove_event_impl(&self, key: &str) -> Result<Value, OpError> {
+    fn remove_event(&self, key: &str) -> Result<Value, OpError> {
         let mut book = self.book();
         let pos = book.list.iter().position(|e| {
             e.name.as_deref() == Some(key) || key.parse::<usize>().ok() == Some(e.index)
@@ -514,59 +547,6 @@ impl Link {
             v["note"] = json!("removed until steerd restarts: it is still in the config file");
         }
         Ok(v)
-    }
-
-    fn mae(s: &EngineStats, name: &str) -> Option<[f64; 3]> {
-        s.accuracy
-            .iter()
-            .find(|a| a.predictor == name && a.scored > 0)
-            .map(|a| a.mae)
-    }
-
-    /// Destinations with the largest 5-minute forecast (non-zero only).
-    fn top(p: &Predictions, n: usize) -> Vec<usize> {
-        let mut d: Vec<usize> = (0..p.per_dest.len())
-            .filter(|&d| p.per_dest[d][0] > 0.0)
-            .collect();
-        d.sort_by(|&a, &b| p.per_dest[b][0].total_cmp(&p.per_dest[a][0]));
-        d.truncate(n);
-        d
-    }
-
-    fn best(s: &EngineStats) -> &'static str {
-        s.best_baseline.unwrap_or(PredictorKind::LastValue).name()
-    }
-
-    /// "MAE 5m model 12.3k vs ewma 15.1k (0.81×)", or why there is none yet.
-    fn mae_text(s: &EngineStats) -> String {
-        let best = Self::best(s);
-        match (Self::mae(s, "model"), Self::mae(s, best)) {
-            (Some(m), Some(b)) => format!(
-                "MAE 5m model {} vs {best} {}{}",
-                count(m[0]),
-                count(b[0]),
-                if b[0] > 0.0 {
-                    format!(" ({:.2}x)", m[0] / b[0])
-                } else {
-                    String::new()
-                }
-            ),
-            (None, Some(b)) => format!("MAE 5m {best} {} (no model scored)", count(b[0])),
-            _ => format!(
-                "MAE: none yet (the 5m horizon is scored {} buckets after a forecast)",
-                HORIZONS[0].buckets
-            ),
-        }
-    }
-}
-
-impl TpeLink for Link {
-    fn add_event(&self, e: &EventRequest) -> Result<Value, OpError> {
-        self.add_event_impl(e)
-    }
-
-    fn remove_event(&self, key: &str) -> Result<Value, OpError> {
-        self.remove_event_impl(key)
     }
 
     fn events(&self) -> Value {

@@ -91,6 +91,12 @@ impl EventCalendar {
         f
     }
 
+    /// Whether an event raises `dest`'s traffic (factor above 1.05) at some bucket of
+    /// `from..=to`: what the RAM's event hold and `event_headroom` act on.
+    pub fn raises_within(&self, dest: usize, from: u64, to: u64) -> bool {
+        (from..=to).any(|t| self.factor(dest, t) > 1.05)
+    }
+
     /// `[dest][bucket]` matrix of [`EventCalendar::factor`] for `0..n_buckets`.
     pub fn factor_matrix(&self, n_dest: usize, n_buckets: usize) -> Vec<Vec<f32>> {
         let mut m = vec![vec![1.0f32; n_buckets]; n_dest];
