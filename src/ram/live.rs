@@ -393,8 +393,9 @@ pub struct LiveInputs {
     pub run: Arc<RunControl>,
     /// The TPE's forecast (predictive mode).
     pub forecast: Option<Forecast>,
-    /// The TPE's event calendar (predictive mode: a site with an announced event
-    /// running or due keeps its capacity for `release_hold_s`, as in the scenario run).
+    /// The TPE's event calendar (predictive mode: a destination with an announced
+    /// event running or due gets `event_headroom`, and its data center keeps capacity
+    /// for `release_hold_s`, as in the scenario run).
     pub events: Option<EventsSoon>,
 }
 
@@ -433,8 +434,6 @@ struct Ram {
     predicted_pps: Option<f64>,
     /// Per destination: an announced event is running or due (predictive mode).
     event_dests: Vec<bool>,
-    /// Per site: one of its destinations has an event running or due.
-    event_hold: Vec<bool>,
     start: Instant,
 }
 
@@ -511,19 +510,13 @@ impl Ram {
                 site_arrivals[s] += m;
             }
         }
-        // Announced events running or due within the lead and wake time, per site.
+        // Announced events running or due within the lead and wake time, per
+        // destination (the planner derives its data centers' hold from them).
         self.event_dests.clear();
         if let (RamMode::Predictive, Some(soon)) = (self.mode, self.inputs.events.as_ref()) {
             let look = ((self.cfg.lead_s + self.cfg.wake_s) / 60.0).ceil() as u64;
             self.event_dests = soon(look);
             self.event_dests.resize(nd, false);
-        }
-        self.event_hold.clear();
-        self.event_hold.resize(self.topo.sites.len(), false);
-        for (d, _) in self.event_dests.iter().enumerate().filter(|(_, on)| **on) {
-            if let Some(s) = self.topo.site_of(d) {
-                self.event_hold[s] = true;
-            }
         }
         self.planner.step(
             now,
@@ -596,11 +589,10 @@ impl Ram {
             .sites
             .iter()
             .zip(self.planner.sites())
-            .zip(self.event_hold.iter().chain(std::iter::repeat(&false)))
-            .map(|((s, st), &hold)| {
+            .map(|(s, st)| {
                 json!({"name": s.name, "active": st.active, "waking": st.waking,
                        "granted": st.granted, "demand_pps": round3(st.demand_pps),
-                       "event_hold": hold})
+                       "event_hold": st.event_hold})
             })
             .collect();
         let standby_s: f64 = (0..self.pool.len())
@@ -698,7 +690,6 @@ impl LiveRam {
             measured_pps: 0.0,
             predicted_pps: None,
             event_dests: Vec::new(),
-            event_hold: Vec::new(),
             start: Instant::now(),
             inputs,
             topo,

@@ -48,6 +48,9 @@ pub struct SiteState {
     pub granted: u32,
     /// Demand the last target was computed from (packets per logical second).
     pub demand_pps: f64,
+    /// At the last step, one of its destinations had an announced event running or
+    /// due (`Demand::event_dests`): it keeps capacity for `release_hold_s`.
+    pub event_hold: bool,
 }
 
 impl SiteState {
@@ -366,6 +369,7 @@ impl Planner {
             req[s] = t.clamp(cfg.min_workers, self.topo.sites[s].max_workers);
             self.sites[s].requested = req[s];
             self.sites[s].demand_pps = site_expected[s];
+            self.sites[s].event_hold = site_event[s];
         }
         let grant = allocate(&self.topo, &req, cfg.min_workers);
         for (s, &g) in grant.iter().enumerate() {
@@ -394,7 +398,7 @@ impl Planner {
             } else if g < prov {
                 let since = *st.hold_since.get_or_insert(now);
                 st.hold_max = if since == now { g } else { st.hold_max.max(g) };
-                let event = site_event[s];
+                let event = st.event_hold;
                 let hold = match (self.mode, cfg.predictive_release_hold_s) {
                     (RamMode::Predictive, Some(h)) if !event => h,
                     _ => cfg.release_hold_s,
