@@ -2,7 +2,9 @@
 # Runs every cargo-fuzz target in fuzz/ for SECONDS each (default 30) and exits non-zero
 # if any target crashes (a panic, a failed invariant, or a sanitizer report).
 # The targets are fuzz/Cargo.toml's [[bin]]s (`cargo fuzz list`): classify, nsh, pcap,
-# ipv6_ext, mark (the packet marker, steerd::ipm).
+# ipv6_ext, mark (the packet marker, steerd::ipm), routes_file (the routes-file parser),
+# telemetry_csv (the CSV `tpe eval --data` reads), link_messages (the rtnetlink walk) and
+# config (the configuration parser and validator, seeded with conf/ itself).
 #
 #   scripts/fuzz.sh [SECONDS]
 #
@@ -38,6 +40,8 @@ for t in $(cargo fuzz list); do
     mkdir -p "$work/corpus/$t"
     seeds=()
     [ -d "corpus/$t" ] && seeds=("corpus/$t")
+    # The shipped configurations are the config target's seeds, read where they are.
+    [ "$t" = config ] && seeds+=("$root/conf")
     echo "== $t: ${secs}s"
     if cargo fuzz run "$t" "$work/corpus/$t" "${seeds[@]}" -- \
         -max_total_time="$secs" -print_final_stats=1 >"$work/$t.log" 2>&1; then

@@ -438,6 +438,8 @@ impl Summary {
                         "tx_packets": b.tx_packets,
                         "tx_full": b.tx_full,
                         "tx_errors": b.tx_errors,
+                        "tx_kick_errors": b.tx_kick_errors,
+                        "tx_discarded": b.tx_discarded,
                     });
                 }
                 p
@@ -1064,6 +1066,38 @@ impl Appliance {
         Ok(s)
     }
 
+    /// How the live RAM reads each port's carrier: the interface of a tap, afpacket or
+    /// afxdp port, the link state of a DPDK port.
+    fn port_carriers(&self) -> Vec<crate::ram::live::PortCarrier> {
+        use crate::ram::live::PortCarrier;
+        let mut v = Vec::new();
+        for p in &self.config.ports {
+            match (p.backend.as_str(), p.ifname.as_deref()) {
+                ("tap" | "afpacket" | "afxdp", Some(ifname)) => {
+                    v.push(PortCarrier::interface(&p.name, ifname));
+                }
+                #[cfg(feature = "dpdk")]
+                ("dpdk", _) => {
+                    let id = self
+                        .dpdk_ports
+                        .as_ref()
+                        .and_then(|d| d.ports.iter().find(|o| o.name == p.name))
+                        .map(|o| o.port_id);
+                    if let Some(id) = id {
+                        v.push(PortCarrier {
+                            port: p.name.clone(),
+                            what: format!("dpdk port {id}"),
+                            up: Box::new(move || crate::port::dpdk::link_up(id)),
+                            ifname: None,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        v
+    }
+
     /// Starts the `steerd-ram` thread when the config has `[ram] live = true`.
     fn start_ram(
         &self,
@@ -1096,6 +1130,7 @@ impl Appliance {
             run: self.ctl.clone(),
             forecast,
             events,
+            carriers: self.port_carriers(),
         };
         let ram =
             crate::ram::live::LiveRam::start(&self.config, inputs).map_err(SetupError::Other)?;
@@ -1282,4 +1317,11 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, SetupError> {
         Some(p) => Config::load(p)?,
         None => Config::embedded()?,
     })
+}
+
+/// Logs the `STEERD_*` overrides of a config that is about to run.
+pub fn log_env_overrides(cfg: &Config) {
+    if let Some(o) = cfg.env_overrides() {
+        tracing::info!("{}: {o}", cfg.source.name);
+    }
 }

@@ -25,6 +25,9 @@ pub struct ConfigError {
     pub file: String,
     /// 1-based line, when it could be located.
     pub line: Option<usize>,
+    /// The `STEERD_*` variable that set the field, when the bad value came from the
+    /// environment rather than the file (then `line` is None).
+    pub env: Option<String>,
     /// Field path, e.g. `ports[1].backend`.
     pub field: String,
     /// What is wrong.
@@ -33,9 +36,10 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: ", self.file, l)?,
-            None => write!(f, "{}: ", self.file)?,
+        match (&self.env, self.line) {
+            (Some(v), _) => write!(f, "{v} (environment, over {}): ", self.file)?,
+            (None, Some(l)) => write!(f, "{}:{}: ", self.file, l)?,
+            (None, None) => write!(f, "{}: ", self.file)?,
         }
         if self.field.is_empty() {
             write!(f, "{}", self.msg)
@@ -46,6 +50,33 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// An error about `field` of the config `file` at `line`: when one of the `env`
+    /// overrides set the field, it cites that variable instead of the line; a key's
+    /// value is never shown.
+    fn new(
+        file: &str,
+        env: &[(String, String)],
+        line: Option<usize>,
+        field: String,
+        msg: String,
+    ) -> ConfigError {
+        let env = env_var_for(env, &field);
+        let msg = if is_secret(&field) {
+            redact_quoted(&msg)
+        } else {
+            msg
+        };
+        ConfigError {
+            file: file.to_string(),
+            line: if env.is_some() { None } else { line },
+            env,
+            field,
+            msg,
+        }
+    }
+}
 
 /// Whole-appliance settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -822,6 +853,43 @@ pub struct ConfigSource {
     pub dir: PathBuf,
     /// The TOML text.
     pub text: String,
+    /// Fields set by `STEERD_*` variables: (field path, `NAME=value`).
+    pub env: Vec<(String, String)>,
+}
+
+/// The variable (`NAME=value`) in `env` that set `field` (or a table around it).
+fn env_var_for(env: &[(String, String)], field: &str) -> Option<String> {
+    let within = |inner: &str, outer: &str| {
+        inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|r| r.starts_with('.') || r.starts_with('['))
+    };
+    env.iter()
+        .find(|(path, _)| !field.is_empty() && within(field, path))
+        .map(|(_, var)| var.clone())
+}
+
+/// Whether a field holds secrets (steering keys): its values are never shown.
+fn is_secret(field: &str) -> bool {
+    let last = field.rsplit('.').next().unwrap_or(field);
+    last.split('[').next().is_some_and(|k| k.contains("key"))
+}
+
+/// `msg` with what it quotes (`"…"`, the value serde saw) replaced by `<redacted>`.
+fn redact_quoted(msg: &str) -> String {
+    match (msg.find('"'), msg.rfind('"')) {
+        (Some(a), Some(b)) if b > a => format!("{}<redacted>{}", &msg[..a], &msg[b + 1..]),
+        _ => msg.to_string(),
+    }
+}
+
+/// The field path a `STEERD_<SECTION>__<KEY>` variable sets (`ram.link_poll_ms`), as the
+/// `config` crate reads it.
+fn env_field(var: &str) -> Option<String> {
+    let rest = var.strip_prefix("STEERD_")?;
+    rest.contains("__")
+        .then(|| rest.to_ascii_lowercase().replace("__", "."))
 }
 
 /// Parses a MAC address `aa:bb:cc:dd:ee:ff`.
@@ -889,6 +957,7 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.display().to_string(),
             line: None,
+            env: None,
             field: String::new(),
             msg: format!("cannot read the configuration file: {e}"),
         })?;
@@ -900,11 +969,38 @@ impl Config {
 
     /// Parses and validates TOML text; `env` applies `STEERD_*` overrides.
     pub fn from_toml(text: &str, name: &str, dir: &Path, env: bool) -> Result<Config, ConfigError> {
-        let err = |line, field: String, msg: String| ConfigError {
-            file: name.to_string(),
-            line,
-            field,
-            msg,
+        // Only STEERD_<SECTION>__<KEY>: other STEERD_* variables (the test bed's
+        // STEERD_TESTBED_PREFIX, ...) are not configuration.
+        let vars = if env {
+            std::env::vars()
+                .filter(|(k, _)| env_field(k).is_some())
+                .collect()
+        } else {
+            config::Map::new()
+        };
+        Self::from_toml_vars(text, name, dir, vars)
+    }
+
+    /// [`Config::from_toml`] with the overrides given as `STEERD_*` name and value.
+    fn from_toml_vars(
+        text: &str,
+        name: &str,
+        dir: &Path,
+        vars: config::Map<String, String>,
+    ) -> Result<Config, ConfigError> {
+        // Fields the environment sets: an error about one cites the variable, not the
+        // file's line for that key (which holds the value that was overridden).
+        // Keys are secrets: their values are never shown (in errors or the log).
+        let env_fields: Vec<(String, String)> = vars
+            .iter()
+            .filter_map(|(k, v)| {
+                let field = env_field(k)?;
+                let shown = if is_secret(&field) { "<redacted>" } else { v };
+                Some((field, format!("{k}={shown}")))
+            })
+            .collect();
+        let err = |line, field: String, msg: String| {
+            ConfigError::new(name, &env_fields, line, field, msg)
         };
         // Syntax first, with the toml crate's precise positions.
         if let Err(e) = text.parse::<toml::Table>() {
@@ -913,12 +1009,7 @@ impl Config {
         }
         let mut b = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml));
-        if env {
-            // Only STEERD_<SECTION>__<KEY>: other STEERD_* variables (the test bed's
-            // STEERD_TESTBED_PREFIX, ...) are not configuration.
-            let vars: config::Map<String, String> = std::env::vars()
-                .filter(|(k, _)| k.strip_prefix("STEERD_").is_some_and(|r| r.contains("__")))
-                .collect();
+        if !vars.is_empty() {
             b = b.add_source(
                 config::Environment::with_prefix("STEERD")
                     .prefix_separator("_")
@@ -942,19 +1033,29 @@ impl Config {
             path: None,
             dir: dir.to_path_buf(),
             text: text.to_string(),
+            env: env_fields,
         };
         cfg.validate()?;
         Ok(cfg)
     }
 
+    /// "set from the environment: NAME=value, ..." when `STEERD_*` variables override
+    /// the file (for `steerd check` and the start-up log: an override is easy to forget).
+    pub fn env_overrides(&self) -> Option<String> {
+        let mut vars: Vec<&str> = self.source.env.iter().map(|(_, v)| v.as_str()).collect();
+        vars.sort_unstable();
+        (!vars.is_empty()).then(|| format!("set from the environment: {}", vars.join(", ")))
+    }
+
     /// An error about `field` in this config, located in its text.
     pub fn error(&self, field: &str, msg: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.source.name.clone(),
-            line: locate(&self.source.text, field),
-            field: field.to_string(),
-            msg: msg.into(),
-        }
+        ConfigError::new(
+            &self.source.name,
+            &self.source.env,
+            locate(&self.source.text, field),
+            field.to_string(),
+            msg.into(),
+        )
     }
 
     /// Resolves a path from the config relative to the config file's directory.
@@ -1616,7 +1717,7 @@ impl Config {
 /// The config crate appends " for key `path`" to type errors; the field is already named.
 fn strip_config_suffix(s: &str) -> String {
     match s.rfind(" for key `") {
-        Some(i) if s.ends_with('`') => s[..i].to_string(),
+        Some(i) if s.ends_with('`') || s.ends_with("` in the environment") => s[..i].to_string(),
         _ => s.to_string(),
     }
 }
@@ -1993,7 +2094,65 @@ site = "dc"
         // SAFETY: as above.
         unsafe { std::env::remove_var(name) };
         assert_eq!(c.general.stats_interval_ms, 250);
+        assert_eq!(
+            c.env_overrides().as_deref(),
+            Some("set from the environment: STEERD_GENERAL__STATS_INTERVAL_MS=250")
+        );
+        let plain = Config::from_toml(OK, "t.toml", Path::new("."), false).unwrap();
+        assert_eq!(plain.env_overrides(), None);
     }
+    #[test]
+    fn errors_from_the_environment_name_the_variable_not_the_files_line() {
+        let t = OK.replace("workers = 1", "workers = 1\nburst = 32");
+        let vars = |k: &str, v: &str| config::Map::from([(k.to_string(), v.to_string())]);
+        let bad = |k: &str, v: &str| {
+            Config::from_toml_vars(&t, "t.toml", Path::new("."), vars(k, v)).unwrap_err()
+        };
+        // Validated after the merge.
+        let e = bad("STEERD_GENERAL__BURST", "99");
+        assert_eq!(e.field, "general.burst");
+        assert_eq!(e.line, None, "{e}");
+        assert_eq!(
+            e.to_string(),
+            "STEERD_GENERAL__BURST=99 (environment, over t.toml): general.burst: 99 is outside \
+             1..=32"
+        );
+        // Refused while deserializing.
+        let e = bad("STEERD_GENERAL__BURST", "many");
+        assert_eq!((e.field.as_str(), e.line), ("general.burst", None), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("STEERD_GENERAL__BURST=many (environment"),
+            "{e}"
+        );
+        assert!(e.msg.ends_with("expected an integer"), "{e}");
+        // A key no table has.
+        let e = bad("STEERD_GENERAL__BRUST", "8");
+        assert_eq!(e.env.as_deref(), Some("STEERD_GENERAL__BRUST=8"), "{e}");
+        assert_eq!(e.field, "general.brust", "{e}");
+        // A key's value is not shown.
+        let key = "00112233445566778899aabbccddeeff";
+        let e = bad("STEERD_STEERING__KEYS", key);
+        assert_eq!(
+            e.env.as_deref(),
+            Some("STEERD_STEERING__KEYS=<redacted>"),
+            "{e}"
+        );
+        assert_eq!(e.field, "steering.keys", "{e}");
+        assert!(!e.to_string().contains("aabb"), "{e}");
+        assert!(e.msg.contains("<redacted>"), "{e}");
+        // The file's own mistakes still cite its line, with an unrelated override set.
+        let t2 = t.replace("burst = 32", "burst = 33");
+        let e = Config::from_toml_vars(
+            &t2,
+            "t.toml",
+            Path::new("."),
+            vars("STEERD_GENERAL__STATS_INTERVAL_MS", "250"),
+        )
+        .unwrap_err();
+        assert_eq!((e.env, e.line), (None, Some(4)));
+    }
+
     #[test]
     fn other_steerd_variables_are_not_configuration() {
         let name = "STEERD_TESTBED_PREFIX";

@@ -74,6 +74,10 @@ enum Cmd {
         /// Scenario run: the scenario's seed.
         #[arg(long, default_value_t = 2026, requires = "scenario")]
         seed: u64,
+        /// Scenario run: a link fails, A,B@MIN[+DUR] (logical minutes from the start;
+        /// without +DUR until the end), e.g. core-a,fra1@120+30. Repeatable.
+        #[arg(long, value_name = "A,B@MIN[+DUR]", requires = "scenario")]
+        fail_link: Vec<String>,
     },
     #[cfg(feature = "tpe")]
     /// Resource Allocation Manager tools.
@@ -246,6 +250,11 @@ enum CtlCmd {
         #[command(subcommand)]
         cmd: EventsCmd,
     },
+    /// The live RAM's topology links and paths (needs `[ram] live = true`).
+    Ram {
+        #[command(subcommand)]
+        cmd: RamCtlCmd,
+    },
     /// Reload the configuration (all or nothing; same as SIGHUP).
     Reload {
         /// Load this file instead of the running one.
@@ -277,6 +286,22 @@ enum RoutesCmd {
     Del {
         /// CIDR prefix.
         prefix: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RamCtlCmd {
+    /// The links (state, placed load) and each steered destination's path.
+    Links,
+    /// Set a link down (no path uses it) or up again: by its two ends, or its index in
+    /// [[ram.links]] (`steerd ctl ram links` lists them).
+    Link {
+        /// down or up.
+        #[arg(value_parser = ["down", "up"])]
+        state: String,
+        /// The link's two ends (node names), or its index alone.
+        #[arg(num_args = 1..=2, required = true)]
+        link: Vec<String>,
     },
 }
 
@@ -408,6 +433,30 @@ fn ctl_request(cmd: CtlCmd) -> Request {
             }),
             EventsCmd::Del { event } => Request::EventsDel { event },
         },
+        CtlCmd::Ram { cmd } => match cmd {
+            RamCtlCmd::Links => Request::RamLinks,
+            RamCtlCmd::Link { state, link } => match &link[..] {
+                [i] if i.parse::<usize>().is_ok() => Request::RamLink {
+                    a: None,
+                    b: None,
+                    index: i.parse().ok(),
+                    state,
+                },
+                [a, b] => Request::RamLink {
+                    a: Some(a.clone()),
+                    b: Some(b.clone()),
+                    index: None,
+                    state,
+                },
+                // One name that is not an index: the server says the other end is missing.
+                _ => Request::RamLink {
+                    a: link.first().cloned(),
+                    b: None,
+                    index: None,
+                    state,
+                },
+            },
+        },
         CtlCmd::Reload { config } => Request::Reload {
             config: config.map(|p| std::path::absolute(&p).unwrap_or(p).display().to_string()),
         },
@@ -457,6 +506,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             ram,
             fast,
             seed,
+            fail_link,
         } => {
             if let Some(scenario) = scenario {
                 #[cfg(feature = "tpe")]
@@ -471,12 +521,13 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
                         fast,
                         seed,
                         quiet,
+                        fail_links: fail_link,
                     };
                     return tool_exit(steerd::ram::cli::run_scenario(&a));
                 }
                 #[cfg(not(feature = "tpe"))]
                 {
-                    let _ = (scenario, ram, fast, seed);
+                    let _ = (scenario, ram, fast, seed, fail_link);
                     eprintln!(
                         "steerd: --scenario needs the prediction engine (build with the tpe feature)"
                     );
@@ -484,6 +535,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
                 }
             }
             let cfg = app::load_config(config.as_deref())?;
+            app::log_env_overrides(&cfg);
             // Flag, else the config's [ctl] setting, else the default.
             let metrics_listen = metrics_listen.or_else(|| {
                 cfg.ctl
@@ -597,6 +649,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             json,
         } => {
             let cfg = app::load_config(Some(&config))?;
+            app::log_env_overrides(&cfg);
             let o = steerd::ipm::run::MarkOptions {
                 duration: duration.map(Duration::from_secs_f64),
                 json,
@@ -626,6 +679,9 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
                     m.rules.len(),
                     m.signatures.len()
                 );
+            }
+            if let Some(o) = cfg.env_overrides() {
+                println!("{o}");
             }
             println!("{}: ok ({} ports)", cfg.source.name, cfg.ports.len());
             Ok(ExitCode::SUCCESS)

@@ -411,12 +411,17 @@ pub fn write_csv<'a, W: Write>(
     w.flush()
 }
 
+/// The most (bucket, destination) counters [`read_csv`] allocates: 1 GiB of packets
+/// and bytes.
+pub const MAX_CSV_CELLS: usize = 1 << 26;
+
 /// Reads buckets written by [`write_csv`]. Rows may come in any order; missing
 /// (bucket, dest) pairs count as zero; `n_dest` is the largest dest + 1. Bucket indices
 /// are renumbered from 0 in ascending order of the file's `bucket` column.
 pub fn read_csv<R: BufRead>(r: R) -> Result<Vec<Bucket>, TelemetryError> {
     let mut rows: Vec<(u64, u64, usize, u64, u64)> = Vec::new();
     let mut n_dest = 0usize;
+    let mut widest_line = 0usize;
     for (i, line) in r.lines().enumerate() {
         let lineno = i + 1;
         let line = line.map_err(|e| TelemetryError::Csv {
@@ -447,7 +452,9 @@ pub fn read_csv<R: BufRead>(r: R) -> Result<Vec<Bucket>, TelemetryError> {
                 msg: format!("dest {dest} out of range"),
             });
         }
-        n_dest = n_dest.max(dest + 1);
+        if dest + 1 > n_dest {
+            (n_dest, widest_line) = (dest + 1, lineno);
+        }
         rows.push((
             num(f[0], "bucket")?,
             num(f[1], "start_ms")?,
@@ -457,6 +464,20 @@ pub fn read_csv<R: BufRead>(r: R) -> Result<Vec<Bucket>, TelemetryError> {
         ));
     }
     rows.sort_by_key(|r| (r.0, r.2));
+    // Every bucket holds a counter for every destination up to the largest one named:
+    // refuse a file that would take more memory than any real export (a week of 256
+    // destinations is 2.6 M) before allocating it.
+    let n_buckets = rows.windows(2).filter(|w| w[0].0 != w[1].0).count() + 1;
+    if !rows.is_empty() && n_buckets.saturating_mul(n_dest) > MAX_CSV_CELLS {
+        return Err(TelemetryError::Csv {
+            line: widest_line,
+            msg: format!(
+                "dest {} gives each of the {n_buckets} buckets {n_dest} destinations: more \
+                 than {MAX_CSV_CELLS} counters in all (is the dest column wrong?)",
+                n_dest - 1
+            ),
+        });
+    }
     let mut out: Vec<Bucket> = Vec::new();
     let mut last: Option<u64> = None;
     for (bi, start, dest, p, by) in rows {
@@ -608,5 +629,21 @@ mod tests {
         assert!(e.to_string().contains("line 2"), "{e}");
         let e = read_csv(&b"0,0,x,1,2\n"[..]).unwrap_err();
         assert!(e.to_string().contains("dest"), "{e}");
+        // A destination number that would make every bucket huge is refused before
+        // anything that size is allocated; the error names its line.
+        let mut big = String::new();
+        for b in 0..1100 {
+            big.push_str(&format!("{b},0,0,1,1\n"));
+        }
+        big.push_str("5,0,65535,1,1\n");
+        let e = read_csv(big.as_bytes()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "telemetry CSV line 1101: dest 65535 gives each of the 1100 buckets 65536 \
+             destinations: more than 67108864 counters in all (is the dest column wrong?)"
+        );
+        // The same destination over fewer buckets is read.
+        let ok: String = (0..10).map(|b| format!("{b},0,65535,1,1\n")).collect();
+        assert_eq!(read_csv(ok.as_bytes()).unwrap().len(), 10);
     }
 }

@@ -2,7 +2,8 @@
 //! net_pcap vdev in (rx_pcap = the capture) and a net_pcap vdev out (tx_pcap), checked
 //! like the pcap-port golden test (tests/common/golden.rs): TTL−1, valid checksums,
 //! rewritten MACs, every other byte unchanged, drops under the predicted reasons, and
-//! in = out + counted drops, with idle parking on. Runs with `--features dpdk`; needs root (the EAL's runtime
+//! in = out + counted drops, with idle parking on, and a live RAM that reads the out
+//! port's DPDK link state. Runs with `--features dpdk`; needs root (the EAL's runtime
 //! directory, vdevs) and uses `--no-huge`, so no hugepages are needed.
 #![cfg(feature = "dpdk")]
 
@@ -46,7 +47,45 @@ backend = "dpdk"
 device = "net_pcap1"
 queues = 0
 mac = "02:00:00:00:00:21"
-{routes}"#,
+{routes}
+# The live RAM beside the DPDK worker: its one link leaves on port "out", so it follows
+# that DPDK port's link state (checked below). The capture has no steering headers, so
+# its steering table changes nothing here.
+[steering]
+keys = ["000102030405060708090a0b0c0d0e0f"]
+
+[ram]
+mode = "reactive"
+live = true
+tick_ms = 100
+worker_pps = 100000
+local_worker_pps = 100000
+
+[[ram.regions]]
+name = "r"
+budget = 4
+
+[[ram.zones]]
+name = "z"
+region = "r"
+budget = 4
+
+[[ram.sites]]
+name = "dc"
+zone = "z"
+max_workers = 4
+
+[[ram.links]]
+a = "edge"
+b = "dc"
+latency_us = 100
+capacity_pps = 1000000
+next_hop = "gw"
+
+[[ram.destinations]]
+id = 1
+site = "dc"
+"#,
         pid = std::process::id(),
         rx = rx.display(),
         tx = tx.display(),
@@ -135,6 +174,16 @@ fn real_capture_through_dpdk_net_pcap() {
         v["worker_parks"].as_u64().is_some_and(|n| n > 0),
         "worker_parks: {}",
         v["worker_parks"]
+    );
+    // The live RAM read the out port's DPDK link state: up.
+    let link = &v["ram"]["links"][0];
+    assert_eq!(link["carrier_of"], "dpdk port 1", "{}", v["ram"]);
+    assert_eq!(link["state"], "up", "{}", v["ram"]);
+    // DPDK ports send no kernel link notifications: their link state is polled.
+    assert_eq!(
+        v["ram"]["link_watch"]["how"], "poll every 100 ms",
+        "{}",
+        v["ram"]
     );
     let outp = golden::read_pcap(&out);
     golden::verify(&inp, &v, &outp, &out, true);

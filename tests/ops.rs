@@ -231,6 +231,17 @@ fn ctl_commands_status_routes_keys_errors() {
     );
     let e = r.err(Request::EventsList);
     assert_eq!(e["code"], "tpe_off", "{e}");
+    // ram links: the live RAM is not running in this config.
+    let e = r.err(Request::RamLinks);
+    assert_eq!(e["code"], "ram_off", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("[ram] live"), "{e}");
+    let e = r.err(Request::RamLink {
+        a: Some("edge".into()),
+        b: Some("core".into()),
+        index: None,
+        state: "down".into(),
+    });
+    assert_eq!(e["code"], "ram_off", "{e}");
     // Raw protocol: unknown command, bad JSON, two requests pipelined with ids.
     let mut s = UnixStream::connect(&r.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

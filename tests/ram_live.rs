@@ -285,6 +285,181 @@ fn ctl_shows_the_ram_and_respects_its_steering_table() {
     assert_eq!(ram["republished_after_overwrite"], 0, "{ram}");
 }
 
+/// `config`'s run with a second way to the data center: the edge reaches `fra` through
+/// router `r1` (next hop `steer-a` on port p1, 200 µs) or router `r2` (`steer-b` on
+/// port p2, 400 µs), so destination 1 is steered through r1 until that link goes down.
+fn two_path_config() -> String {
+    config("reactive", 2000)
+        .replace(
+            "[[next_hops]]\nname = \"r1\"",
+            "[[ports]]\nname = \"p2\"\nbackend = \"mem\"\nmac = \"02:00:00:00:00:12\"\n\n\
+             [[next_hops]]\nname = \"steer-b\"\nport = \"p2\"\nmac = \"02:00:00:00:02:01\"\n\n\
+             [[next_hops]]\nname = \"r1\"",
+        )
+        .replace(
+            "[[ram.links]]\na = \"edge\"\nb = \"fra\"\nlatency_us = 100\ncapacity_pps = 1000000\nnext_hop = \"steer-a\"\n",
+            "[[ram.links]]\na = \"edge\"\nb = \"r1\"\nlatency_us = 100\ncapacity_pps = 1000000\nnext_hop = \"steer-a\"\n\
+             [[ram.links]]\na = \"edge\"\nb = \"r2\"\nlatency_us = 300\ncapacity_pps = 1000000\nnext_hop = \"steer-b\"\n\
+             [[ram.links]]\na = \"r1\"\nb = \"fra\"\nlatency_us = 100\ncapacity_pps = 1000000\n\
+             [[ram.links]]\na = \"r2\"\nb = \"fra\"\nlatency_us = 100\ncapacity_pps = 1000000\n",
+        )
+        .replace("[ram]\n", "[ram]\nrouters = [\"r1\", \"r2\"]\n")
+}
+
+fn port_tx(st: &Value, name: &str) -> u64 {
+    st["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no port {name}: {}", st["ports"]))["tx_packets"]
+        .as_u64()
+        .unwrap()
+}
+
+fn link_req(a: &str, b: &str, state: &str) -> Request {
+    Request::RamLink {
+        a: Some(a.into()),
+        b: Some(b.into()),
+        index: None,
+        state: state.into(),
+    }
+}
+
+/// An operator takes the link the steered destination uses down: the RAM moves it to
+/// the other path at once (the steering entry names the other next hop, the packets
+/// leave on the other port), and back when the link comes up; refusals name the field.
+#[test]
+fn a_link_taken_down_over_ctl_moves_the_steered_traffic_to_the_backup_path() {
+    let r = Running::start(&two_path_config(), true);
+    r.wait_for("a RAM publication", |r| {
+        r.status()["components"]["ram"]["publications"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    });
+    let v = r.ok(Request::RamLinks);
+    assert_eq!(v["links"].as_array().unwrap().len(), 4, "{v}");
+    assert_eq!(v["links_down"], 0, "{v}");
+    // mem ports have no carrier: only the operator changes these links.
+    assert_eq!(
+        v["link_watch"]["how"], "no link follows a port's carrier (ctl ram link only)",
+        "{v}"
+    );
+    assert_eq!(v["link_watch"]["events"], 0, "{v}");
+    let path = &v["paths"][0];
+    assert_eq!(path["dest"], 1, "{v}");
+    assert_eq!(path["next_hops"], serde_json::json!(["steer-a"]), "{v}");
+    assert_eq!(
+        path["primary"]["via"],
+        serde_json::json!(["edge", "r1", "fra"]),
+        "{v}"
+    );
+    assert_eq!(
+        path["backup"]["via"],
+        serde_json::json!(["edge", "r2", "fra"]),
+        "{v}"
+    );
+    let st = r.status();
+    assert_eq!(port_tx(&st, "p2"), 0, "nothing uses p2 yet");
+    // Down: the reply already shows the new path.
+    let d = r.ok(link_req("r1", "edge", "down"));
+    assert_eq!(d["applied"], true, "{d}");
+    assert_eq!(d["changed"], true, "{d}");
+    assert_eq!(d["link"]["state"], "down", "{d}");
+    assert_eq!(d["link"]["down_because"], "ctl", "{d}");
+    assert_eq!(
+        d["paths"][0]["next_hops"],
+        serde_json::json!(["steer-b"]),
+        "{d}"
+    );
+    assert_eq!(
+        d["paths"][0]["primary"]["via"],
+        serde_json::json!(["edge", "r2", "fra"]),
+        "{d}"
+    );
+    assert!(d["paths"][0]["backup"].is_null(), "no third way: {d}");
+    r.wait_for("steered packets on p2", |r| {
+        port_tx(&r.status(), "p2") > 100
+    });
+    let st = r.status();
+    assert_eq!(st["components"]["ram"]["links_down"], 1);
+    let (code, _, body) = http_get(r.metrics.unwrap(), "/metrics", None);
+    assert_eq!(code, 200);
+    assert!(body.contains("steerd_ram_links_down 1"), "{body}");
+    assert!(
+        body.contains("steerd_ram_link_notifications_total 0"),
+        "{body}"
+    );
+    // Again: no change.
+    let d = r.ok(link_req("edge", "r1", "down"));
+    assert_eq!(d["changed"], false, "{d}");
+    // Up: back on r1, p2 stops growing.
+    let u = r.ok(link_req("edge", "r1", "up"));
+    assert_eq!(u["link"]["state"], "up", "{u}");
+    assert_eq!(
+        u["paths"][0]["next_hops"],
+        serde_json::json!(["steer-a"]),
+        "{u}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let p2 = port_tx(&r.status(), "p2");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(port_tx(&r.status(), "p2"), p2, "p2 is no longer used");
+    // Refusals.
+    let e = r.err(link_req("edge", "nowhere", "down"));
+    assert_eq!(e["code"], "unknown_link", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("edge – r1"), "{e}");
+    let e = r.err(link_req("edge", "r1", "sideways"));
+    assert_eq!(
+        (e["code"].as_str(), e["field"].as_str()),
+        (Some("bad_link"), Some("state")),
+        "{e}"
+    );
+    let e = r.err(Request::RamLink {
+        a: None,
+        b: None,
+        index: Some(9),
+        state: "down".into(),
+    });
+    assert_eq!(e["code"], "unknown_link", "{e}");
+    let e = r.err(Request::RamLink {
+        a: Some("edge".into()),
+        b: None,
+        index: None,
+        state: "down".into(),
+    });
+    assert_eq!(e["field"], "b", "{e}");
+    // By index: link 1 is edge – r2, unused while r1 is up.
+    let d = r.ok(Request::RamLink {
+        a: None,
+        b: None,
+        index: Some(1),
+        state: "down".into(),
+    });
+    assert_eq!(
+        (d["link"]["a"].as_str(), d["link"]["b"].as_str()),
+        (Some("edge"), Some("r2")),
+        "{d}"
+    );
+    assert_eq!(
+        d["paths"][0]["next_hops"],
+        serde_json::json!(["steer-a"]),
+        "{d}"
+    );
+    assert!(d["paths"][0]["backup"].is_null(), "{d}");
+    // Both ways down: no path, no steering entry (its headers fall back to LPM).
+    let d = r.ok(link_req("edge", "r1", "down"));
+    assert_eq!(d["paths"], serde_json::json!([]), "{d}");
+    r.wait_for("no steering entry", |r| {
+        r.status()["tables"]["steering_destinations"] == 0
+    });
+    let s = r.finish();
+    assert_eq!(s.total.total_drops(), 0, "{}", s.to_json()["drops"]);
+    assert!(s.total.accounted());
+    let ram = &s.to_json()["ram"];
+    assert!(ram["link_changes"].as_u64().unwrap() >= 4, "{ram}");
+}
+
 #[test]
 fn predictive_without_the_engine_is_a_config_error_naming_ram_mode() {
     let text = config("predictive", 1000);
@@ -455,6 +630,35 @@ fn conf_ram_live_toml_passes_steerd_check() {
     );
     let cfg = Config::load(&conf).unwrap();
     assert!(cfg.ram.as_ref().is_some_and(|r| r.live));
+
+    // An override from the environment is listed; a bad one is cited by its variable.
+    let check_with = |value: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_steerd"))
+            .args(["check", "--config"])
+            .arg(&conf)
+            .env("STEERD_RAM__LINK_POLL_MS", value)
+            .output()
+            .unwrap()
+    };
+    let out = check_with("10");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("carriers read every 10 ms"), "{text}");
+    assert!(
+        text.contains("set from the environment: STEERD_RAM__LINK_POLL_MS=10"),
+        "{text}"
+    );
+    let out = check_with("0");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "STEERD_RAM__LINK_POLL_MS=0 (environment, over {}): ram.link_poll_ms: 0 must be \
+             within 1..=60000",
+            conf.display()
+        )),
+        "{err}"
+    );
 }
 
 /// `steerd mark` with `follow_steering` takes the running steerd's steering table (what

@@ -47,6 +47,11 @@ pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Value, Cl
     serde_json::from_str(answer.trim()).map_err(|_| ClientError::BadAnswer(answer))
 }
 
+/// The strings of a JSON array (none for anything else).
+fn strs(v: &Value) -> impl Iterator<Item = &str> {
+    v.as_array().into_iter().flatten().filter_map(Value::as_str)
+}
+
 fn num(v: &Value, p: &str) -> f64 {
     v.pointer(p).and_then(Value::as_f64).unwrap_or(0.0)
 }
@@ -71,12 +76,7 @@ pub fn render(req: &Request, resp: &Value) -> String {
         Request::RoutesList => {
             let mut s = String::new();
             for x in r["routes"].as_array().into_iter().flatten() {
-                let via: Vec<&str> = x["via"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
+                let via: Vec<&str> = strs(&x["via"]).collect();
                 s.push_str(&format!(
                     "{:<24} via {:<30} ({})\n",
                     x["prefix"].as_str().unwrap_or("?"),
@@ -94,13 +94,7 @@ pub fn render(req: &Request, resp: &Value) -> String {
         Request::RoutesAdd { .. } => format!(
             "route {} via {} added (table generation {})",
             r["prefix"].as_str().unwrap_or("?"),
-            r["via"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
+            strs(&r["via"]).collect::<Vec<_>>().join(","),
             r["generation"]
         ),
         Request::RoutesDel { .. } => format!(
@@ -120,12 +114,7 @@ pub fn render(req: &Request, resp: &Value) -> String {
             s
         }
         Request::Reload { .. } => {
-            let changed: Vec<&str> = r["changed"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let changed: Vec<&str> = strs(&r["changed"]).collect();
             let mut s = format!(
                 "reloaded {} (table generation {}): {}\nroutes {} → {} ({} ctl changes kept)",
                 r["config"].as_str().unwrap_or("?"),
@@ -155,6 +144,25 @@ pub fn render(req: &Request, resp: &Value) -> String {
             "stopping: receive stopped, queues draining; steerd exits when done".into()
         }
         Request::EventsList => render_events(r),
+        Request::RamLinks => render_links(r),
+        Request::RamLink { .. } => {
+            let mut s = format!(
+                "link {} {}{}",
+                link_label(&r["link"]),
+                link_state(&r["link"]),
+                if r["changed"] == true {
+                    ""
+                } else {
+                    " (no change)"
+                }
+            );
+            if r["applied"] != true {
+                s.push_str("\nnote: the RAM has not acted on it yet (it does at its next tick)");
+            }
+            s.push('\n');
+            s.push_str(&render_paths(&r["paths"]));
+            s.trim_end().to_string()
+        }
         Request::EventsAdd(_) => format!(
             "event {} scheduled: {}\nnote: {}",
             event_label(r),
@@ -217,6 +225,85 @@ fn render_events(r: &Value) -> String {
         "{} scheduled event(s), now bucket {}",
         list.len(),
         r["now_bucket"]
+    ));
+    s
+}
+
+/// `a – b`.
+fn link_label(l: &Value) -> String {
+    format!(
+        "{} – {}",
+        l["a"].as_str().unwrap_or("?"),
+        l["b"].as_str().unwrap_or("?")
+    )
+}
+
+/// `up`, or `down (why)`.
+fn link_state(l: &Value) -> String {
+    match l["down_because"].as_str() {
+        Some(w) => format!("down ({w})"),
+        None => l["state"].as_str().unwrap_or("?").to_string(),
+    }
+}
+
+fn render_links(r: &Value) -> String {
+    let mut s = String::new();
+    for (i, l) in r["links"].as_array().into_iter().flatten().enumerate() {
+        s.push_str(&format!(
+            "{i:>3} {:<28} {:<18} placed {:>10.1} of {:>10.1} pps{}{}\n",
+            link_label(l),
+            link_state(l),
+            l["placed_pps"].as_f64().unwrap_or(0.0),
+            l["capacity_pps"].as_f64().unwrap_or(0.0),
+            l["next_hop"]
+                .as_str()
+                .map(|n| format!("  next hop {n}"))
+                .unwrap_or_default(),
+            l["carrier_of"]
+                .as_str()
+                .map(|n| format!(", carrier of {n}"))
+                .unwrap_or_default(),
+        ));
+    }
+    s.push_str(&format!(
+        "{} link(s) down, {} state change(s)\n",
+        r["links_down"], r["link_changes"]
+    ));
+    if let Some(how) = r["link_watch"]["how"].as_str() {
+        s.push_str(&format!(
+            "link state from: {how}; {} notification(s)\n",
+            r["link_watch"]["events"]
+        ));
+    }
+    s.push_str(&render_paths(&r["paths"]));
+    s.trim_end().to_string()
+}
+
+fn render_paths(paths: &Value) -> String {
+    let via = |p: &Value| strs(&p["via"]).collect::<Vec<_>>().join(" → ");
+    let list = paths.as_array().cloned().unwrap_or_default();
+    let mut s = String::new();
+    for p in &list {
+        let hops: Vec<&str> = strs(&p["next_hops"]).collect();
+        s.push_str(&format!(
+            "dest {:>5} → {:<8} via {} ({} µs), next hop {}",
+            p["dest"],
+            p["site"].as_str().unwrap_or("?"),
+            via(&p["primary"]),
+            p["primary"]["latency_us"],
+            hops.join(",")
+        ));
+        for e in p["ecmp"].as_array().into_iter().flatten() {
+            s.push_str(&format!("; ecmp {}", via(e)));
+        }
+        if p["backup"].is_object() && p["ecmp"].as_array().is_none_or(Vec::is_empty) {
+            s.push_str(&format!("; backup {}", via(&p["backup"])));
+        }
+        s.push('\n');
+    }
+    s.push_str(&format!(
+        "{} steered destination(s) with a path",
+        list.len()
     ));
     s
 }

@@ -424,7 +424,7 @@ impl SafeCollector {
                 }),
             )?;
         }
-        let tx: [(&str, &str, TxF); 4] = [
+        let tx: [(&str, &str, TxF); 5] = [
             (
                 "queue_tx_packets",
                 "Packets handed to a transmit queue",
@@ -442,6 +442,11 @@ impl SafeCollector {
                 "queue_tx_errors",
                 "Packets a transmit queue discarded",
                 |c| &c.errors,
+            ),
+            (
+                "queue_tx_discarded",
+                "Packets a transmit queue had taken and discarded unsent (no carrier)",
+                |c| &c.discarded,
             ),
         ];
         for (name, help, f) in tx {

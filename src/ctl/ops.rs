@@ -100,6 +100,7 @@ fn config_error(c: ConfigError) -> OpError {
     OpError::new("config", c.to_string())
         .with("file", json!(c.file))
         .with("line", json!(c.line))
+        .with("env", json!(c.env))
         .with("field", json!(c.field))
 }
 
@@ -114,6 +115,8 @@ fn cmd_name(r: &Request) -> &'static str {
         Request::EventsList => "events.list",
         Request::EventsAdd(_) => "events.add",
         Request::EventsDel { .. } => "events.del",
+        Request::RamLinks => "ram.links",
+        Request::RamLink { .. } => "ram.link",
         Request::Reload { .. } => "reload",
         Request::Drain => "drain",
         Request::Shutdown => "shutdown",
@@ -171,6 +174,8 @@ impl CtlState {
             Request::EventsDel { event } => {
                 self.with_tpe(&format!("events del {event}"), |t| t.remove_event(&event))
             }
+            Request::RamLinks => self.with_ram("ram links", |r| Ok(r.links_view())),
+            Request::RamLink { a, b, index, state } => self.ram_link(a, b, index, &state),
             Request::Reload { config } => self.reload(config.map(PathBuf::from)),
             Request::Drain => {
                 tracing::info!("ctl: drain requested; receive stops, queues drain, then exit");
@@ -225,6 +230,75 @@ impl CtlState {
                 ),
             )),
         }
+    }
+
+    fn with_ram(
+        &self,
+        what: &str,
+        f: impl FnOnce(&crate::ram::live::RamShared) -> Result<Value, OpError>,
+    ) -> Result<Value, OpError> {
+        match &self.ram {
+            Some(r) => f(r),
+            None => Err(OpError::new(
+                "ram_off",
+                format!(
+                    "{what}: the live RAM is not running (set [ram] live = true in the \
+                     config and restart)"
+                ),
+            )),
+        }
+    }
+
+    fn ram_link(
+        &self,
+        a: Option<String>,
+        b: Option<String>,
+        index: Option<usize>,
+        state: &str,
+    ) -> Result<Value, OpError> {
+        use crate::ram::live::{LinkError, LinkRef};
+        let bad = |field: &str, m: String| OpError::new("bad_link", m).with("field", json!(field));
+        let up = match state {
+            "up" => true,
+            "down" => false,
+            s => {
+                return Err(bad(
+                    "state",
+                    format!("state {s:?}: expected \"down\" or \"up\""),
+                ));
+            }
+        };
+        let link = match (a, b, index) {
+            (Some(a), Some(b), None) => LinkRef::Ends(a, b),
+            (None, None, Some(i)) => LinkRef::Index(i),
+            (_, _, Some(_)) => {
+                return Err(bad(
+                    "index",
+                    "name the link by index or by its ends a and b, not both".into(),
+                ));
+            }
+            (None, _, None) => {
+                return Err(bad(
+                    "a",
+                    "name the link: its ends a and b, or its index".into(),
+                ));
+            }
+            (Some(_), None, None) => {
+                return Err(bad("b", "the link's other end b is missing".into()));
+            }
+        };
+        self.with_ram(&format!("ram link {state}"), |r| {
+            let v = r.set_link(&link, up).map_err(|e| match e {
+                LinkError::Unknown(m) => OpError::new("unknown_link", m),
+                LinkError::Ambiguous(m) => OpError::new("ambiguous_link", m),
+            })?;
+            tracing::info!(
+                "ctl: ram link {} – {} set {state}",
+                v["link"]["a"].as_str().unwrap_or("?"),
+                v["link"]["b"].as_str().unwrap_or("?")
+            );
+            Ok(v)
+        })
     }
 
     /// A reload by SIGHUP: logs the outcome.

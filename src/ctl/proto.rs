@@ -20,6 +20,8 @@ pub const COMMANDS: &[&str] = &[
     "events.list",
     "events.add",
     "events.del",
+    "ram.links",
+    "ram.link",
     "reload",
     "drain",
     "shutdown",
@@ -77,6 +79,26 @@ pub enum Request {
     EventsDel {
         /// Name or index.
         event: String,
+    },
+    /// The live RAM's links (state, placed load) and the steered destinations' paths.
+    #[serde(rename = "ram.links")]
+    RamLinks,
+    /// Sets a link of the live RAM's topology down or up: by its two ends (`a`, `b`,
+    /// either order) or by `index` in `[[ram.links]]`. No path uses a link that is
+    /// down; the RAM re-places and publishes at once.
+    #[serde(rename = "ram.link")]
+    RamLink {
+        /// One end (node name).
+        #[serde(default)]
+        a: Option<String>,
+        /// The other end.
+        #[serde(default)]
+        b: Option<String>,
+        /// Or the link's index.
+        #[serde(default)]
+        index: Option<usize>,
+        /// `down` or `up`.
+        state: String,
     },
     /// Reloads the configuration (the running file, or `config`).
     #[serde(rename = "reload")]
@@ -257,6 +279,20 @@ mod tests {
         let e = r.unwrap_err();
         assert_eq!(e.code, "bad_request");
         assert!(e.message.contains("bogus"), "{e}");
+        let (r, _) = parse_line(r#"{"cmd":"ram.link","a":"edge","b":"core-a","state":"down"}"#);
+        assert_eq!(
+            r.unwrap(),
+            Request::RamLink {
+                a: Some("edge".into()),
+                b: Some("core-a".into()),
+                index: None,
+                state: "down".into()
+            }
+        );
+        let (r, _) = parse_line(r#"{"cmd":"ram.link","index":2}"#);
+        assert!(r.unwrap_err().message.contains("state"));
+        let (r, _) = parse_line(r#"{"cmd":"ram.links"}"#);
+        assert_eq!(r.unwrap(), Request::RamLinks);
         let (r, _) = parse_line(r#"{"cmd":"events.del","event":"launch"}"#);
         assert_eq!(
             r.unwrap(),

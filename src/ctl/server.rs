@@ -135,12 +135,41 @@ fn bind_socket(path: &Path) -> Result<(UnixListener, SocketFile), SetupError> {
         // A stale socket from a run that did not exit cleanly.
         std::fs::remove_file(path).map_err(|e| err("cannot remove the stale socket", e))?;
     }
-    let l = UnixListener::bind(path).map_err(|e| err("cannot listen", e))?;
-    let guard = SocketFile(path.to_path_buf());
+    // Bound and restricted under a temporary name, then linked into place: whoever
+    // waits for the path to appear finds a socket that is listening and already
+    // owner-only (`bind` creates the file before it listens, so a client connecting
+    // in between was refused).
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let l = UnixListener::bind(&tmp).map_err(|e| err("cannot listen", e))?;
+    let guard = SocketFile(tmp.clone());
     // Only the owner (root for a system service) may change forwarding.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| err("cannot restrict its permissions", e))?;
-    Ok((l, guard))
+    link_into_place(&tmp, path)?;
+    drop(guard); // the temporary name
+    Ok((l, SocketFile(path.to_path_buf())))
+}
+
+/// Gives the socket at `tmp` its name `path` too. A hard link, not a rename: it fails
+/// if another steerd put its socket there in the meantime, where a rename would
+/// silently take that one's place.
+fn link_into_place(tmp: &Path, path: &Path) -> Result<(), SetupError> {
+    match std::fs::hard_link(tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(SetupError::Other(format!(
+            "ctl socket {}: another steerd started listening there a moment ago (stop it, \
+             or choose another path with --ctl-socket)",
+            path.display()
+        ))),
+        Err(e) => Err(SetupError::Other(format!(
+            "ctl socket {}: cannot move it into place: {e} (choose another with \
+             --ctl-socket PATH or [ctl] socket, or \"off\")",
+            path.display()
+        ))),
+    }
 }
 
 enum Stream {
@@ -548,5 +577,70 @@ impl Server {
             }
             let _ = self.poll.poll(&mut events, Some(Duration::from_millis(20)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::net::UnixStream as StdStream;
+
+    #[test]
+    fn the_socket_appears_listening_owner_only_and_goes_at_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run").join("ctl.sock");
+        let (l, guard) = bind_socket(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        // Listening as soon as the path exists: a connect is accepted, not refused.
+        let _c = StdStream::connect(&path).unwrap();
+        l.accept().expect("the connection is queued");
+        // No temporary name left beside it.
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("ctl.sock")]);
+        // A second steerd on the same path is refused while this one listens.
+        let Err(e) = bind_socket(&path) else {
+            panic!("a second bind on a listening socket was not refused");
+        };
+        assert!(e.to_string().contains("another steerd"), "{e}");
+        drop(guard);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_socket_that_appears_meanwhile_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, path) = (dir.path().join("mine.tmp"), dir.path().join("ctl.sock"));
+        let _mine = std::os::unix::net::UnixListener::bind(&tmp).unwrap();
+        let theirs = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let Err(e) = link_into_place(&tmp, &path) else {
+            panic!("the other socket was replaced");
+        };
+        assert!(e.to_string().contains("another steerd started"), "{e}");
+        // Theirs still answers at the path.
+        let _c = StdStream::connect(&path).unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        assert!(theirs.accept().is_ok(), "the connection went elsewhere");
+    }
+
+    #[test]
+    fn a_stale_socket_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctl.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // left behind
+        assert!(path.exists());
+        // Nobody listening once the last copy of its fd is closed: a child that another
+        // test spawns holds one from its fork until its exec.
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while StdStream::connect(&path).is_ok() && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let (_l, _g) = bind_socket(&path).unwrap();
+        let _c = StdStream::connect(&path).unwrap();
     }
 }

@@ -15,6 +15,9 @@
 //! Hot: [`AfPacketRx::rx_burst`], [`AfPacketTx::tx_burst`] and `flush`; they never block
 //! or allocate, and their only system calls are the kick and, every few thousand bursts
 //! (or when a frame says the kernel is losing packets), reading `PACKET_STATISTICS`.
+//! While kicks keep failing, a transmit queue reads the interface's carrier every
+//! [`CARRIER_CHECK`]; without one it discards the frames waiting in its ring (counted
+//! as `discarded`) instead of letting the kernel send them when the carrier returns.
 //! Cold: [`open`].
 //!
 //! MAC: the interface's own MAC ([`AfPacketInfo::mac`]) is the appliance's MAC on this
@@ -246,6 +249,8 @@ pub fn open(
             fd,
             queue: q,
             counters: Arc::clone(&counters),
+            ifname: ifname.to_string(),
+            failing_since: None,
         });
     }
     Ok(AfPacketPort {
@@ -700,6 +705,29 @@ impl V2TxRing {
         self.pending += 1;
         Push::Queued
     }
+
+    /// Frames marked for sending that the kernel has not taken go back to free, and the
+    /// fill position moves back to the oldest of them, which is where the kernel looks
+    /// next (it sends in ring order and retries a frame it could not send at every
+    /// kick). Returns how many. Only between kicks: the kernel touches marked frames
+    /// only inside `send()`, which the owning worker alone calls.
+    pub(crate) fn discard_unsent(&mut self) -> usize {
+        let mut n = 0;
+        let mut at = self.head;
+        while n < self.frame_nr {
+            let prev = if at == 0 { self.frame_nr - 1 } else { at - 1 };
+            let st = self.mem.atomic_u32(prev * self.frame_size + H2_STATUS);
+            if st.load(Ordering::Acquire) != libc::TP_STATUS_SEND_REQUEST {
+                break;
+            }
+            st.store(libc::TP_STATUS_AVAILABLE, Ordering::Release);
+            at = prev;
+            n += 1;
+        }
+        self.head = at;
+        self.pending = 0;
+        n
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -770,12 +798,19 @@ impl Drop for AfPacketRx {
     }
 }
 
+/// How long kicks must keep failing before the transmit queue checks the interface's
+/// carrier (and then again every as long while they do).
+pub const CARRIER_CHECK: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Transmit queue of an `afpacket` port (one tx socket with its ring), owned by one worker.
 pub struct AfPacketTx {
     ring: V2TxRing,
     fd: OwnedFd,
     queue: usize,
     counters: Arc<PortCounters>,
+    ifname: String,
+    /// Since when kicks have failed (None: the last one worked).
+    failing_since: Option<std::time::Instant>,
 }
 
 impl AfPacketTx {
@@ -798,10 +833,33 @@ impl AfPacketTx {
         bump(&c.kicks, 1);
         if rc >= 0 {
             self.ring.pending = 0;
+            self.failing_since = None;
         } else {
             // Frames still marked stay pending and go with the next kick.
             bump(&c.kick_errors, 1);
+            self.kick_failed();
         }
+    }
+
+    /// Kicks keep failing: once that has lasted [`CARRIER_CHECK`], the queue reads the
+    /// interface's carrier (an ioctl, at most once per period, only while failing). With
+    /// no carrier, the frames waiting in the ring are discarded and counted
+    /// (`discarded`), as the kernel drops its queues when a carrier goes; without this
+    /// it would send them whenever the carrier returns, however old. A queue that is
+    /// merely full (the device is slow) keeps its frames.
+    #[cold]
+    fn kick_failed(&mut self) {
+        let now = std::time::Instant::now();
+        let since = *self.failing_since.get_or_insert(now);
+        if now.duration_since(since) < CARRIER_CHECK {
+            return;
+        }
+        self.failing_since = Some(now);
+        if netdev::carrier(&self.ifname).unwrap_or(false) {
+            return;
+        }
+        let n = self.ring.discard_unsent();
+        bump(&self.counters.tx[self.queue].discarded, n as u64);
     }
 
     /// Queue index within the port.

@@ -37,6 +37,27 @@ use super::ringmem::RingMem;
 use super::stats::{PortCounters, RxTally, bump};
 use super::{Buf, MAX_FRAME, PktBuf, Pool, RxQueue, TxQueue};
 
+/// How long binding a queue or attaching the XDP program retries while the kernel says
+/// it is taken (it frees a closed socket's queue asynchronously).
+const BIND_BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// Calls `f` until it succeeds or fails with an error other than `busy`, for up to
+/// [`BIND_BUSY_WAIT`]: what a port closed a moment ago held is released a little later.
+fn retry_while_busy<T>(busy: &[i32], mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let t0 = std::time::Instant::now();
+    loop {
+        match f() {
+            Err(e)
+                if e.raw_os_error().is_some_and(|c| busy.contains(&c))
+                    && t0.elapsed() < BIND_BUSY_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Largest number of queues a port may ask for.
 pub const MAX_QUEUES: usize = 64;
 /// UMEM frame size.
@@ -256,28 +277,31 @@ pub fn open(name: &str, cfg: &AfXdpConfig, port_index: u16) -> Result<AfXdpPort,
         (XdpMode::Native, _) => &[XdpMode::Native],
         (XdpMode::Generic, _) => &[XdpMode::Generic],
     };
-    let mut attached = None;
-    let mut last = None;
-    for &m in modes {
-        match bpf_link_create_xdp(&prog, ifindex, m) {
-            Ok(link) => {
-                attached = Some((link, m));
-                break;
+    // A port closed a moment ago can still hold its link (the last copy of its fd goes
+    // a little later, e.g. from a child between fork and exec).
+    let attached = retry_while_busy(&[libc::EBUSY, libc::EEXIST], || {
+        let mut last = io::Error::from_raw_os_error(libc::EINVAL);
+        for &m in modes {
+            match bpf_link_create_xdp(&prog, ifindex, m) {
+                Ok(link) => return Ok((link, m)),
+                Err(e) => last = e,
             }
-            Err(e) => last = Some(e),
         }
-    }
-    let Some((link, mode)) = attached else {
-        let e = last.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL));
-        return Err(match e.raw_os_error() {
-            Some(libc::EBUSY) | Some(libc::EEXIST) => PortOpenError::BadConfig {
-                port: name.to_string(),
-                what: format!(
-                    "interface {ifname} already has an XDP program (ip link set {ifname} xdp off)"
-                ),
-            },
-            _ => privilege("attaching the XDP program", "CAP_NET_ADMIN")(e),
-        });
+        Err(last)
+    });
+    let (link, mode) = match attached {
+        Ok(a) => a,
+        Err(e) => {
+            return Err(match e.raw_os_error() {
+                Some(libc::EBUSY) | Some(libc::EEXIST) => PortOpenError::BadConfig {
+                    port: name.to_string(),
+                    what: format!(
+                        "interface {ifname} already has an XDP program (ip link set {ifname} xdp off)"
+                    ),
+                },
+                _ => privilege("attaching the XDP program", "CAP_NET_ADMIN")(e),
+            });
+        }
     };
     let attach = Arc::new(XdpAttach {
         _link: link,
@@ -513,22 +537,31 @@ impl Xsk {
             sxdp_queue_id: queue,
             sxdp_shared_umem_fd: 0,
         };
-        // SAFETY: `sa` is a valid sockaddr_xdp and the length is its size.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_xdp).cast(),
-                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
+        // The kernel frees a closed AF_XDP socket's hold on its queue asynchronously, so
+        // a queue closed a moment ago (a restart, a reopened port) can still be busy.
+        let bound = retry_while_busy(&[libc::EBUSY], || {
+            // SAFETY: `sa` is a valid sockaddr_xdp and the length is its size.
+            let rc = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sa as *const libc::sockaddr_xdp).cast(),
+                    size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+                )
+            };
+            if rc < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = bound {
             if bind != XdpBind::Copy && e.raw_os_error() == Some(libc::EOPNOTSUPP) {
                 return Err(XskError::ZeroCopyUnsupported);
             }
             let why = match e.raw_os_error() {
                 Some(libc::EBUSY) => format!(
-                    "rx queue {queue} of {ifname} already has an AF_XDP socket (another port or process)"
+                    "rx queue {queue} of {ifname} already has an AF_XDP socket (another port or process; still taken after {} ms)",
+                    BIND_BUSY_WAIT.as_millis()
                 ),
                 Some(libc::EINVAL) => format!(
                     "cannot bind an AF_XDP socket to rx queue {queue} of {ifname}: {e} (does the \

@@ -547,6 +547,18 @@ fn eth_stats(port_id: u16) -> Option<sys::rte_eth_stats> {
     (unsafe { sys::rte_eth_stats_get(port_id, &mut s) } == 0).then_some(s)
 }
 
+/// Whether the port's link is up, without waiting for the PMD (cold: the live RAM's
+/// carrier poll; safe beside the workers' bursts on the same port).
+pub fn link_up(port_id: u16) -> Result<bool, String> {
+    // SAFETY: a plain call on a port id; DPDK checks the id and returns -ENODEV for
+    // an unknown one.
+    match unsafe { sys::steerd_link_up(port_id) } {
+        1 => Ok(true),
+        0 => Ok(false),
+        e => Err(format!("DPDK port {port_id}: link state: {}", strerror(-e))),
+    }
+}
+
 /// A port's extended statistics (name → value), cold.
 pub fn xstats(port_id: u16) -> Vec<(String, u64)> {
     // SAFETY: a NULL array of size 0 asks for the count.

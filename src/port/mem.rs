@@ -230,7 +230,10 @@ impl Templates {
             };
             let sport = 1024 + (r.next() % 60000) as u16;
             let dport = 1024 + (r.next() % 60000) as u16;
-            let f = build_frame(cfg, src, dst, sport, dport, size, steering, i, fault);
+            // Steered flows take the destinations in turn (by their rank among the
+            // steered flows, so every destination gets its share however they interleave).
+            let slot = if steered { i * n_steered / flows } else { i };
+            let f = build_frame(cfg, src, dst, sport, dport, size, steering, i, slot, fault);
             frames.push((arena.len() as u32, f.len() as u16));
             arena.extend_from_slice(&f);
         }
@@ -248,6 +251,7 @@ fn build_frame(
     size: usize,
     steering: Option<&GenSteering>,
     flow: usize,
+    dest_slot: usize,
     fault: Option<Fault>,
 ) -> Vec<u8> {
     let nsh = if steering.is_some() { 32 } else { 0 };
@@ -312,7 +316,7 @@ fn build_frame(
     }
     if let Some(st) = steering {
         let mut fields = TagFields {
-            dest_id: st.dests[flow % st.dests.len()],
+            dest_id: st.dests[dest_slot % st.dests.len()],
             app_class: st.app_class,
             priority: st.priority,
             flags: 0,
@@ -538,6 +542,14 @@ mod tests {
             .filter(|&i| a.get(i)[12..14] == [0x89, 0x4f])
             .count();
         assert_eq!(steered, 32);
+        // The steered flows take the destinations in turn: 16 each.
+        let mut per = [0usize; 3];
+        for i in 0..a.len() {
+            if let Some(h) = crate::wire::classify(a.get(i)).unwrap().nsh {
+                per[h.dest_id as usize] += 1;
+            }
+        }
+        assert_eq!(per, [0, 16, 16]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::ffi::c_char;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 
 /// Why a kernel-backed port could not be opened. Every message names the port and
 /// says what is missing, so an operator can act on it.
@@ -201,7 +202,9 @@ fn ctl_socket() -> io::Result<OwnedFd> {
 fn ifioctl(req: libc::Ioctl, r: &mut libc::ifreq) -> io::Result<()> {
     let s = ctl_socket()?;
     // SAFETY: `r` is a valid, exclusively borrowed ifreq, which is the argument type of
-    // every SIOC*IF* request used in this module; the kernel writes at most sizeof(ifreq).
+    // every SIOC*IF* request used in this module; the kernel writes at most sizeof(ifreq)
+    // into it. For SIOCETHTOOL it also reads and writes the command struct that
+    // `ifr_data` points at, which the caller (`carrier`) keeps alive across the call.
     let rc = unsafe { libc::ioctl(s.as_raw_fd(), req, r as *mut libc::ifreq) };
     if rc < 0 {
         Err(io::Error::last_os_error())
@@ -232,6 +235,36 @@ pub fn flags(ifname: &str) -> io::Result<i32> {
 /// True when the interface is administratively up.
 pub fn is_up(ifname: &str) -> io::Result<bool> {
     Ok(flags(ifname)? & libc::IFF_UP != 0)
+}
+
+/// True when the interface is up and has its carrier (the link to its peer works): the
+/// driver's link state (`ETHTOOL_GLINK`, what `ethtool IF` shows as "Link detected"),
+/// or `IFF_RUNNING` for drivers without it. The driver's state changes at once;
+/// `IFF_RUNNING` follows the kernel's link watch, which may lag by a second.
+pub fn carrier(ifname: &str) -> io::Result<bool> {
+    let f = flags(ifname)?;
+    if f & libc::IFF_UP == 0 {
+        return Ok(false);
+    }
+    const ETHTOOL_GLINK: u32 = 0x0000_000a;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    let mut v = EthtoolValue {
+        cmd: ETHTOOL_GLINK,
+        data: 0,
+    };
+    let mut r = ifreq(ifname);
+    // The kernel reads the command from `v` and writes the answer there, during the
+    // ioctl below; `v` outlives it.
+    r.ifr_ifru.ifru_data = (&raw mut v).cast();
+    match ifioctl(libc::SIOCETHTOOL as libc::Ioctl, &mut r) {
+        Ok(()) => Ok(v.data != 0),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(f & libc::IFF_RUNNING != 0),
+        Err(e) => Err(e),
+    }
 }
 
 /// Brings the interface up (`ip link set IF up`); a no-op when it already is.
@@ -300,6 +333,177 @@ pub(crate) fn resolve(port: &str, ifname: &str) -> Result<u32, PortOpenError> {
     ifindex(ifname).map_err(|e| lookup_error(port, ifname, e))
 }
 
+/// The kernel's link notifications (rtnetlink `RTMGRP_LINK`): an interface going up or
+/// down, gaining or losing its carrier, is announced as an `RTM_NEWLINK` message the
+/// moment the kernel's link watch handles it. Used as a wake-up only: whoever listens
+/// still reads the state itself ([`carrier`]), so a missed or coalesced message costs
+/// time, never correctness.
+pub struct LinkEvents {
+    fd: OwnedFd,
+    stop: Arc<OwnedFd>,
+    buf: Vec<u8>,
+}
+
+/// Ends a [`LinkEvents::wait`] at once, and every later one: for shutting its thread
+/// down without waiting out the timeout.
+#[derive(Clone)]
+pub struct LinkEventsStop(Arc<OwnedFd>);
+
+impl LinkEventsStop {
+    /// Makes the waits return now (they call nothing).
+    pub fn stop(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to an eventfd this owns; a full
+        // counter (EAGAIN) means it is signalled already.
+        let _ = unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+}
+
+impl LinkEvents {
+    /// Subscribes, in the calling thread's network namespace. Needs no privilege.
+    pub fn open() -> io::Result<LinkEvents> {
+        // SAFETY: socket() takes no pointers; the result is checked before use.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a freshly created descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_nl is plain old data; all zeroes is a valid value.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        sa.nl_groups = libc::RTMGRP_LINK as u32;
+        // SAFETY: `sa` is a valid sockaddr_nl and the length passed is its size; the
+        // kernel only reads it during the call.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const sa).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: eventfd() takes no pointers; the result is checked before use.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: efd is a freshly created descriptor nobody else owns.
+        let stop = Arc::new(unsafe { OwnedFd::from_raw_fd(efd) });
+        Ok(LinkEvents {
+            fd,
+            stop,
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    /// A handle that ends this listener's waits from another thread.
+    pub fn stopper(&self) -> LinkEventsStop {
+        LinkEventsStop(self.stop.clone())
+    }
+
+    /// Waits up to `timeout` for notifications and calls `f` with the interface index
+    /// of each link message that arrived. Returns whether any arrived. When the
+    /// kernel dropped messages because this socket fell behind (`ENOBUFS`), `f` gets
+    /// `None`: something changed, and what is unknown.
+    pub fn wait(
+        &mut self,
+        timeout: std::time::Duration,
+        mut f: impl FnMut(Option<u32>),
+    ) -> io::Result<bool> {
+        let pfd = |fd: &OwnedFd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut pfds = [pfd(&self.fd), pfd(&self.stop)];
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: two valid pollfds, nfds 2; the kernel writes only their revents.
+        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), 2, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            };
+        }
+        if pfds[1].revents != 0 {
+            return Ok(false); // stopped
+        }
+        let mut any = false;
+        loop {
+            // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which
+            // lives through the call.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    0,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN) => return Ok(any),
+                    Some(libc::EINTR) => continue,
+                    Some(libc::ENOBUFS) => {
+                        any = true;
+                        f(None);
+                        continue;
+                    }
+                    _ => return Err(e),
+                }
+            }
+            let n = n as usize;
+            if n == 0 {
+                return Ok(any);
+            }
+            any |= link_messages(&self.buf[..n], |i| f(Some(i))) > 0;
+        }
+    }
+}
+
+/// Walks the rtnetlink messages in one datagram and calls `f` with the interface
+/// index of each `RTM_NEWLINK` / `RTM_DELLINK`; returns how many it found. Stops at
+/// the first message whose header does not fit (the kernel never sends one; this
+/// reads untrusted bytes all the same, so it checks every length).
+pub fn link_messages(buf: &[u8], mut f: impl FnMut(u32)) -> usize {
+    const NLMSG_HDR: usize = 16;
+    const IFINFO: usize = 16;
+    let mut at = 0;
+    let mut n = 0;
+    while buf.len() - at >= NLMSG_HDR {
+        let h = &buf[at..];
+        let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        let kind = u16::from_ne_bytes([h[4], h[5]]);
+        if len < NLMSG_HDR || len > h.len() {
+            break;
+        }
+        if (kind == libc::RTM_NEWLINK || kind == libc::RTM_DELLINK) && len >= NLMSG_HDR + IFINFO {
+            // struct ifinfomsg: family u8, pad u8, type u16, index i32, flags, change.
+            let i = &h[NLMSG_HDR + 4..NLMSG_HDR + 8];
+            f(u32::from_ne_bytes([i[0], i[1], i[2], i[3]]));
+            n += 1;
+        }
+        // Messages are aligned to 4 bytes (NLMSG_ALIGN).
+        at += len.div_ceil(4) * 4;
+        if at > buf.len() {
+            break;
+        }
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,7 +563,118 @@ mod tests {
     fn loopback_is_visible() {
         assert_eq!(ifindex("lo").unwrap(), 1);
         assert!(is_up("lo").unwrap());
+        // Loopback has no ethtool link state: IFF_RUNNING answers, and it is running.
+        assert!(carrier("lo").unwrap());
+        assert!(carrier("no-such-if0").is_err());
         assert_eq!(hwaddr("lo").unwrap(), Mac([0; 6]));
         assert!(mtu("lo").unwrap() >= 1500);
+    }
+    fn nlmsg(kind: u16, index: u32, extra: usize) -> Vec<u8> {
+        let len = 16 + 16 + extra;
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]); // flags, seq, pid
+        m.extend_from_slice(&[0, 0, 1, 0]); // family, pad, type
+        m.extend_from_slice(&index.to_ne_bytes());
+        m.extend_from_slice(&[0; 8]); // flags, change
+        m.resize(len, 0xab); // attributes
+        m.resize(len.div_ceil(4) * 4, 0);
+        m
+    }
+
+    #[test]
+    fn link_messages_finds_each_links_index_and_skips_the_rest() {
+        let mut buf = nlmsg(libc::RTM_NEWLINK, 7, 3);
+        buf.extend(nlmsg(libc::RTM_NEWADDR, 9, 8));
+        buf.extend(nlmsg(libc::RTM_DELLINK, 4, 0));
+        let mut seen = Vec::new();
+        assert_eq!(link_messages(&buf, |i| seen.push(i)), 2);
+        assert_eq!(seen, vec![7, 4]);
+        // Truncated anywhere: what fits is read, nothing panics.
+        for cut in 0..buf.len() {
+            let mut seen = Vec::new();
+            link_messages(&buf[..cut], |i| seen.push(i));
+            assert!(seen.len() <= 2 && seen.iter().all(|&i| i == 7 || i == 4));
+        }
+        // A length below the header's stops the walk instead of looping.
+        let mut bad = nlmsg(libc::RTM_NEWLINK, 1, 0);
+        bad[..4].copy_from_slice(&3u32.to_ne_bytes());
+        assert_eq!(link_messages(&bad, |_| ()), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn link_messages_never_panics(buf in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let mut n = 0;
+            let found = link_messages(&buf, |_| n += 1);
+            proptest::prop_assert_eq!(found, n);
+            proptest::prop_assert!(n <= buf.len() / 32);
+        }
+    }
+
+    #[test]
+    fn link_events_open_without_privilege_and_time_out_quietly() {
+        let mut ev = LinkEvents::open().expect("rtnetlink socket");
+        // Nothing changes on this machine in 10 ms (usually): the wait returns.
+        let t0 = std::time::Instant::now();
+        let _ = ev
+            .wait(std::time::Duration::from_millis(10), |_| ())
+            .unwrap();
+        assert!(t0.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_stop_ends_a_wait_at_once() {
+        let mut ev = LinkEvents::open().expect("rtnetlink socket");
+        let stop = ev.stopper();
+        let t0 = std::time::Instant::now();
+        let waiter = std::thread::spawn(move || {
+            let calls = std::cell::Cell::new(0);
+            let r = ev.wait(std::time::Duration::from_secs(30), |_| {
+                calls.set(calls.get() + 1)
+            });
+            (r.unwrap(), calls.get(), ev)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stop.stop();
+        let (any, calls, mut ev) = waiter.join().unwrap();
+        assert!(!any && calls == 0);
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t0.elapsed()
+        );
+        // Later waits end at once too.
+        let t1 = std::time::Instant::now();
+        assert!(!ev.wait(std::time::Duration::from_secs(30), |_| ()).unwrap());
+        assert!(t1.elapsed() < std::time::Duration::from_secs(5));
+    }
+    /// A veth end losing and regaining its carrier is announced with its index.
+    #[test]
+    fn link_events_announce_a_peer_going_down_and_up() {
+        use crate::port::testnet::{Netns, wait_carrier};
+        let Some(ns) = Netns::new_or_skip("linkev") else {
+            return;
+        };
+        ns.veth("e0", "e1", true);
+        ns.run(|| {
+            wait_carrier("e0", true);
+            let idx = ifindex("e0").unwrap();
+            let mut ev = LinkEvents::open().unwrap();
+            for state in ["down", "up"] {
+                ns.ip(&["link", "set", "e1", state]);
+                let t0 = std::time::Instant::now();
+                let mut seen = false;
+                while !seen && t0.elapsed() < std::time::Duration::from_secs(2) {
+                    ev.wait(std::time::Duration::from_millis(100), |i| {
+                        seen |= i == Some(idx)
+                    })
+                    .unwrap();
+                }
+                assert!(seen, "no link message for e0 after e1 went {state}");
+                assert_eq!(carrier("e0").unwrap(), state == "up");
+            }
+        });
     }
 }

@@ -60,6 +60,10 @@ pub struct TxCounters {
     /// Kicks the kernel refused (device gone or down, or its queue full); the marked
     /// frames go with the next kick.
     pub kick_errors: AtomicU64,
+    /// Frames handed to the port (counted in `packets`) and then discarded unsent
+    /// because the interface had lost its carrier (afpacket: the kernel keeps refusing
+    /// them and would send them, however old, when the carrier returns).
+    pub discarded: AtomicU64,
 }
 
 /// All counters of one port: one cache-padded slot per rx queue and per tx queue.
@@ -102,6 +106,8 @@ pub struct PortTotals {
     pub tx_kicks: u64,
     /// See [`TxCounters::kick_errors`].
     pub tx_kick_errors: u64,
+    /// See [`TxCounters::discarded`].
+    pub tx_discarded: u64,
 }
 
 impl PortCounters {
@@ -137,6 +143,7 @@ impl PortCounters {
             t.tx_errors += q.errors.load(Relaxed);
             t.tx_kicks += q.kicks.load(Relaxed);
             t.tx_kick_errors += q.kick_errors.load(Relaxed);
+            t.tx_discarded += q.discarded.load(Relaxed);
         }
         t
     }

@@ -233,10 +233,66 @@ impl RawSock {
             unsafe { libc::poll(&mut p, 1, 10) };
         }
     }
+
+    /// The sequence numbers of the test frames received, in order, until `max` have
+    /// arrived or none has for `quiet`.
+    pub(crate) fn recv_seqs(&self, quiet: Duration, max: usize) -> Vec<u32> {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        while got.len() < max {
+            let Some(k) = self.recv(&mut buf, quiet) else {
+                break;
+            };
+            if let Some(seq) = frame_seq(&buf[..k]) {
+                got.push(seq);
+            }
+        }
+        got
+    }
+}
+
+/// Queues test frames `seqs` ([`frame`], 60 bytes, `dst` ← `src`) on `tx`, bursting and
+/// flushing until it has taken them all or a second has passed; what it did not take
+/// goes back to `pool`.
+pub(crate) fn send_frames<Q: super::TxQueue<Buf = super::PktBuf, Pool = super::Pool>>(
+    tx: &mut Q,
+    pool: &mut super::Pool,
+    dst: [u8; 6],
+    src: [u8; 6],
+    seqs: std::ops::Range<u32>,
+) {
+    let mut bufs = Vec::with_capacity(seqs.len());
+    for i in seqs {
+        let mut b = pool.get().expect("a free test buffer");
+        b.fill(&frame(dst, src, i, 60));
+        bufs.push(b);
+    }
+    let t0 = Instant::now();
+    while !bufs.is_empty() && t0.elapsed() < Duration::from_secs(1) {
+        tx.tx_burst(pool, &mut bufs);
+        tx.flush();
+    }
+    for b in bufs {
+        pool.put(b);
+    }
 }
 
 /// EtherType of test frames (IEEE local experimental).
 pub(crate) const TEST_ETHERTYPE: u16 = 0x88b5;
+
+/// Waits (at most 2 s, then panics) until interface `ifname` of the calling thread's
+/// namespace has (`up`) or has lost its carrier, as `netdev::carrier` reads it.
+pub(crate) fn wait_carrier(ifname: &str, up: bool) {
+    let t0 = Instant::now();
+    while super::netdev::carrier(ifname).ok() != Some(up) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "{ifname}: carrier still not {}",
+            if up { "up" } else { "down" }
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
 
 /// A test frame of `len` bytes (at least 18): Ethernet header with [`TEST_ETHERTYPE`], a
 /// big-endian sequence number, then a pattern derived from it.

@@ -32,6 +32,8 @@ pub struct ScenarioArgs {
     pub seed: u64,
     /// No progress lines.
     pub quiet: bool,
+    /// `--fail-link A,B@MIN[+DUR]`, unparsed.
+    pub fail_links: Vec<String>,
 }
 
 /// `steerd run --scenario`: runs it, prints a summary, writes the JSON.
@@ -45,6 +47,11 @@ pub fn run_scenario(a: &ScenarioArgs) -> Result<i32, String> {
         fast: a.fast,
         seed: a.seed,
         verbose: !a.quiet,
+        fail_links: a
+            .fail_links
+            .iter()
+            .map(|f| f.parse().map_err(|e| format!("--fail-link {e}")))
+            .collect::<Result<_, String>>()?,
     };
     let v = sim::run(&cfg, &opts)?;
     let text = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
@@ -61,7 +68,7 @@ pub fn run_scenario(a: &ScenarioArgs) -> Result<i32, String> {
 /// One-paragraph human summary of a scenario run.
 pub fn summary(v: &Value) -> String {
     let u = |k: &str| v[k].as_u64().unwrap_or(0);
-    format!(
+    let mut s = format!(
         "scenario {} ({} logical s in {} s), RAM {}: {} packets, {} drops ({} during surges: {} scheduled events, {} flash crowds), \
 p99 {:.2} ms, {:.0} worker-seconds, pre-positionings {} early / {} late, {} steered / {} routed, {} table publications",
         v["scenario"].as_str().unwrap_or("?"),
@@ -84,7 +91,18 @@ p99 {:.2} ms, {:.0} worker-seconds, pre-positionings {} early / {} late, {} stee
         u("steered"),
         u("routed"),
         u("table_publications"),
-    )
+    );
+    for f in v["link_failures"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "; link {} – {} failed from {} s to {} s: {} packets dropped on it",
+            f["a"].as_str().unwrap_or("?"),
+            f["b"].as_str().unwrap_or("?"),
+            f["from_s"],
+            f["to_s"],
+            f["drops_on_link"]
+        ));
+    }
+    s
 }
 
 /// `steerd ram timeline [FILES] --plot OUT.svg`: without files, the last run of each mode.

@@ -25,7 +25,7 @@
 //! names or order (see [`crate::ctl::ops`]), and route publications keep the current
 //! steering table.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -40,6 +40,7 @@ use super::steer;
 use super::topology::{RamConfig, RamMode, Topology};
 use crate::config::Config;
 use crate::ctl::metrics::{counter, gauge};
+use crate::port::netdev::LinkEventsStop;
 use crate::safe::tables::TableHandle;
 use crate::safe::worker::RunControl;
 use crate::telemetry::DestCounters;
@@ -83,6 +84,57 @@ pub fn tpe_forecast(
                 .collect(),
         )
     })
+}
+
+/// Why a link is down: its port has no carrier.
+const NO_CARRIER: &str = "no carrier";
+/// Why a link is down: its carrier is back, for less than `ram.link_up_hold_ms`.
+const CARRIER_RETURNING: &str = "carrier returning";
+
+/// How the live RAM reads one port's carrier. Built by the app, which knows the
+/// backends: kernel-backed ports (tap, afpacket, afxdp) read their interface
+/// ([`crate::port::netdev::carrier`]), DPDK ports their link state
+/// (`rte_eth_link_get_nowait`); mem and pcap ports have none.
+pub struct PortCarrier {
+    /// The steerd port (`[[ports]] name`).
+    pub port: String,
+    /// What is read, for the status (`interface ens1f0`, `dpdk port 0`).
+    pub what: String,
+    /// Up (`Err`: it could not be read, which counts as down).
+    pub up: Box<dyn Fn() -> Result<bool, String> + Send>,
+    /// The kernel interface, when it is one: the RAM then also listens for the
+    /// kernel's link notifications and reads the carrier the moment one arrives.
+    pub ifname: Option<String>,
+}
+
+impl PortCarrier {
+    /// A kernel interface's carrier.
+    pub fn interface(port: &str, ifname: &str) -> PortCarrier {
+        let ifname = ifname.to_string();
+        PortCarrier {
+            port: port.to_string(),
+            what: format!("interface {ifname}"),
+            ifname: Some(ifname.clone()),
+            up: Box::new(move || {
+                crate::port::netdev::carrier(&ifname).map_err(|e| format!("{ifname}: {e}"))
+            }),
+        }
+    }
+}
+
+/// Per topology link: which of `carriers` it follows (links out of the edge whose next
+/// hop sends on a port with a carrier). Others are down only when an operator says so.
+fn link_carriers(cfg: &Config, topo: &Topology, carriers: &[PortCarrier]) -> Vec<Option<usize>> {
+    topo.links
+        .iter()
+        .map(|k| {
+            let nh = cfg
+                .next_hops
+                .iter()
+                .find(|h| Some(&h.name) == k.next_hop.as_ref())?;
+            carriers.iter().position(|c| c.port == nh.port)
+        })
+        .collect()
 }
 
 /// Workers needed for `pps` (at least `min`, at most `n`).
@@ -249,13 +301,60 @@ impl LocalPool {
     }
 }
 
-/// What the ctl thread reads: the last status, updated every tick.
+/// What the ctl thread reads: the last status, updated every tick; and the operator's
+/// link states (`ctl ram link`), which the RAM thread reads.
 pub struct RamShared {
     status: Mutex<Value>,
     running: AtomicBool,
+    /// Per topology link: set down by an operator.
+    admin_down: Vec<AtomicBool>,
+    /// Per topology link: the names of its two ends.
+    link_ends: Vec<(String, String)>,
+    /// Set by [`RamShared::set_link`]: recompute the paths now, not at the next tick.
+    kick: AtomicBool,
+    /// The RAM thread, to wake it for a kick.
+    thread: std::sync::OnceLock<std::thread::Thread>,
+    /// How link state changes are noticed (status `link_watch.how`).
+    watch_how: Mutex<String>,
+    /// Link notifications about the followed interfaces (each one a kick).
+    link_events: AtomicU64,
+    /// How often the carriers are read (ms): `ram.link_poll_ms`, at most `tick_ms`.
+    poll_ms: u64,
+}
+
+/// Why [`RamShared::set_link`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkError {
+    /// No link between the two named nodes.
+    Unknown(String),
+    /// More than one: name it by index.
+    Ambiguous(String),
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::Unknown(m) | LinkError::Ambiguous(m) => f.write_str(m),
+        }
+    }
 }
 
 impl RamShared {
+    /// Running, every link up as far as the operator knows, for links with these ends.
+    fn new(link_ends: Vec<(String, String)>, poll_ms: u64) -> RamShared {
+        RamShared {
+            status: Mutex::new(Value::Null),
+            running: AtomicBool::new(true),
+            admin_down: link_ends.iter().map(|_| AtomicBool::new(false)).collect(),
+            link_ends,
+            kick: AtomicBool::new(false),
+            thread: std::sync::OnceLock::new(),
+            watch_how: Mutex::new(String::new()),
+            link_events: AtomicU64::new(0),
+            poll_ms,
+        }
+    }
+
     /// The `components.ram` object of `/status` (and the summary's `ram`).
     pub fn status(&self) -> Value {
         let mut v = self
@@ -268,11 +367,104 @@ impl RamShared {
         } else {
             "stopped"
         });
+        // Read now, not at the last tick: a notification counts at once, and the watch
+        // thread's own state (it starts after the first tick) shows.
+        v["link_watch"] = self.link_watch();
         v
     }
 
     fn set(&self, v: Value) {
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+
+    /// Has the RAM thread re-read the links and re-place now, not at its next tick.
+    fn wake(&self) {
+        self.kick.store(true, Ordering::Release);
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+
+    fn link_watch(&self) -> Value {
+        json!({
+            "how": *self.watch_how.lock().unwrap_or_else(|e| e.into_inner()),
+            "poll_ms": self.poll_ms,
+            "events": self.link_events.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Sets the operator's state of a link (by its two ends, either order, or by its
+    /// index in `[[ram.links]]`). While it is down no path uses it; the RAM thread is
+    /// woken to re-place at once. Waits (up to a second) until the thread has acted on
+    /// it, and returns the link as the status then shows it, whether the operator's
+    /// state changed, whether it was applied, and the paths.
+    pub fn set_link(&self, link: &LinkRef, up: bool) -> Result<Value, LinkError> {
+        let l = self.find_link(link)?;
+        let was_down = self.admin_down[l].swap(!up, Ordering::AcqRel);
+        self.wake();
+        let applied = |v: &Value| (v["links"][l]["down_because"] == "ctl") != up;
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut v = self.status();
+        while !applied(&v) && Instant::now() < until && self.running.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(2));
+            v = self.status();
+        }
+        Ok(json!({
+            "index": l,
+            "link": v["links"][l],
+            "changed": was_down == up,
+            "applied": applied(&v),
+            "links_down": v["links_down"],
+            "paths": v["paths"],
+        }))
+    }
+
+    /// The links, their state and the steered destinations' paths (ctl `ram.links`).
+    pub fn links_view(&self) -> Value {
+        let v = self.status();
+        json!({
+            "links": v["links"],
+            "links_down": v["links_down"],
+            "link_changes": v["link_changes"],
+            "link_watch": v["link_watch"],
+            "paths": v["paths"],
+        })
+    }
+
+    fn find_link(&self, link: &LinkRef) -> Result<usize, LinkError> {
+        let names = || {
+            self.link_ends
+                .iter()
+                .enumerate()
+                .map(|(i, (a, b))| format!("{i}: {a} – {b}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match link {
+            LinkRef::Index(i) if *i < self.link_ends.len() => Ok(*i),
+            LinkRef::Index(i) => Err(LinkError::Unknown(format!(
+                "no ram.links[{i}]: the links are {}",
+                names()
+            ))),
+            LinkRef::Ends(a, b) => {
+                let hits = super::topology::links_between(
+                    self.link_ends.iter().map(|(x, y)| (x.as_str(), y.as_str())),
+                    a,
+                    b,
+                );
+                match hits[..] {
+                    [i] => Ok(i),
+                    [] => Err(LinkError::Unknown(format!(
+                        "no link between {a} and {b}: the links are {}",
+                        names()
+                    ))),
+                    _ => Err(LinkError::Ambiguous(format!(
+                        "{} links between {a} and {b} (ram.links{hits:?}): name one by index",
+                        hits.len()
+                    ))),
+                }
+            }
+        }
     }
 
     /// One line for the plain stats output and the live screen: mode, steered
@@ -314,8 +506,26 @@ impl RamShared {
                 }
             ));
         }
+        for l in v["links"].as_array().into_iter().flatten() {
+            if let Some(why) = l["down_because"].as_str() {
+                s.push_str(&format!(
+                    "  link {} – {} DOWN ({why})",
+                    l["a"].as_str().unwrap_or("?"),
+                    l["b"].as_str().unwrap_or("?")
+                ));
+            }
+        }
         s
     }
+}
+
+/// A link of the RAM's topology, as an operator names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkRef {
+    /// By its two ends (node names, either order).
+    Ends(String, String),
+    /// By its index in `[[ram.links]]`.
+    Index(usize),
 }
 
 /// `steerd_ram_*` on `/metrics`: the live RAM's last tick (read from [`RamShared`]).
@@ -379,6 +589,24 @@ impl Collector for RamCollector {
             "measured_pps",
             "Packets per second the live RAM measured (all destinations)",
             f(&v["measured_pps"]),
+        )?;
+        gauge(
+            e,
+            "links_down",
+            "Topology links the RAM routes around (operator or no carrier)",
+            f(&v["links_down"]),
+        )?;
+        counter(
+            e,
+            "link_changes",
+            "Link state changes (down or up) the RAM acted on",
+            u(&v["link_changes"]),
+        )?;
+        counter(
+            e,
+            "link_notifications",
+            "Kernel link notifications about the interfaces the links follow",
+            u(&v["link_watch"]["events"]),
         )
     }
 }
@@ -397,6 +625,8 @@ pub struct LiveInputs {
     /// event running or due gets `event_headroom`, and its data center keeps capacity
     /// for `release_hold_s`, as in the scenario run).
     pub events: Option<EventsSoon>,
+    /// The ports whose carrier the links out of the edge follow.
+    pub carriers: Vec<PortCarrier>,
 }
 
 /// The running live RAM (owned by `Appliance::run`).
@@ -404,6 +634,8 @@ pub struct LiveRam {
     shared: Arc<RamShared>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// The `steerd-linkwatch` thread, when a link follows a kernel interface.
+    watch: Option<(JoinHandle<()>, LinkEventsStop)>,
 }
 
 /// The RAM's state on its thread.
@@ -434,6 +666,21 @@ struct Ram {
     predicted_pps: Option<f64>,
     /// Per destination: an announced event is running or due (predictive mode).
     event_dests: Vec<bool>,
+    /// Per link: the entry of `inputs.carriers` it follows.
+    link_carrier: Vec<Option<usize>>,
+    /// Per link: why it is down (`ctl`, `no carrier`), or up.
+    down: Vec<Option<&'static str>>,
+    /// The placed load per link at the last placement (packets per wall second).
+    link_load: Vec<f64>,
+    /// Link state changes acted on.
+    link_changes: u64,
+    /// Per link: when (Unix ms) the RAM saw its state last change, and re-placed.
+    link_changed_ms: Vec<Option<u64>>,
+    /// Per link: since when its carrier is back while `link_up_hold_ms` keeps it down.
+    carrier_back: Vec<Option<Instant>>,
+    /// Next-hop names, by index (for the status).
+    nh_names: Vec<String>,
+    shared: Arc<RamShared>,
     start: Instant,
 }
 
@@ -527,10 +774,99 @@ impl Ram {
                 event_dests: &self.event_dests,
             },
         );
-        // Steering: publish when the entries change.
         self.steered = (0..nd).map(|d| self.planner.steered(d)).collect();
-        let (paths, _) = path::place(&self.topo, &self.weights, self.planner.expected());
+        self.refresh_links();
+        self.place_and_publish();
+        // Steerd's own workers: the predicted local rate is the forecast over every
+        // destination the telemetry counts (measured where there is none).
+        self.predicted_pps = forecast.as_ref().map(|f| {
+            let n = tot.len() - 1;
+            (0..n)
+                .map(|d| f.get(d).copied().unwrap_or(0.0).max(all[d]))
+                .sum::<f64>()
+                + all[n]
+        });
+        self.pool
+            .step(now, wall, self.measured_pps, self.predicted_pps);
+        for (w, flag) in self.inputs.run.standby.iter().enumerate() {
+            flag.store(self.pool.in_standby(w), Ordering::Relaxed);
+        }
+    }
+
+    /// Reads the links' states (the operator's, and the carrier of the interfaces
+    /// they follow). Returns whether any link went down or up (`.0`: the paths must be
+    /// placed again) and whether any state or reason changed (`.1`: the status).
+    fn refresh_links(&mut self) -> (bool, bool) {
+        let mut changed = false;
+        let mut status = false;
+        let now = Instant::now();
+        let hold = Duration::from_millis(self.cfg.link_up_hold_ms);
+        for l in 0..self.down.len() {
+            let carrier_down = matches!(self.down[l], Some(NO_CARRIER | CARRIER_RETURNING));
+            let why = if self.shared.admin_down[l].load(Ordering::Acquire) {
+                Some("ctl")
+            } else if let Some(c) = self.link_carrier[l] {
+                // One that cannot be read (a vanished interface) has no carrier either.
+                let up = (self.inputs.carriers[c].up)().unwrap_or(false);
+                if !up {
+                    self.carrier_back[l] = None;
+                    Some(NO_CARRIER)
+                } else if carrier_down && !hold.is_zero() {
+                    // Back, but not used until it has stayed up for `link_up_hold_ms`
+                    // (a flapping link does not pull traffic back and forth).
+                    let since = *self.carrier_back[l].get_or_insert(now);
+                    if now.duration_since(since) < hold {
+                        Some(CARRIER_RETURNING)
+                    } else {
+                        self.carrier_back[l] = None;
+                        None
+                    }
+                } else {
+                    self.carrier_back[l] = None;
+                    None
+                }
+            } else {
+                None
+            };
+            status |= why != self.down[l];
+            if why.is_some() != self.down[l].is_some() {
+                changed = true;
+                self.link_changes += 1;
+                self.link_changed_ms[l] = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_millis() as u64);
+                let k = &self.topo.links[l];
+                let (a, b) = (&self.topo.nodes[k.ends[0]].0, &self.topo.nodes[k.ends[1]].0);
+                match why {
+                    Some(w) => tracing::warn!("ram: link {a} – {b} down ({w}): routing around it"),
+                    None => tracing::info!("ram: link {a} – {b} up again"),
+                }
+            }
+            self.down[l] = why;
+        }
+        (changed, status)
+    }
+
+    /// When the first `link_up_hold_ms` of a returned carrier ends.
+    fn hold_ends(&self) -> Option<Instant> {
+        let hold = Duration::from_millis(self.cfg.link_up_hold_ms);
+        self.carrier_back
+            .iter()
+            .zip(&self.down)
+            .filter(|(_, d)| **d == Some(CARRIER_RETURNING))
+            .filter_map(|(b, _)| b.map(|b| b + hold))
+            .min()
+    }
+
+    /// Places the steered destinations on paths over the links that are up, and
+    /// publishes the steering entries when they changed (or when another publisher's
+    /// table replaced this RAM's).
+    fn place_and_publish(&mut self) {
+        let down: Vec<bool> = self.down.iter().map(Option::is_some).collect();
+        let (paths, load) = path::place(&self.topo, &self.weights, self.planner.expected(), &down);
         self.paths = paths;
+        self.link_load = load;
         let entries = steer::entries(&self.link_nh, &self.steered, &self.paths);
         // Publish when the entries change, and when another publisher's snapshot no
         // longer carries this RAM's table (its epoch moved away from ours).
@@ -551,20 +887,17 @@ impl Ram {
             self.published = Some(entries);
         }
         self.inputs.tables.reclaim();
-        // Steerd's own workers: the predicted local rate is the forecast over every
-        // destination the telemetry counts (measured where there is none).
-        self.predicted_pps = forecast.as_ref().map(|f| {
-            let n = tot.len() - 1;
-            (0..n)
-                .map(|d| f.get(d).copied().unwrap_or(0.0).max(all[d]))
-                .sum::<f64>()
-                + all[n]
-        });
-        self.pool
-            .step(now, wall, self.measured_pps, self.predicted_pps);
-        for (w, flag) in self.inputs.run.standby.iter().enumerate() {
-            flag.store(self.pool.in_standby(w), Ordering::Relaxed);
+    }
+
+    /// Between ticks: when a link changed state (an operator's `ctl ram link`, or a
+    /// carrier), re-places the paths and publishes at once. The measured rates and the
+    /// planner wait for the next tick.
+    fn between_ticks(&mut self) -> bool {
+        let (changed, status) = self.refresh_links();
+        if changed && self.ticks > 0 {
+            self.place_and_publish();
         }
+        status
     }
 
     fn status(&self) -> Value {
@@ -598,6 +931,53 @@ impl Ram {
         let standby_s: f64 = (0..self.pool.len())
             .map(|w| self.pool.standby_s(w, wall))
             .sum();
+        let node = |n: usize| self.topo.nodes[n].0.as_str();
+        let links: Vec<Value> = self
+            .topo
+            .links
+            .iter()
+            .enumerate()
+            .map(|(l, k)| {
+                json!({"a": node(k.ends[0]), "b": node(k.ends[1]),
+                       "next_hop": k.next_hop,
+                       "state": if self.down[l].is_some() { "down" } else { "up" },
+                       "down_because": self.down[l],
+                       "changed_unix_ms": self.link_changed_ms[l],
+                       "carrier_of": self.link_carrier[l].map(|c| &self.inputs.carriers[c].what),
+                       "placed_pps": round3(self.link_load.get(l).copied().unwrap_or(0.0)),
+                       "capacity_pps": k.capacity_pps})
+            })
+            .collect();
+        let via = |p: &path::Path| -> Value {
+            let mut at = 0;
+            let mut v = vec![node(0)];
+            for &l in &p.links {
+                at = self.topo.links[l].other(at);
+                v.push(node(at));
+            }
+            json!({"via": v, "latency_us": p.latency_us})
+        };
+        let paths: Vec<Value> = steered
+            .iter()
+            .filter_map(|&d| {
+                let p = self.paths.get(d)?.as_ref()?;
+                let e = self.published.as_ref()?.get(d).copied().flatten()?;
+                let site = self
+                    .topo
+                    .site_of(d)
+                    .map(|s| self.topo.sites[s].name.as_str());
+                Some(json!({
+                    "dest": d,
+                    "site": site,
+                    "primary": via(&p.primary),
+                    "ecmp": p.ecmp.iter().map(via).collect::<Vec<_>>(),
+                    "backup": p.backup.as_ref().map(via),
+                    "next_hops": e.hops().iter()
+                        .map(|&h| self.nh_names.get(usize::from(h)).cloned())
+                        .collect::<Vec<_>>(),
+                }))
+            })
+            .collect();
         json!({
             "mode": self.mode.as_str(),
             "tick_ms": self.cfg.tick_ms,
@@ -628,7 +1008,98 @@ impl Ram {
                 "sites_late": self.planner.late,
             },
             "sites": sites,
+            "links": links,
+            "links_down": self.down.iter().filter(|d| d.is_some()).count(),
+            "link_changes": self.link_changes,
+            "paths": paths,
         })
+    }
+}
+
+/// How long the link watch waits for a notification before it looks at its stop flag
+/// (a stop also ends the wait at once, through [`LinkEventsStop`]).
+const WATCH_WAIT: Duration = Duration::from_secs(1);
+
+/// Listens for the kernel's link notifications about `ifnames` and wakes the RAM
+/// thread for each, so a lost carrier is routed around as soon as the kernel says so
+/// rather than at the next carrier poll (`ram.link_poll_ms`). The poll stays: it is
+/// what notices DPDK links, and whatever a notification could miss. Opened on the
+/// calling thread, so it watches the namespace the ports were opened in. Without
+/// rtnetlink (or on an error) the poll alone remains, and the status says so.
+fn start_link_watch(
+    ifnames: &[String],
+    shared: &Arc<RamShared>,
+    stop: &Arc<AtomicBool>,
+) -> Option<(JoinHandle<()>, LinkEventsStop)> {
+    use crate::port::netdev::{LinkEvents, ifindex};
+    if ifnames.is_empty() {
+        return None;
+    }
+    let set_how = |sh: &RamShared, how: String| {
+        *sh.watch_how.lock().unwrap_or_else(|e| e.into_inner()) = how;
+    };
+    let poll_ms = shared.poll_ms;
+    let mut ev = match LinkEvents::open() {
+        Ok(ev) => ev,
+        Err(e) => {
+            tracing::warn!(
+                "ram: cannot listen for link notifications ({e}): carriers are read every {poll_ms} ms"
+            );
+            set_how(
+                shared,
+                format!("poll every {poll_ms} ms (link notifications: {e})"),
+            );
+            return None;
+        }
+    };
+    // An interface whose index cannot be read matches every notification.
+    let idx: Option<Vec<u32>> = ifnames.iter().map(|n| ifindex(n).ok()).collect();
+    set_how(
+        shared,
+        format!(
+            "link notifications ({}) and a poll every {poll_ms} ms",
+            ifnames.join(", ")
+        ),
+    );
+    let (sh, st) = (shared.clone(), stop.clone());
+    let stopper = ev.stopper();
+    let spawned = std::thread::Builder::new()
+        .name("steerd-linkwatch".into())
+        .spawn(move || {
+            while !st.load(Ordering::Acquire) {
+                let mut hit = false;
+                let r = ev.wait(WATCH_WAIT, |i| {
+                    hit |= match (i, &idx) {
+                        (Some(i), Some(idx)) => idx.contains(&i),
+                        _ => true,
+                    }
+                });
+                if let Err(e) = r {
+                    tracing::warn!(
+                        "ram: link notifications failed ({e}): carriers are read every {poll_ms} ms"
+                    );
+                    set_how(
+                        &sh,
+                        format!("poll every {poll_ms} ms (link notifications failed: {e})"),
+                    );
+                    return;
+                }
+                if hit {
+                    sh.link_events.fetch_add(1, Ordering::Relaxed);
+                    sh.wake();
+                }
+            }
+        });
+    match spawned {
+        Ok(t) => Some((t, stopper)),
+        Err(e) => {
+            tracing::warn!("ram: cannot start the steerd-linkwatch thread: {e}");
+            set_how(
+                shared,
+                format!("poll every {poll_ms} ms (no link watch thread: {e})"),
+            );
+            None
+        }
     }
 }
 
@@ -651,6 +1122,35 @@ impl LiveRam {
             );
         }
         let link_nh = steer::link_next_hops(cfg, &topo)?;
+        let link_carrier = link_carriers(cfg, &topo, &inputs.carriers);
+        // The kernel interfaces some link follows, and whether any link follows a
+        // carrier at all (DPDK ports are only polled).
+        let mut followed: Vec<String> = Vec::new();
+        for c in link_carrier.iter().flatten() {
+            if let Some(i) = &inputs.carriers[*c].ifname
+                && !followed.contains(i)
+            {
+                followed.push(i.clone());
+            }
+        }
+        let any_carrier = link_carrier.iter().any(Option::is_some);
+        let shared = Arc::new(RamShared::new(
+            topo.links
+                .iter()
+                .map(|k| {
+                    (
+                        topo.nodes[k.ends[0]].0.clone(),
+                        topo.nodes[k.ends[1]].0.clone(),
+                    )
+                })
+                .collect(),
+            rc.link_poll_ms.min(rc.tick_ms),
+        ));
+        *shared.watch_how.lock().unwrap_or_else(|e| e.into_inner()) = if any_carrier {
+            format!("poll every {} ms", shared.poll_ms)
+        } else {
+            "no link follows a port's carrier (ctl ram link only)".into()
+        };
         let n_workers = inputs.run.standby.len();
         let peak: Vec<f64> = topo
             .sites
@@ -690,6 +1190,14 @@ impl LiveRam {
             measured_pps: 0.0,
             predicted_pps: None,
             event_dests: Vec::new(),
+            down: vec![None; topo.links.len()],
+            link_load: vec![0.0; topo.links.len()],
+            link_carrier,
+            link_changes: 0,
+            link_changed_ms: vec![None; topo.links.len()],
+            carrier_back: vec![None; topo.links.len()],
+            nh_names: cfg.next_hops.iter().map(|h| h.name.clone()).collect(),
+            shared: shared.clone(),
             start: Instant::now(),
             inputs,
             topo,
@@ -699,13 +1207,14 @@ impl LiveRam {
         for (w, flag) in ram.inputs.run.standby.iter().enumerate() {
             flag.store(ram.pool.in_standby(w), Ordering::Relaxed);
         }
-        let shared = Arc::new(RamShared {
-            status: Mutex::new(ram.status()),
-            running: AtomicBool::new(true),
-        });
+        ram.refresh_links();
+        shared.set(ram.status());
         let stop = Arc::new(AtomicBool::new(false));
         let (sh, st) = (shared.clone(), stop.clone());
         let tick = Duration::from_millis(ram.cfg.tick_ms);
+        // Carriers are read more often than the RAM ticks, so a failed link is routed
+        // around within the poll.
+        let poll = Duration::from_millis(shared.poll_ms);
         tracing::info!(
             "ram: live, {} mode, {} site(s), {} destination id(s), {} worker(s), tick {} ms",
             ram.mode.as_str(),
@@ -718,12 +1227,27 @@ impl LiveRam {
             .name("steerd-ram".into())
             .spawn(move || {
                 let mut next = Instant::now() + tick;
+                let mut next_poll = Instant::now() + poll;
                 while !st.load(Ordering::Acquire) {
                     let now = Instant::now();
+                    let kicked = sh.kick.swap(false, Ordering::AcqRel);
                     if now < next {
-                        std::thread::park_timeout(next - now);
+                        if (kicked || now >= next_poll) && ram.between_ticks() {
+                            sh.set(ram.status());
+                        }
+                        if now >= next_poll {
+                            next_poll = now + poll;
+                        }
+                        // A returned carrier's hold ends: read it then, not a poll later.
+                        if let Some(t) = ram.hold_ends() {
+                            next_poll = next_poll.min(t);
+                        }
+                        std::thread::park_timeout(
+                            next.min(next_poll).saturating_duration_since(now),
+                        );
                         continue;
                     }
+                    next_poll = now + poll;
                     next += tick;
                     if next < now {
                         next = now + tick; // fell behind: skip, do not burst
@@ -739,10 +1263,13 @@ impl LiveRam {
                 sh.running.store(false, Ordering::Release);
             })
             .map_err(|e| format!("cannot start the steerd-ram thread: {e}"))?;
+        let _ = shared.thread.set(thread.thread().clone());
+        let watch = start_link_watch(&followed, &shared, &stop);
         Ok(LiveRam {
             shared,
             stop,
             thread: Some(thread),
+            watch,
         })
     }
 
@@ -758,11 +1285,17 @@ impl LiveRam {
     }
 
     fn stop_thread(&mut self) {
+        self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
-            self.stop.store(true, Ordering::Release);
             t.thread().unpark();
             if t.join().is_err() {
                 tracing::error!("ram: the steerd-ram thread panicked");
+            }
+        }
+        if let Some((t, stopper)) = self.watch.take() {
+            stopper.stop();
+            if t.join().is_err() {
+                tracing::error!("ram: the steerd-linkwatch thread panicked");
             }
         }
     }
@@ -795,12 +1328,13 @@ pub fn check(cfg: &Config, rc: &RamConfig) -> String {
         n => n.to_string(),
     };
     format!(
-        "{what}; live: tick {} ms, owns the steering table, {workers} worker(s) at {} pps each (headroom {}, at least {} active), standby park {} µs",
+        "{what}; live: tick {} ms, owns the steering table, {workers} worker(s) at {} pps each (headroom {}, at least {} active), standby park {} µs, carriers read every {} ms",
         rc.tick_ms,
         Topology::local_worker_pps(rc),
         rc.headroom,
         rc.min_workers,
-        rc.standby_park_us
+        rc.standby_park_us,
+        rc.link_poll_ms.min(rc.tick_ms)
     )
 }
 
@@ -866,6 +1400,72 @@ mod tests {
         }
         assert_eq!(s.active(), 4);
         assert_eq!(s.parks, vec![0; 4]);
+    }
+
+    #[test]
+    fn the_stats_line_names_the_links_that_are_down() {
+        let mut sh = RamShared::new(Vec::new(), 100);
+        sh.status = Mutex::new(json!({
+            "ticks": 3, "mode": "reactive", "steered": 1, "publications": 2,
+            "workers": {"active": 1, "total": 2, "target": 1, "wakes": 0, "parks": 1},
+            "measured_pps": 10.0, "predicted_pps": null, "sites": [],
+            "links": [
+                {"a": "edge", "b": "core-a", "down_because": "no carrier"},
+                {"a": "edge", "b": "core-b", "down_because": null},
+            ],
+        }));
+        let line = sh.line();
+        assert!(
+            line.contains("link edge – core-a DOWN (no carrier)"),
+            "{line}"
+        );
+        assert!(!line.contains("core-b"), "{line}");
+    }
+
+    #[test]
+    fn the_link_watch_is_read_when_asked_not_at_the_last_tick() {
+        let sh = RamShared::new(Vec::new(), 100);
+        // What the RAM thread published at its last tick, before the watch started.
+        sh.set(json!({"link_watch": {"how": "poll every 100 ms", "events": 0}}));
+        *sh.watch_how.lock().unwrap() = "link notifications (x) and a poll every 100 ms".into();
+        sh.link_events.fetch_add(2, Ordering::Relaxed);
+        let v = sh.status();
+        assert_eq!(
+            v["link_watch"],
+            json!({"how": "link notifications (x) and a poll every 100 ms", "poll_ms": 100, "events": 2})
+        );
+        assert_eq!(sh.links_view()["link_watch"], v["link_watch"]);
+    }
+
+    #[test]
+    fn links_are_found_by_their_ends_in_either_order_or_by_index() {
+        let ends = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let sh = RamShared::new(
+            vec![ends("edge", "r1"), ends("edge", "fra"), ends("fra", "edge")],
+            100,
+        );
+        sh.running.store(false, Ordering::Release);
+        let by = |a: &str, b: &str| sh.find_link(&LinkRef::Ends(a.into(), b.into()));
+        assert_eq!(by("r1", "edge"), Ok(0));
+        assert!(matches!(by("edge", "fra"), Err(LinkError::Ambiguous(m)) if m.contains("[1, 2]")));
+        assert!(
+            matches!(by("edge", "r2"), Err(LinkError::Unknown(m)) if m.contains("0: edge – r1"))
+        );
+        assert_eq!(sh.find_link(&LinkRef::Index(2)), Ok(2));
+        assert!(matches!(
+            sh.find_link(&LinkRef::Index(3)),
+            Err(LinkError::Unknown(_))
+        ));
+        // Setting one: the flag flips, and says whether it changed (the thread is
+        // stopped, so the answer says it was not applied).
+        let v = sh.set_link(&LinkRef::Index(0), false).unwrap();
+        assert!(sh.admin_down[0].load(Ordering::Acquire));
+        assert_eq!(
+            (v["changed"].as_bool(), v["applied"].as_bool()),
+            (Some(true), Some(false))
+        );
+        let v = sh.set_link(&LinkRef::Index(0), false).unwrap();
+        assert_eq!(v["changed"], false);
     }
 
     #[test]

@@ -75,6 +75,61 @@ pub struct SimOptions {
     pub seed: u64,
     /// Progress lines on stderr.
     pub verbose: bool,
+    /// Links taken out of the run for a while (`--fail-link`).
+    pub fail_links: Vec<LinkFailure>,
+}
+
+/// A topology link that fails during a scenario run: `A,B@MIN[+DUR]` on the command line
+/// (`--fail-link core-a,fra1@120+30`: the link between `core-a` and `fra1` fails two
+/// logical hours into the run, for 30 minutes; without `+DUR`, until the end).
+/// Packets on it are dropped (`link_down`) until the RAM has placed their destinations
+/// elsewhere, which it does at the end of the tick (logical second) the failure starts
+/// in; routed traffic keeps its routes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkFailure {
+    /// One end (node name).
+    pub a: String,
+    /// The other end.
+    pub b: String,
+    /// Logical minutes after the run's start.
+    pub at_min: f64,
+    /// Logical minutes it lasts (None: to the end).
+    pub for_min: Option<f64>,
+}
+
+impl std::str::FromStr for LinkFailure {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!("{s:?}: {why} (expected A,B@MIN or A,B@MIN+DUR, e.g. core-a,fra1@120+30)")
+        };
+        let (ends, when) = s.split_once('@').ok_or_else(|| bad("no @"))?;
+        let (a, b) = ends
+            .split_once(',')
+            .ok_or_else(|| bad("the link is its two ends, A,B"))?;
+        let (at, dur) = match when.split_once('+') {
+            Some((at, d)) => (at, Some(d)),
+            None => (when, None),
+        };
+        let num = |x: &str, what: &str| -> Result<f64, String> {
+            x.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| bad(&format!("{what} {x:?} is not a number of minutes ≥ 0")))
+        };
+        let for_min = dur.map(|d| num(d, "the duration")).transpose()?;
+        if for_min == Some(0.0) {
+            return Err(bad("a failure lasts more than 0 minutes"));
+        }
+        Ok(LinkFailure {
+            a: a.trim().to_string(),
+            b: b.trim().to_string(),
+            at_min: num(at, "the start")?,
+            for_min,
+        })
+    }
 }
 
 impl Default for SimOptions {
@@ -86,6 +141,7 @@ impl Default for SimOptions {
             fast: false,
             seed: 2026,
             verbose: false,
+            fail_links: Vec::new(),
         }
     }
 }
@@ -143,6 +199,8 @@ struct Counts {
     surge_packets: u64,
     drops_queue: u64,
     drops_link: u64,
+    /// On a failed link (`--fail-link`), per link.
+    drops_link_down: Vec<u64>,
     drops_pipeline: u64,
     surge_drops: u64,
     surge_drops_event: u64,
@@ -150,6 +208,16 @@ struct Counts {
     delivered: u64,
     steered_out: u64,
     routed_out: u64,
+}
+
+impl Counts {
+    /// Packets dropped so far, for every reason.
+    fn drops(&self) -> u64 {
+        self.drops_queue
+            + self.drops_link
+            + self.drops_link_down.iter().sum::<u64>()
+            + self.drops_pipeline
+    }
 }
 
 /// A destination's flows: plain frames and, per epoch, the marked ones.
@@ -293,6 +361,36 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         .ok_or("a scenario run needs a [ram] section")?;
     let topo = Topology::build(rc).map_err(|(f, m)| format!("{f}: {m}"))?;
     let mode = opts.mode.unwrap_or(rc.mode);
+    // Link failures: (link, first tick, end tick).
+    let failures: Vec<(usize, usize, usize)> = opts
+        .fail_links
+        .iter()
+        .map(|f| {
+            let l = match topo.links_between(&f.a, &f.b)[..] {
+                [l] => l,
+                [] => {
+                    return Err(format!(
+                        "--fail-link {},{}: no link between them in [[ram.links]]",
+                        f.a, f.b
+                    ));
+                }
+                ref several => {
+                    return Err(format!(
+                        "--fail-link {},{}: {} links between them (ram.links{several:?}); \
+                         a scenario run fails links by their ends, so they must be unique",
+                        f.a,
+                        f.b,
+                        several.len()
+                    ));
+                }
+            };
+            let from = (f.at_min * 60.0).round() as usize;
+            let to = f
+                .for_min
+                .map_or(usize::MAX, |d| from + (d * 60.0).round() as usize);
+            Ok((l, from, to))
+        })
+        .collect::<Result<_, String>>()?;
     let nd = topo.n_dest();
     if nd == 0 || nd > 256 {
         return Err("ram.destinations: a scenario run needs 1..=256 destination ids".into());
@@ -400,6 +498,7 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         surge_packets: 0,
         drops_queue: 0,
         drops_link: 0,
+        drops_link_down: vec![0; topo.links.len()],
         drops_pipeline: 0,
         surge_drops: 0,
         surge_drops_event: 0,
@@ -499,7 +598,10 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         },
     );
     let mut steered_now: Vec<bool> = (0..nd).map(|d| planner.steered(d)).collect();
-    let (mut paths, _) = path::place(&topo, &weights, planner.expected());
+    // Links failed at this tick, and what the RAM has placed around.
+    let mut link_down = vec![false; topo.links.len()];
+    let mut placed_down = link_down.clone();
+    let (mut paths, _) = path::place(&topo, &weights, planner.expected(), &placed_down);
     edge.publish(&steered_now, &paths);
 
     let t0 = Instant::now();
@@ -540,11 +642,17 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
                 &mut c,
                 &surge_now,
                 &event_now,
+                &link_down,
             );
         }};
     }
     for tick in 0..ticks {
         let b = WARMUP_BUCKETS + tick / 60;
+        for (l, down) in link_down.iter_mut().enumerate() {
+            *down = failures
+                .iter()
+                .any(|&(fl, from, to)| fl == l && (from..to).contains(&tick));
+        }
         if tick % 60 == 0 {
             for d in 0..nd {
                 let actual = f64::from(series.buckets[d][b]);
@@ -782,9 +890,11 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
                 event_dests: &ev_dests,
             },
         );
-        if ch.steering || publish {
+        // The RAM sees a link fail (or come back) at the end of the tick it happens in.
+        if ch.steering || publish || placed_down != link_down {
+            placed_down.clone_from(&link_down);
             let now: Vec<bool> = (0..nd).map(|d| planner.steered(d)).collect();
-            let (p, _) = path::place(&topo, &weights, planner.expected());
+            let (p, _) = path::place(&topo, &weights, planner.expected(), &placed_down);
             if now != steered_now || p != paths {
                 steered_now = now;
                 paths = p;
@@ -818,7 +928,7 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
                     timeline.len(),
                     run_buckets,
                     c.packets,
-                    c.drops_queue + c.drops_link + c.drops_pipeline,
+                    c.drops(),
                     prov
                 );
             }
@@ -838,7 +948,21 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
     let wall = t0.elapsed().as_secs_f64();
     let queued: f64 = queue.iter().sum();
     c.drops_pipeline += local.drops.iter().sum::<u64>();
-    let drops = c.drops_queue + c.drops_link + c.drops_pipeline;
+    let drops_link_down: u64 = c.drops_link_down.iter().sum();
+    let drops = c.drops();
+    let link_failures: Vec<Value> = failures
+        .iter()
+        .map(|&(l, from, to)| {
+            let k = &topo.links[l];
+            json!({
+                "a": topo.nodes[k.ends[0]].0,
+                "b": topo.nodes[k.ends[1]].0,
+                "from_s": from,
+                "to_s": to.min(ticks),
+                "drops_on_link": c.drops_link_down[l],
+            })
+        })
+        .collect();
     let fallbacks: serde_json::Map<String, Value> = crate::steering::Fallback::ALL
         .iter()
         .map(|f| (f.as_str().to_string(), json!(local.fallback[*f as usize])))
@@ -910,8 +1034,10 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         "drops_by_reason": {
             "queue_full": c.drops_queue,
             "link_congested": c.drops_link,
+            "link_down": drops_link_down,
             "pipeline": c.drops_pipeline,
         },
+        "link_failures": link_failures,
         "surge_packets": c.surge_packets,
         "drops_during_surges": c.surge_drops,
         "drops_during_surges_by_kind": {
@@ -1006,6 +1132,7 @@ fn drain_stages(
     c: &mut Counts,
     surge: &[bool],
     event: &[bool],
+    link_down: &[bool],
 ) {
     for st in stages.iter_mut() {
         for class in st.classes.iter_mut() {
@@ -1025,20 +1152,13 @@ fn drain_stages(
                 let steered = edge.steer_nh[nh as usize];
                 let p = if steered {
                     c.steered_out += 1;
-                    // An ECMP entry's second next hop leads onto the backup path.
-                    paths
-                        .get(d)
-                        .and_then(|p| p.as_ref())
-                        .map(|p| match &p.backup {
-                            Some(b)
-                                if p.equal_cost
-                                    && b.links.first().and_then(|&l| edge.link_nh[l])
-                                        == Some(nh) =>
-                            {
-                                b
-                            }
-                            _ => &p.primary,
-                        })
+                    // An ECMP entry's other next hops lead onto its equal-cost paths.
+                    paths.get(d).and_then(|p| p.as_ref()).map(|p| {
+                        p.ecmp
+                            .iter()
+                            .find(|w| w.links.first().and_then(|&l| edge.link_nh[l]) == Some(nh))
+                            .unwrap_or(&p.primary)
+                    })
                 } else {
                     c.routed_out += 1;
                     edge.nh_link[nh as usize].and_then(|l| static_paths[l][site].as_ref())
@@ -1049,14 +1169,19 @@ fn drain_stages(
                 };
                 let mut ok = true;
                 for &l in &p.links {
+                    if link_down[l] {
+                        c.drops_link_down[l] += 1;
+                        ok = false;
+                        break;
+                    }
                     link_load[l] += 1;
                     if link_load[l] as f64 > link_cap[l] {
+                        c.drops_link += 1;
                         ok = false;
                         break;
                     }
                 }
                 if !ok {
-                    c.drops_link += 1;
                     if surge[d] {
                         c.surge_tick_drops[d] += 1;
                         c.surge_drops += 1;
@@ -1078,4 +1203,36 @@ fn drain_stages(
 /// Where `steerd ram timeline` reads from when given no file.
 pub fn default_timeline_path() -> PathBuf {
     std::env::temp_dir().join("steerd-ram-timeline.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_failures_parse_and_refusals_say_the_form() {
+        let f: LinkFailure = "core-a,fra1@120+30".parse().unwrap();
+        assert_eq!(
+            f,
+            LinkFailure {
+                a: "core-a".into(),
+                b: "fra1".into(),
+                at_min: 120.0,
+                for_min: Some(30.0)
+            }
+        );
+        let f: LinkFailure = "edge, core-b @ 0.5".parse().unwrap();
+        assert_eq!((f.b.as_str(), f.at_min, f.for_min), ("core-b", 0.5, None));
+        for (bad, why) in [
+            ("core-a,fra1", "no @"),
+            ("core-a@5", "two ends"),
+            ("a,b@x", "the start"),
+            ("a,b@5+-1", "the duration"),
+            ("a,b@5+0", "more than 0"),
+            ("a,b@inf", "the start"),
+        ] {
+            let e = bad.parse::<LinkFailure>().unwrap_err();
+            assert!(e.contains(why) && e.contains("A,B@MIN"), "{bad}: {e}");
+        }
+    }
 }

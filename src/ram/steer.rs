@@ -5,7 +5,7 @@
 use super::path::DestPath;
 use super::topology::Topology;
 use crate::config::Config;
-use crate::steering::{SteerEntry, SteeringTable};
+use crate::steering::{MAX_STEER_WAYS, SteerEntry, SteeringTable};
 
 /// Largest priority a RAM steering entry honours.
 pub const MAX_PRIORITY: u8 = 3;
@@ -32,9 +32,9 @@ pub fn link_next_hops(cfg: &Config, topo: &Topology) -> Result<Vec<Option<u16>>,
 
 /// The steering entry of each destination, for every steered destination (`steered[d]`)
 /// that has a path: the next hop (from `link_nh`, see [`link_next_hops`]) of the first
-/// link of its primary path and, when the backup path is of equal cost
-/// ([`DestPath::equal_cost`]) and leaves on another next hop, that one too (ECMP: the
-/// destination's flows are spread over both by flow hash). `None` for the others.
+/// link of its primary path, then those of its equal-cost paths
+/// ([`DestPath::ecmp`]) that leave on other next hops (ECMP: the destination's flows
+/// are spread over them by flow hash). `None` for the others.
 pub fn entries(
     link_nh: &[Option<u16>],
     steered: &[bool],
@@ -54,16 +54,16 @@ pub fn entries(
             }
             let p = paths.get(d)?.as_ref()?;
             let primary = first_nh(&p.primary)?;
-            let second = p
-                .backup
-                .as_ref()
-                .filter(|_| p.equal_cost)
-                .and_then(first_nh)
-                .filter(|&nh| nh != primary);
-            Some(match second {
-                Some(b) => SteerEntry::ecmp(&[primary, b], MAX_PRIORITY).expect("two hops"),
-                None => SteerEntry::new(primary, MAX_PRIORITY),
-            })
+            let mut hops = [primary; MAX_STEER_WAYS];
+            let mut n = 1;
+            for nh in p.ecmp.iter().filter_map(first_nh) {
+                if n < MAX_STEER_WAYS && !hops[..n].contains(&nh) {
+                    hops[n] = nh;
+                    n += 1;
+                }
+            }
+            // 1..=MAX_STEER_WAYS hops: cannot fail.
+            SteerEntry::ecmp(&hops[..n], MAX_PRIORITY).ok()
         })
         .collect()
 }
@@ -113,7 +113,7 @@ mod tests {
             congestion: 4.0,
         };
         // fra (0) lightly loaded: via r1; ams (1): only via r2.
-        let (paths, _) = place(&t, &w, &[10.0, 10.0]);
+        let (paths, _) = place(&t, &w, &[10.0, 10.0], &[]);
         let link_nh = test_link_nh(&t);
         let hop = |e: &Option<SteerEntry>| e.map(|e| e.hops().to_vec());
         let e = entries(&link_nh, &[true, true], &paths);
@@ -143,6 +143,27 @@ mod tests {
     }
 
     #[test]
+    fn three_equal_paths_make_a_three_hop_entry() {
+        let t = super::super::path::tests::three_way();
+        let (paths, _) = place(&t, &super::super::path::tests::weights(), &[300.0], &[]);
+        let link_nh: Vec<Option<u16>> = (0..t.links.len())
+            .map(|l| (l % 2 == 0).then_some(10 + l as u16))
+            .collect();
+        let e = entries(&link_nh, &[true], &paths)[0].unwrap();
+        let mut hops = e.hops().to_vec();
+        hops.sort_unstable();
+        assert_eq!(hops, vec![10, 12, 14]);
+        // Two edge links on the same next hop: it is named once.
+        let same: Vec<Option<u16>> = (0..t.links.len())
+            .map(|l| (l % 2 == 0).then_some(if l == 4 { 10 } else { 10 + l as u16 }))
+            .collect();
+        let e = entries(&same, &[true], &paths)[0].unwrap();
+        let mut hops = e.hops().to_vec();
+        hops.sort_unstable();
+        assert_eq!(hops, vec![10, 12]);
+    }
+
+    #[test]
     fn equal_cost_paths_make_an_ecmp_entry() {
         let mut c = small();
         // fra by r1 or by r2 at the same latency and cost.
@@ -155,9 +176,9 @@ mod tests {
             cost: 10.0,
             congestion: 4.0,
         };
-        let (paths, load) = place(&t, &w, &[100.0, 0.0]);
+        let (paths, load) = place(&t, &w, &[100.0, 0.0], &[]);
         let p = paths[0].as_ref().unwrap();
-        assert!(p.equal_cost, "{p:?}");
+        assert!(p.equal_cost(), "{p:?}");
         // Half of the demand on each edge link.
         assert_eq!((load[0], load[1]), (50.0, 50.0));
         let link_nh = test_link_nh(&t);

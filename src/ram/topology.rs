@@ -174,6 +174,15 @@ pub struct RamConfig {
     /// Live RAM: longest park of a worker in standby (µs), also when
     /// `general.idle_park_us` is 0.
     pub standby_park_us: u64,
+    /// Live RAM: how often the carriers of the ports its links follow are read (wall
+    /// ms; at most `tick_ms`). A kernel link notification also has them read at once;
+    /// for DPDK ports and late notifications this is the longest a failed link keeps
+    /// steered traffic.
+    pub link_poll_ms: u64,
+    /// Live RAM: a link whose carrier returns is used again only after it has stayed
+    /// up this long (wall ms; 0 = at once), so a flapping link does not pull steered
+    /// traffic back and forth. Operator changes (`ctl ram link up`) apply at once.
+    pub link_up_hold_ms: u64,
     /// Live RAM: packets per (wall) second one of steerd's own workers serves, for the
     /// number of workers kept active (default: `worker_pps`).
     pub local_worker_pps: Option<f64>,
@@ -217,6 +226,8 @@ impl Default for RamConfig {
             live: false,
             tick_ms: 1000,
             standby_park_us: 1000,
+            link_poll_ms: 100,
+            link_up_hold_ms: 0,
             local_worker_pps: None,
             regions: Vec::new(),
             zones: Vec::new(),
@@ -297,6 +308,19 @@ pub struct Topology {
     pub dest_site: Vec<Option<usize>>,
 }
 
+/// Indices of the links whose ends, by name, are `a` and `b` (either order).
+pub fn links_between<'n>(
+    ends: impl IntoIterator<Item = (&'n str, &'n str)>,
+    a: &str,
+    b: &str,
+) -> Vec<usize> {
+    ends.into_iter()
+        .enumerate()
+        .filter(|(_, (x, y))| (*x == a && *y == b) || (*x == b && *y == a))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// A topology error: the config field and what is wrong with it.
 pub type FieldError = (String, String);
 
@@ -374,6 +398,18 @@ impl Topology {
             return Err(err(
                 "ram.standby_park_us".into(),
                 format!("{} must be within 1..=1000000", c.standby_park_us),
+            ));
+        }
+        if !(1..=60_000).contains(&c.link_poll_ms) {
+            return Err(err(
+                "ram.link_poll_ms".into(),
+                format!("{} must be within 1..=60000", c.link_poll_ms),
+            ));
+        }
+        if c.link_up_hold_ms > 3_600_000 {
+            return Err(err(
+                "ram.link_up_hold_ms".into(),
+                format!("{} is more than an hour", c.link_up_hold_ms),
             ));
         }
         if let Some(v) = c.local_worker_pps {
@@ -580,6 +616,21 @@ impl Topology {
         seen
     }
 
+    /// Indices of the links between the nodes named `a` and `b` (either order; there
+    /// can be parallel links).
+    pub fn links_between(&self, a: &str, b: &str) -> Vec<usize> {
+        links_between(
+            self.links.iter().map(|k| {
+                (
+                    self.nodes[k.ends[0]].0.as_str(),
+                    self.nodes[k.ends[1]].0.as_str(),
+                )
+            }),
+            a,
+            b,
+        )
+    }
+
     /// Site serving destination `d`.
     pub fn site_of(&self, d: usize) -> Option<usize> {
         self.dest_site.get(d).copied().flatten()
@@ -664,6 +715,15 @@ site = "ams"
     }
 
     #[test]
+    fn links_between_finds_either_order_and_parallel_links() {
+        let t = Topology::build(&small()).unwrap();
+        assert_eq!(t.links_between("fra", "r1"), vec![2]);
+        assert_eq!(t.links_between("edge", "fra"), Vec::<usize>::new());
+        let ends = [("a", "b"), ("b", "c"), ("b", "a")];
+        assert_eq!(links_between(ends, "a", "b"), vec![0, 2]);
+    }
+
+    #[test]
     fn builds_and_indexes() {
         let t = Topology::build(&small()).unwrap();
         assert_eq!(t.nodes[0].0, EDGE);
@@ -702,6 +762,14 @@ site = "ams"
         let mut c = small();
         c.standby_park_us = 0;
         assert_eq!(Topology::build(&c).unwrap_err().0, "ram.standby_park_us");
+        for bad in [0, 60_001] {
+            let mut c = small();
+            c.link_poll_ms = bad;
+            assert_eq!(Topology::build(&c).unwrap_err().0, "ram.link_poll_ms");
+        }
+        let mut c = small();
+        c.link_up_hold_ms = 3_600_001;
+        assert_eq!(Topology::build(&c).unwrap_err().0, "ram.link_up_hold_ms");
         let mut c = small();
         c.local_worker_pps = Some(-1.0);
         assert_eq!(Topology::build(&c).unwrap_err().0, "ram.local_worker_pps");

@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::port::testnet::{Netns, RawSock, frame, frame_seq};
+use crate::port::testnet::{Netns, RawSock, frame, frame_seq, send_frames, wait_carrier};
 
 // ---------------------------------------------------------------------------------------
 // Ring logic on rings built in memory (no kernel, no root)
@@ -224,6 +224,55 @@ fn v2_tx_fills_frames_in_order_and_stops_when_full() {
 }
 
 #[test]
+fn v2_tx_discards_only_the_frames_the_kernel_has_not_taken() {
+    let fs = 2048;
+    let mut r = V2TxRing::new(RingMem::alloc(fs * 4), fs, 4, 1518);
+    for i in 0..3 {
+        assert_eq!(r.push(&f(i, 60)), Push::Queued);
+    }
+    let status = |r: &V2TxRing, i: usize| r.mem.atomic_u32(i * fs).load(Ordering::Acquire);
+    // The kernel took frame 0 (still sending) and then refused frame 1: 1 and 2 wait.
+    r.mem
+        .atomic_u32(0)
+        .store(libc::TP_STATUS_SENDING, Ordering::Release);
+    assert_eq!(r.discard_unsent(), 2);
+    assert_eq!(r.pending, 0);
+    assert_eq!(
+        status(&r, 0),
+        libc::TP_STATUS_SENDING,
+        "in flight: untouched"
+    );
+    assert_eq!(status(&r, 1), libc::TP_STATUS_AVAILABLE);
+    assert_eq!(status(&r, 2), libc::TP_STATUS_AVAILABLE);
+    // The next packet goes where the kernel looks next: frame 1.
+    assert_eq!(r.push(&f(9, 61)), Push::Queued);
+    assert_eq!(status(&r, 1), libc::TP_STATUS_SEND_REQUEST);
+    assert_eq!(r.mem.read_u32(fs + H2_LEN), 61);
+    assert_eq!(r.discard_unsent(), 1);
+    // A ring full of waiting frames (wrapped): all four go, and the position stays.
+    r.mem
+        .atomic_u32(0)
+        .store(libc::TP_STATUS_AVAILABLE, Ordering::Release);
+    for i in 0..4 {
+        assert_eq!(r.push(&f(i, 60)), Push::Queued);
+    }
+    assert_eq!(r.push(&f(4, 60)), Push::Full);
+    assert_eq!(r.discard_unsent(), 4);
+    assert!((0..4).all(|i| status(&r, i) == libc::TP_STATUS_AVAILABLE));
+    assert_eq!(r.push(&f(5, 60)), Push::Queued);
+    assert_eq!(
+        status(&r, 1),
+        libc::TP_STATUS_SEND_REQUEST,
+        "head was at frame 1"
+    );
+    // Nothing waiting: nothing to discard.
+    r.mem
+        .atomic_u32(fs)
+        .store(libc::TP_STATUS_AVAILABLE, Ordering::Release);
+    assert_eq!(r.discard_unsent(), 0);
+}
+
+#[test]
 fn tx_data_offset_matches_the_kernel() {
     // The kernel puts V2 tx data at tp_hdrlen - sizeof(sockaddr_ll).
     assert_eq!(
@@ -420,6 +469,45 @@ fn sends_frames_to_the_peer_intact_and_does_not_read_them_back() {
             t.tx_kicks
         );
         assert_eq!(t.rx_packets, 0);
+    });
+}
+
+/// The peer goes down with frames queued: the kicks fail, and after `CARRIER_CHECK` the
+/// queue sees no carrier and discards them, so they are not sent, stale, when the peer
+/// comes back; later frames are.
+#[test]
+fn frames_queued_without_a_carrier_are_discarded_not_sent_when_it_returns() {
+    let Some(ns) = Netns::new_or_skip("afp-carrier") else {
+        return;
+    };
+    ns.veth("p0", "p1", true);
+    ns.run(|| {
+        let mut port = open("lan0", &AfPacketConfig::new("p1"), 0).unwrap();
+        let mut tx = port.tx.remove(0);
+        let mut pool = Pool::new(64);
+        ns.ip(&["link", "set", "p0", "down"]);
+        wait_carrier("p1", false);
+        send_frames(&mut tx, &mut pool, MAC0, MAC1, 0..10);
+        // Keep kicking past the carrier check.
+        let t0 = std::time::Instant::now();
+        while port.counters.totals().tx_discarded < 10 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(2),
+                "not discarded: {:?}",
+                port.counters.totals()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+            tx.flush();
+        }
+        let t = port.counters.totals();
+        assert_eq!(t.tx_discarded, 10, "{t:?}");
+        assert!(t.tx_kick_errors > 0, "{t:?}");
+        ns.ip(&["link", "set", "p0", "up"]);
+        let cap = RawSock::bind("p0");
+        wait_carrier("p1", true);
+        send_frames(&mut tx, &mut pool, MAC0, MAC1, 20..25);
+        let got = cap.recv_seqs(Duration::from_millis(500), 5);
+        assert_eq!(got, vec![20, 21, 22, 23, 24], "only the frames sent after");
     });
 }
 

@@ -38,6 +38,15 @@ unsigned steerd_lcore_id(void)
 	return rte_lcore_id();
 }
 
+int steerd_link_up(uint16_t port)
+{
+	struct rte_eth_link link;
+	int rc = rte_eth_link_get_nowait(port, &link);
+	if (rc < 0)
+		return rc;
+	return link.link_status == RTE_ETH_LINK_UP ? 1 : 0;
+}
+
 const size_t steerd_mbuf_off_buf_addr = offsetof(struct rte_mbuf, buf_addr);
 const size_t steerd_mbuf_off_data_off = offsetof(struct rte_mbuf, data_off);
 const size_t steerd_mbuf_off_nb_segs = offsetof(struct rte_mbuf, nb_segs);

@@ -13,6 +13,8 @@ void steerd_pktmbuf_free(struct rte_mbuf *m);
 struct rte_mbuf *steerd_pktmbuf_alloc(struct rte_mempool *mp);
 int steerd_errno(void);
 unsigned steerd_lcore_id(void);
+/* The port's link state without waiting: 1 up, 0 down, < 0 an error (-errno). */
+int steerd_link_up(uint16_t port);
 
 /* Offsets of the rte_mbuf fields steerd reads and writes directly (checked in tests
  * against the Rust side, so a layout change cannot go unnoticed). */

@@ -70,8 +70,18 @@ fn creates_the_tap_brings_it_up_and_uses_its_own_mac() {
         assert_eq!((i.queues, i.multi_queue, i.mtu), (1, false, 1500));
         assert!(i.note.is_none());
         drop(port);
-        // Not persistent: gone with the port.
-        assert!(netdev::ifindex("sdtap0").is_err());
+        // Not persistent: gone with the port. Other tests in this process
+        // spawn `ip` at any moment, and a child holds a copy of every fd
+        // (this one too) from its fork until its exec closes the CLOEXEC
+        // ones; the device goes when the last copy does, so allow for that.
+        let end = Instant::now() + Duration::from_secs(2);
+        while netdev::ifindex("sdtap0").is_ok() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            netdev::ifindex("sdtap0").is_err(),
+            "sdtap0 still there 2 s after its only port closed"
+        );
 
         let cfg = TapConfig {
             mtu: Some(1400),
