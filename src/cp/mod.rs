@@ -87,7 +87,7 @@ stats! {
     Released => "released", "held packets sent once resolved";
     Ignored => "ignored", "local packets consumed without an answer (ARP for others, replies, RS/RA)";
     NoBuffer => "no_buffer", "packets not made: the control plane's pool was empty";
-    Publishes => "publishes", "forwarding-table updates with new neighbour MACs";
+    Publishes => "publishes", "forwarding-table updates with neighbour MACs (new ones, or put back into tables rebuilt by a route change or reload)";
     DropUnresolved => "neigh_unresolved", "held packets dropped: the neighbour never answered";
     DropHoldFull => "hold_queue_full", "packets dropped: too many held already";
     DropBad => "bad_packet", "local packets dropped: malformed, bad checksum or hop limit";
@@ -194,6 +194,8 @@ pub struct ControlPlane {
     rr: usize,
     held_now: usize,
     events: Vec<Event<Held>>,
+    /// Generation of the snapshot whose L2 state was last checked (or published) here.
+    seen_generation: u64,
 }
 
 enum ErrKind {
@@ -240,6 +242,7 @@ impl ControlPlane {
             rr: 0,
             held_now: 0,
             events: Vec::new(),
+            seen_generation: 0,
         };
         (cp, stats)
     }
@@ -250,15 +253,6 @@ impl ControlPlane {
 
     /// Runs until the stop flag is set (after the workers stopped).
     pub fn run(mut self) {
-        let t = self.handle.load();
-        let now = self.now();
-        for (i, k) in t.nh_kind.iter().enumerate() {
-            if let (NhKind::Neighbor(ip), Some(hop)) = (k, t.routes.next_hops.get(i as u16)) {
-                self.neigh.want((hop.port, *ip), now, &mut self.events);
-            }
-        }
-        self.process_events(&t, now);
-        drop(t);
         let mut next_tick = 0u64;
         loop {
             let stopping = self.stop.load(Ordering::Acquire);
@@ -286,8 +280,12 @@ impl ControlPlane {
             }
             self.process_events(&t, now);
             drop(t);
-            if self.neigh.take_changed() {
-                self.publish();
+            // A snapshot from another publisher (at start, the first): a route change or
+            // reload (ctl) rebuilds the tables from the config, without the MACs resolved
+            // here and perhaps with new next hops to resolve.
+            let other = self.handle.generation() != self.seen_generation;
+            if self.neigh.take_changed() || other {
+                self.publish(now);
             }
             work += self.flush_backlog();
             self.stats
@@ -787,10 +785,19 @@ impl ControlPlane {
         Some((hop.port, mac))
     }
 
-    /// Publishes the neighbours' MACs into the forwarding tables.
-    fn publish(&mut self) {
+    /// Publishes the neighbours' MACs into the forwarding tables, unless the current
+    /// snapshot has them already, and resolves (and keeps resolved) every next hop of
+    /// the snapshot configured by address.
+    fn publish(&mut self, now: u64) {
         let neigh = &self.neigh;
-        self.handle.update(|cur| {
+        let g0 = self.handle.generation();
+        let mut wanted = Vec::new();
+        let published = self.handle.update(|cur| {
+            for (k, hop) in cur.nh_kind.iter().zip(cur.routes.next_hops.hops()) {
+                if let NhKind::Neighbor(ip) = k {
+                    wanted.push((hop.port, *ip));
+                }
+            }
             let nh_l2 = cur
                 .nh_kind
                 .iter()
@@ -814,9 +821,21 @@ impl ControlPlane {
                     IpAddr::V6(a) => v6.push((u128::from(a), port, mac)),
                 }
             }
-            Some(cur.with_l2(nh_l2, HostTable::build(&v4, &v6)))
+            let hosts = HostTable::build(&v4, &v6);
+            if nh_l2 == cur.nh_l2 && hosts == cur.hosts {
+                return None;
+            }
+            Some(cur.with_l2(nh_l2, hosts))
         });
-        self.stats.add(Stat::Publishes, 1);
+        // A snapshot published after `g0` was read is the one `update` looked at, or a
+        // later one, which the next round checks again.
+        self.seen_generation = published.unwrap_or(g0);
+        if published.is_some() {
+            self.stats.add(Stat::Publishes, 1);
+        }
+        for key in wanted {
+            self.neigh.want(key, now, &mut self.events);
+        }
     }
 }
 
@@ -1004,6 +1023,32 @@ via = "host-b"
             );
             std::thread::sleep(Duration::from_millis(1));
         }
+        // Another publisher's snapshot that keeps the MACs (as the RAM's steering
+        // publications do) is left alone; one rebuilt from the config (as ctl's route
+        // changes and reloads are) gets host B's MAC and host A's entry back.
+        let published = stats.get(Stat::Publishes);
+        let cur = handle.load();
+        handle.publish(cur.with_steering(cur.steering.clone()));
+        drop(cur);
+        let rebuilt = crate::app::build_tables(&cfg, &[], None).unwrap();
+        assert_eq!(rebuilt.nh_l2[0], NhL2::Pending);
+        handle.publish(rebuilt);
+        let t0 = Instant::now();
+        while handle.load().nh_l2[0] != NhL2::Mac(host_b) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "host B's MAC not published again after a rebuild"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            handle
+                .load()
+                .hosts
+                .get_v4(u32::from(Ipv4Addr::new(10, 1, 0, 2)), 0),
+            Some(host_a)
+        );
+        assert_eq!(stats.get(Stat::Publishes), published + 1);
         // TTL 1: time exceeded back to host A, from the router's address on port a.
         let ip = pk::ipv4(
             Ipv4Addr::new(10, 1, 0, 2),

@@ -138,7 +138,7 @@ pub enum NhKind {
     Connected,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Host4 {
     ip: u32,
     port: u16,
@@ -146,7 +146,7 @@ struct Host4 {
     mac: [u8; 6],
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Host6 {
     ip: u128,
     port: u16,
@@ -157,7 +157,7 @@ struct Host6 {
 /// Resolved neighbours on connected subnets: small open-addressing tables (load at most
 /// one half, so a probe ends at an empty slot after a few compares), rebuilt by the
 /// control plane whenever a neighbour changes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostTable {
     v4: Box<[Host4]>,
     v6: Box<[Host6]>,
