@@ -1015,14 +1015,14 @@ via = "host-b"
         assert_eq!(&got[0].buf.data()[0..6], &host_b);
         assert_eq!(&got[0].buf.data()[14..], &fwd[14..]);
         assert_eq!(got[1].port, NO_PORT, "the reply's buffer comes back");
-        let t0 = Instant::now();
-        while handle.load().nh_l2[0] != NhL2::Mac(host_b) {
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "host B's MAC not published"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let host_b_published = |what: &str| {
+            let t0 = Instant::now();
+            while handle.load().nh_l2[0] != NhL2::Mac(host_b) {
+                assert!(t0.elapsed() < Duration::from_secs(5), "{what}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        host_b_published("host B's MAC not published");
         // Another publisher's snapshot that keeps the MACs (as the RAM's steering
         // publications do) is left alone; one rebuilt from the config (as ctl's route
         // changes and reloads are) gets host B's MAC and host A's entry back.
@@ -1033,14 +1033,7 @@ via = "host-b"
         let rebuilt = crate::app::build_tables(&cfg, &[], None).unwrap();
         assert_eq!(rebuilt.nh_l2[0], NhL2::Pending);
         handle.publish(rebuilt);
-        let t0 = Instant::now();
-        while handle.load().nh_l2[0] != NhL2::Mac(host_b) {
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "host B's MAC not published again after a rebuild"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        host_b_published("host B's MAC not published again after a rebuild");
         assert_eq!(
             handle
                 .load()
