@@ -786,8 +786,8 @@ impl ControlPlane {
     }
 
     /// Publishes the neighbours' MACs into the forwarding tables, unless the current
-    /// snapshot has them already, and resolves (and keeps resolved) every next hop of
-    /// the snapshot configured by address.
+    /// snapshot has them already, and resolves (and keeps resolved) exactly the next hops
+    /// the snapshot configures by address.
     fn publish(&mut self, now: u64) {
         let neigh = &self.neigh;
         let g0 = self.handle.generation();
@@ -833,9 +833,7 @@ impl ControlPlane {
         if published.is_some() {
             self.stats.add(Stat::Publishes, 1);
         }
-        for key in wanted {
-            self.neigh.want(key, now, &mut self.events);
-        }
+        self.neigh.want_only(&wanted, now, &mut self.events);
     }
 }
 

@@ -202,6 +202,18 @@ impl<H> NeighTable<H> {
         self.start(key, now, ev);
     }
 
+    /// The configured next hops are now exactly `keys` (the tables in force name them):
+    /// each is resolved and kept resolved ([`NeighTable::want`]); any other entry, such as
+    /// a next hop a reload removed, is no longer, and goes when it stops answering.
+    pub fn want_only(&mut self, keys: &[Key], now: u64, ev: &mut Vec<Event<H>>) {
+        for (k, e) in self.map.iter_mut() {
+            e.wanted = keys.contains(k);
+        }
+        for &k in keys {
+            self.want(k, now, ev);
+        }
+    }
+
     /// A packet needs `key`'s MAC.
     pub fn hold(&mut self, key: Key, pkt: H, now: u64, ev: &mut Vec<Event<H>>) -> Hold<H> {
         let hold = self.cfg.hold;
@@ -444,6 +456,24 @@ mod tests {
         t.learn(key(), other, false, 1);
         assert_eq!(t.lookup(&key()), Some(other), "a new MAC replaces the old");
         assert!(t.take_changed());
+    }
+
+    #[test]
+    fn a_next_hop_no_longer_configured_is_given_up() {
+        let mut t = table();
+        let mut ev = Vec::new();
+        let other: Key = (1, "10.2.0.3".parse().unwrap());
+        t.want(key(), 0, &mut ev);
+        t.want_only(&[other], 0, &mut ev);
+        assert_eq!(ev.len(), 2, "both resolved at first: {ev:?}");
+        for s in 1..=3 {
+            t.tick(s * S, &mut ev);
+        }
+        assert!(
+            t.get(&key()).is_none(),
+            "unanswered and no longer wanted: gone"
+        );
+        assert!(t.get(&other).is_some(), "still wanted: kept");
     }
 
     #[test]
