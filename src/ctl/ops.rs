@@ -31,7 +31,7 @@ use crate::app::{SetupError, build_tables_from};
 use crate::config::{Config, ConfigError};
 use crate::route::{Prefix, RouteSpec};
 use crate::safe::counters::{Local, WorkerStats};
-use crate::safe::tables::{TableHandle, Tables};
+use crate::safe::tables::TableHandle;
 use crate::safe::worker::RunControl;
 use crate::safe::{DropReason, MAX_PORTS};
 use crate::steering::{Fallback, Key, SteeringKeys};
@@ -518,24 +518,19 @@ impl CtlState {
                 (Key::from_bytes(b), Some(hex))
             }
         };
-        let cur = self.tables.load();
-        let mut steering = cur.steering.clone();
-        steering.keys.rotate(new);
-        let keys = steering.keys;
-        // The route table is shared (an Arc), not copied.
-        let t = Tables {
-            routes: cur.routes.clone(),
-            steering,
-            ports: cur.ports.clone(),
-            nh_dest: cur.nh_dest.clone(),
-            local: cur.local.clone(),
-            nh_l2: cur.nh_l2.clone(),
-            nh_kind: cur.nh_kind.clone(),
-            hosts: cur.hosts.clone(),
-        };
-        drop(cur);
-        let g = self.tables.publish(t);
-        self.keys_override = Some(keys);
+        // Inside `update`, so a steering (RAM) or neighbour (cp) publication at the same
+        // moment is not undone. The route table is shared (an Arc), not copied.
+        let mut keys = None;
+        let g = self
+            .tables
+            .update(|cur| {
+                let mut steering = cur.steering.clone();
+                steering.keys.rotate(new);
+                keys = Some(steering.keys);
+                Some(cur.with_steering(steering))
+            })
+            .expect("the closure always publishes");
+        self.keys_override = keys;
         tracing::info!(
             "ctl: steering key rotated (generation {g}); the previous key stays accepted"
         );
