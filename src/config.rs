@@ -1363,12 +1363,6 @@ impl Config {
                             ),
                         ));
                     }
-                    if !p.addrs.is_empty() {
-                        return Err(self.error(
-                            &f("addrs"),
-                            "the control plane (ARP/ND, echo, ICMP errors) does not run on dpdk ports yet: give next hops a mac instead",
-                        ));
-                    }
                     if p.generator.is_some()
                         || p.rx_file.is_some()
                         || p.tx_file.is_some()
@@ -1837,6 +1831,11 @@ mac = "02:00:00:00:01:01"
         let built = BACKENDS.contains(&"dpdk");
         if built {
             assert_eq!(field(DPDK), Ok(()));
+            // The control plane runs on DPDK ports too.
+            assert_eq!(
+                field(&DPDK.replace("queues = 0", "queues = 0\naddrs = [\"10.0.0.1/24\"]")),
+                Ok(())
+            );
         } else {
             let e = parse(DPDK).unwrap_err();
             assert_eq!(e.field, "ports[0].backend");
@@ -1871,10 +1870,6 @@ mac = "02:00:00:00:01:01"
             (
                 DPDK.replace("no_huge = true", "no_huge = true\nhuge_dir = \"/h\""),
                 "dpdk.huge_dir",
-            ),
-            (
-                DPDK.replace("queues = 0", "queues = 0\naddrs = [\"10.0.0.1/24\"]"),
-                "ports[1].addrs",
             ),
             (
                 DPDK.replace(

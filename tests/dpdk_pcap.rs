@@ -5,6 +5,9 @@
 //! in = out + counted drops, with idle parking on, and a live RAM that reads the out
 //! port's DPDK link state. Runs with `--features dpdk`; needs root (the EAL's runtime
 //! directory, vdevs) and uses `--no-huge`, so no hugepages are needed.
+//!
+//! A second test runs the control plane on a DPDK port (ARP, ND, echo, ICMP errors,
+//! neighbour resolution) through the `steerd` binary.
 #![cfg(feature = "dpdk")]
 
 mod common;
@@ -187,4 +190,147 @@ fn real_capture_through_dpdk_net_pcap() {
     );
     let outp = golden::read_pcap(&out);
     golden::verify(&inp, &v, &outp, &out, true);
+}
+
+/// The control plane on a DPDK port: `steerd run` (the real binary: a process of its own,
+/// so its own EAL) on one net_pcap vdev that reads frames from a host and writes what
+/// steerd sends back. The router answers ARP, neighbour solicitation and echo, sends
+/// ICMP time exceeded for TTL 1, resolves a connected host for a packet that waits for
+/// it (an ARP request out of the port), and forwards routed traffic as before.
+#[test]
+fn the_control_plane_answers_on_a_dpdk_port() {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use steerd::cp::packets as pk;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        common::skip("the DPDK EAL needs root here (runtime directory under /var/run/dpdk)");
+        return;
+    }
+    let router = [2, 0, 0, 0, 0, 1];
+    let host = [2, 0, 0, 0, 0, 2];
+    let gw = [2, 0, 0, 0, 0, 0xfe];
+    let (r4, h4) = (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 1, 0, 2));
+    let (r6, h6): (Ipv6Addr, Ipv6Addr) = ("fd01::1".parse().unwrap(), "fd01::2".parse().unwrap());
+    let udp = |dst: Ipv4Addr, ttl: u8, id: u16| {
+        let l4 = [0x04, 0xd2, 0x16, 0x2e, 0, 12, 0, 0, b'd', b'p', b'd', b'k'];
+        pk::frame(router, host, 0x0800, &pk::ipv4(h4, dst, 17, ttl, id, &l4))
+    };
+    let echo = pk::icmpv4(8, 0, [0, 7, 0, 1], b"ping");
+    let frames = vec![
+        pk::arp_request(host, h4, r4, None),
+        pk::neighbor_solicit(host, h6, r6, None),
+        pk::frame(router, host, 0x0800, &pk::ipv4(h4, r4, 1, 64, 1, &echo)),
+        udp(Ipv4Addr::new(10, 9, 0, 5), 1, 2),
+        udp(Ipv4Addr::new(10, 9, 0, 5), 64, 3),
+        udp(Ipv4Addr::new(10, 1, 0, 3), 64, 4),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, out) = (dir.path().join("in.pcap"), dir.path().join("out.pcap"));
+    common::write_pcap(&inp, &frames);
+    let cfg = dir.path().join("steerd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[general]
+workers = 1
+pin_cores = false
+
+[dpdk]
+cores = "0"
+no_huge = true
+mem_mb = 256
+file_prefix = "steerd-test-cp-{pid}"
+log_level = "error"
+vdevs = ["net_pcap0,rx_pcap={inp},tx_pcap={out}"]
+
+[[ports]]
+name = "lan"
+backend = "dpdk"
+device = "net_pcap0"
+mac = "02:00:00:00:00:01"
+addrs = ["10.1.0.1/24", "fd01::1/64"]
+
+[[next_hops]]
+name = "gw"
+port = "lan"
+mac = "02:00:00:00:00:fe"
+
+[[routes]]
+prefix = "10.9.0.0/16"
+via = "gw"
+"#,
+            pid = std::process::id(),
+            inp = inp.display(),
+            out = out.display(),
+        ),
+    )
+    .unwrap();
+    let json = dir.path().join("stats.json");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_steerd"))
+        .args([
+            "run",
+            "--quiet",
+            "--duration",
+            "2",
+            "--metrics-listen",
+            "off",
+        ])
+        .args(["--ctl-socket", "off", "--config"])
+        .arg(&cfg)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run steerd");
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "steerd failed: {log}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["accounted"], true, "{v}");
+    let cp = &v["control_plane"];
+    for (k, n) in [
+        ("arp_replies_sent", 1),
+        ("na_sent", 1),
+        ("echo_replies_sent", 1),
+        ("time_exceeded_sent", 1),
+        ("arp_requests_sent", 1),
+    ] {
+        assert!(cp[k].as_u64().unwrap_or(0) >= n, "{k}: {cp}");
+    }
+    let sent = golden::read_pcap(&out);
+    let arp = |op: u16, tpa: Ipv4Addr| {
+        sent.iter().any(|f| {
+            f.get(12..14) == Some(&[8, 6])
+                && pk::parse_arp(&f[14..])
+                    .is_some_and(|a| a.op == op && a.spa == r4 && a.tpa == tpa)
+        })
+    };
+    let icmp4 = |ty: u8| {
+        sent.iter().any(|f| {
+            f.get(12..14) == Some(&[8, 0])
+                && f[0..6] == host
+                && f[14 + 9] == 1
+                && f[14 + 12..14 + 16] == r4.octets()
+                && f[14 + 16..14 + 20] == h4.octets()
+                && f[34] == ty
+        })
+    };
+    let na = sent.iter().any(|f| {
+        f.get(12..14) == Some(&[0x86, 0xdd]) && f[14 + 6] == 58 && f[54] == 136 && f[0..6] == host
+    });
+    let forwarded = sent.iter().any(|f| {
+        f[0..6] == gw && f[6..12] == router && f[14 + 8] == 63 && f[14 + 4..14 + 6] == [0, 3]
+    });
+    assert!(arp(2, h4), "an ARP reply to the host: {sent:02x?}");
+    assert!(na, "a neighbour advertisement to the host: {sent:02x?}");
+    assert!(icmp4(0), "an echo reply: {sent:02x?}");
+    assert!(icmp4(11), "time exceeded for TTL 1: {sent:02x?}");
+    assert!(
+        arp(1, Ipv4Addr::new(10, 1, 0, 3)),
+        "an ARP request for 10.1.0.3: {sent:02x?}"
+    );
+    assert!(
+        forwarded,
+        "the routed packet, TTL 63, to the gateway: {sent:02x?}"
+    );
+    assert!(v["cp_tx_packets"].as_u64().unwrap_or(0) >= 5, "{v}");
 }

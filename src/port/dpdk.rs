@@ -464,6 +464,25 @@ pub struct DpdkTx {
     queue: u16,
     /// False when the PMD has no transmit queue for this worker: nothing is sent.
     enabled: bool,
+    /// The port's mempool (owned by [`DpdkPorts`]), for the control plane's packets.
+    pool: NonNull<sys::rte_mempool>,
+}
+
+// SAFETY: the queue is used by the one worker that owns it; `pool` points to a mempool
+// (multi-thread safe for get/put) that DpdkPorts frees only after the workers exited.
+unsafe impl Send for DpdkTx {}
+
+impl DpdkTx {
+    /// A copy of `frame` in an mbuf of this port's pool (cold: the control plane's
+    /// packets, which live in steerd buffers). `None` when the pool is empty or the
+    /// frame does not fit an mbuf.
+    pub fn mbuf_of(&self, frame: &[u8]) -> Option<Mbuf> {
+        // SAFETY: the pool is live while any queue is (see the Send impl).
+        let mut m =
+            NonNull::new(unsafe { sys::steerd_pktmbuf_alloc(self.pool.as_ptr()) }).map(Mbuf)?;
+        // A short copy drops (frees) the mbuf.
+        (m.append(frame) == frame.len()).then_some(m)
+    }
 }
 
 impl TxQueue for DpdkTx {
@@ -819,6 +838,7 @@ pub fn open(
                 port_id: id,
                 queue: w as u16,
                 enabled: w < ntx,
+                pool: pool.0,
             });
         }
         per_worker[0].stats.push((id, counters.clone()));

@@ -49,6 +49,31 @@ pub struct Punt<B> {
     pub v6: bool,
 }
 
+impl<B> Punt<B> {
+    /// The same punt carrying `buf` instead, and the buffer it carried.
+    pub fn with_buf<C>(self, buf: C) -> (Punt<C>, B) {
+        let Punt {
+            buf: old,
+            kind,
+            port,
+            nh,
+            dst,
+            v6,
+        } = self;
+        (
+            Punt {
+                buf,
+                kind,
+                port,
+                nh,
+                dst,
+                v6,
+            },
+            old,
+        )
+    }
+}
+
 /// "No port": an [`Inject`] that only gives a buffer back to the worker's pool.
 pub const NO_PORT: u16 = u16::MAX;
 

@@ -199,23 +199,39 @@ fn drain_inject(
         }
     }
     if any {
-        for (v, q) in out.iter_mut().zip(tx.iter_mut()) {
-            if v.is_empty() {
-                continue;
-            }
-            let mut tries = 0;
-            while !v.is_empty() && tries < 4 {
-                let n = q.tx_burst(pool, v);
-                local.cp_tx += n as u64;
-                tries += usize::from(n == 0);
-            }
-            for b in v.drain(..) {
-                local.cp_tx_dropped += 1;
-                pool.put(b);
-            }
-            q.flush();
-        }
+        send_injected(out, tx, pool, local);
     }
+    repay_owed(cp, pool, owed);
+}
+
+/// Sends the control plane's packets collected per port (what a queue refuses after a
+/// few tries is counted as `cp_tx_dropped`).
+fn send_injected<B, P: PutBuf<B>, Q: TxQueue<Buf = B, Pool = P>>(
+    out: &mut [Vec<B>],
+    tx: &mut [Q],
+    pool: &mut P,
+    local: &mut Local,
+) {
+    for (v, q) in out.iter_mut().zip(tx.iter_mut()) {
+        if v.is_empty() {
+            continue;
+        }
+        let mut tries = 0;
+        while !v.is_empty() && tries < 4 {
+            let n = q.tx_burst(pool, v);
+            local.cp_tx += n as u64;
+            tries += usize::from(n == 0);
+        }
+        for b in v.drain(..) {
+            local.cp_tx_dropped += 1;
+            pool.put(b);
+        }
+        q.flush();
+    }
+}
+
+/// Repays the control plane one buffer for each it lent (its packets made from nothing).
+fn repay_owed(cp: &mut CpLink, pool: &mut Pool, owed: &mut usize) {
     while *owed > 0 && cp.repay.slots() > 0 {
         let Some(b) = pool.get() else {
             break;
@@ -223,6 +239,74 @@ fn drain_inject(
         let _ = cp.repay.push(b);
         *owed -= 1;
     }
+}
+
+/// [`punt_to`] for a DPDK worker: the control plane works on steerd buffers, so the
+/// packet is copied into one of the worker's (cold: ARP, ND, echo, ICMP errors, packets
+/// waiting for a neighbour) and its mbuf freed. Given back when there is no buffer or no
+/// room on the ring.
+#[cfg(feature = "dpdk")]
+fn punt_copy(
+    cp: Option<&mut CpLink>,
+    pool: &mut Pool,
+    p: Punt<crate::port::dpdk::Mbuf>,
+) -> Result<(), Punt<crate::port::dpdk::Mbuf>> {
+    let Some(mut b) = pool.get() else {
+        return Err(p);
+    };
+    b.fill(p.buf.data());
+    b.port = p.buf.rx_port();
+    let (q, mbuf) = p.with_buf(b);
+    match punt_to(cp, q) {
+        // The mbuf is freed here.
+        Ok(()) => Ok(()),
+        Err(q) => {
+            let (p, b) = q.with_buf(mbuf);
+            pool.put(b);
+            Err(p)
+        }
+    }
+}
+
+/// [`drain_inject`] for a DPDK worker: each packet is copied into an mbuf of its egress
+/// port's pool (counted as `cp_tx_dropped` when none is free) and its buffer goes back to
+/// the worker's pool.
+#[cfg(feature = "dpdk")]
+fn drain_inject_dpdk(
+    cp: &mut CpLink,
+    tx: &mut [crate::port::dpdk::DpdkTx],
+    pool: &mut Pool,
+    local: &mut Local,
+    owed: &mut usize,
+    out: &mut [Vec<crate::port::dpdk::Mbuf>],
+) {
+    let mut any = false;
+    for _ in 0..INJECT_PER_LOOP {
+        let Ok(inj) = cp.inject.pop() else {
+            break;
+        };
+        if inj.owed {
+            *owed += 1;
+        }
+        if inj.port != NO_PORT {
+            let p = inj.port as usize;
+            match (out.get_mut(p), tx.get(p)) {
+                (Some(v), Some(q)) if v.len() < v.capacity() => match q.mbuf_of(inj.buf.data()) {
+                    Some(m) => {
+                        v.push(m);
+                        any = true;
+                    }
+                    None => local.cp_tx_dropped += 1,
+                },
+                _ => local.cp_tx_dropped += 1,
+            }
+        }
+        pool.put(inj.buf);
+    }
+    if any {
+        send_injected(out, tx, &mut crate::port::dpdk::MbufSink, local);
+    }
+    repay_owed(cp, pool, owed);
 }
 
 /// Flow hash over raw bytes for software RSS (IPv4/IPv6 addresses and ports at fixed
@@ -635,9 +719,9 @@ fn flush_port<B: Buf, P: PutBuf<B>, Q: TxQueue<Buf = B, Pool = P>>(
 impl Worker {
     /// The poll loop of a DPDK run: the same stages as [`Worker::run`] over DPDK queues
     /// and mbufs (the pipeline rewrites the mbufs in place). No software RSS (the NIC's
-    /// RSS, or worker 0 alone on a single-queue port) and no control plane (config
-    /// validation refuses `addrs` on DPDK ports): punts are refused, so their packets
-    /// stay counted drops.
+    /// RSS, or worker 0 alone on a single-queue port). The control plane's packets are
+    /// copied between mbufs and steerd buffers at the rings ([`punt_copy`],
+    /// [`drain_inject_dpdk`]): only the slow path pays for the copies.
     fn run_dpdk(mut self, mut q: crate::port::dpdk::DpdkQueues) -> Local {
         use crate::port::dpdk::{Mbuf, MbufSink};
         let registered = q.register_thread();
@@ -661,6 +745,10 @@ impl Worker {
         let mut stopping = false;
         let mut idle_iters = 0u32;
         let mut pending: Vec<(u64, u64)> = Vec::with_capacity(4 * MAX_PORTS);
+        let mut inject_out: Vec<Vec<Mbuf>> = (0..n_ports)
+            .map(|_| Vec::with_capacity(INJECT_PER_LOOP))
+            .collect();
+        let mut owed = 0usize;
         loop {
             let now = self.epoch.elapsed().as_nanos() as u64;
             for (t0, n) in pending.drain(..) {
@@ -669,6 +757,17 @@ impl Worker {
             self.tables.refresh();
             if !stopping && self.ctl.stop.load(Ordering::Relaxed) {
                 stopping = true;
+            }
+            // After the table refresh, as in `run`.
+            if let Some(cp) = self.cp.as_mut() {
+                drain_inject_dpdk(
+                    cp,
+                    &mut q.tx,
+                    &mut self.pool,
+                    &mut local,
+                    &mut owed,
+                    &mut inject_out,
+                );
             }
             let mut got = 0usize;
             let tables = self.tables.get();
@@ -695,7 +794,7 @@ impl Worker {
                         &mut stages,
                         &mut local,
                         drop,
-                        Err,
+                        |p| punt_copy(self.cp.as_mut(), &mut self.pool, p),
                     );
                     flush_full(
                         &mut stages,
@@ -766,6 +865,7 @@ impl Worker {
         let _ = self.hist_out.push(hist);
         drop(mine);
         drop(stages);
+        drop(inject_out);
         if registered {
             q.unregister_thread();
         }
