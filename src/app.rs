@@ -257,10 +257,9 @@ pub fn build_tables_from(
                     None => port_mac(cfg, i)?,
                 },
                 // Linux interfaces and real NICs see frames for other hosts; files and
-                // DPDK vdevs (net_pcap, net_null) are forwarded whatever their MAC.
+                // DPDK vdevs that are not on an interface are forwarded whatever their MAC.
                 l2_filter: matches!(p.backend.as_str(), "tap" | "afpacket" | "afxdp")
-                    || (p.backend == "dpdk"
-                        && p.device.as_deref().is_some_and(|d| d.contains(':'))),
+                    || (p.backend == "dpdk" && p.device.as_deref().is_some_and(dpdk_sees_others)),
                 has_v4: local.of_port(i).iter().any(|(a, _)| a.is_ipv4()),
                 has_v6: local.of_port(i).iter().any(|(a, _)| a.is_ipv6()),
             })
@@ -338,6 +337,15 @@ pub fn gen_config(cfg: &Config, i: usize) -> Result<Option<GenConfig>, SetupErro
         dst_mac: port_mac(cfg, i)?,
         src_mac: [0x02, 0xee, 0, 0, 0, i as u8],
     }))
+}
+
+/// True when DPDK device `d` sees frames for other hosts (a DPDK port is promiscuous):
+/// a NIC (a PCI address) or a vdev on an interface (net_af_packet, net_tap, net_af_xdp,
+/// ...), not a file or a sink (net_pcap, net_null, net_ring).
+fn dpdk_sees_others(d: &str) -> bool {
+    !["net_pcap", "net_null", "net_ring"]
+        .iter()
+        .any(|v| d.starts_with(v))
 }
 
 /// A built, not yet started appliance.
@@ -1323,5 +1331,25 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, SetupError> {
 pub fn log_env_overrides(cfg: &Config) {
     if let Some(o) = cfg.env_overrides() {
         tracing::info!("{}: {o}", cfg.source.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpdk_ports_on_interfaces_and_nics_filter_frames_for_other_hosts() {
+        for d in [
+            "0000:01:00.0",
+            "net_af_packet0,iface=eth1",
+            "net_tap0",
+            "net_af_xdp0",
+        ] {
+            assert!(dpdk_sees_others(d), "{d}");
+        }
+        for d in ["net_pcap0,rx_pcap=in.pcap", "net_null1", "net_ring0"] {
+            assert!(!dpdk_sees_others(d), "{d}");
+        }
     }
 }

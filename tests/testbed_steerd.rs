@@ -1,5 +1,6 @@
 //! steerd itself routing real traffic between real hosts (root): for each port backend
-//! (tap, afpacket, and afxdp with `--features afxdp`) the test builds the three-namespace
+//! (tap, afpacket, afxdp with `--features afxdp`, and dpdk with `--features dpdk`: DPDK's
+//! net_af_packet vdevs on the afpacket bed's veths) the test builds the three-namespace
 //! test bed (scripts/testbed.sh, its own prefix, no static ARP), runs the steerd binary
 //! in the router namespace with conf/testbed-MODE.toml, and checks
 //! - ping A→B and B→A, IPv4 and IPv6, and pings of the router's own addresses: 0% loss
@@ -289,8 +290,10 @@ fn steerd_mac(mode: &str) -> &'static str {
 /// The whole run for one backend.
 fn route_between_hosts(mode: &str) {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // DPDK's net_af_packet vdevs open the router's veth ends as the afpacket backend does.
+    let bed_mode = if mode == "dpdk" { "afpacket" } else { mode };
     let Some(bed) = Bed::up_or_skip(
-        mode,
+        bed_mode,
         &[
             ("tcpreplay", "tcpreplay"),
             ("tcprewrite", "tcpreplay"),
@@ -511,6 +514,14 @@ fn steerd_routes_between_hosts_afpacket() {
 #[test]
 fn steerd_routes_between_hosts_afxdp() {
     route_between_hosts("afxdp");
+}
+
+/// DPDK ports (net_af_packet vdevs) with the control plane: ARP, ND, echo, traceroute's
+/// time exceeded, neighbour resolution, iperf3 and a replayed capture.
+#[cfg(feature = "dpdk")]
+#[test]
+fn steerd_routes_between_hosts_dpdk() {
+    route_between_hosts("dpdk");
 }
 
 /// `steerd run` fails at start with a message naming the port and what is missing.
