@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Delivered packet rate through the netns test bed: Linux's own forwarding, then steerd on
-# each port backend, in the same run, alternating (linux tap afpacket afxdp, linux tap ...).
+# each port backend, in the same run, alternating (linux tap afpacket afxdp dpdk, linux ...).
+# dpdk is steerd on DPDK ports: net_af_packet vdevs on the same veths (conf/testbed-dpdk.toml).
 #
 #   sd-a: trafgen ── 64-byte UDP 10.1.0.2 -> 10.2.0.2, many source ports ──► router ──► sd-b
 #
@@ -11,10 +12,11 @@
 # veth transmitted. One JSON object per line per router at the end (medians over the rounds):
 #   {"router":"linux","delivered_pps":..,"sent_pps":..,"ratio_to_linux":1.0,"runs_pps":[..],..}
 #
-# usage: scripts/bench-testbed.sh [--duration SECS] [--rounds N] [--routers linux,tap,afpacket,afxdp]
-#                                 [--steerd PATH] [--no-build]
+# usage: scripts/bench-testbed.sh [--duration SECS] [--rounds N]
+#                                 [--routers linux,tap,afpacket,afxdp,dpdk] [--steerd PATH] [--no-build]
 #   --steerd PATH  the binary to use (default target/release/steerd, built with --features
-#                  afxdp unless --no-build; afxdp is left out if the binary lacks it)
+#                  afxdp, and dpdk when libdpdk-dev is installed, unless --no-build); the
+#                  default routers leave out afxdp and dpdk if the binary lacks them
 # Needs root and the test bed packages (scripts/install-testbed-deps.sh: trafgen is netsniff-ng).
 # Cores: steerd's one worker is pinned to core 1 (STEERD_GENERAL__FIRST_CORE=1), trafgen to
 # core 0. Linux forwards in softirq on the core that sends (trafgen's), steerd's backends take
@@ -28,7 +30,7 @@ PROG=$(basename "$0")
 die() { echo "$PROG: $*" >&2; exit 1; }
 say() { echo "$PROG: $*" >&2; }
 
-DURATION=5 ROUNDS=3 ROUTERS=linux,tap,afpacket,afxdp STEERD= BUILD=1
+DURATION=5 ROUNDS=3 ROUTERS= STEERD= BUILD=1
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) DURATION=$2; shift 2 ;;
@@ -50,13 +52,21 @@ done
 if [ -z "$STEERD" ]; then
   STEERD=$ROOT/target/release/steerd
   if [ $BUILD = 1 ]; then
-    say "building steerd (release, --features afxdp)"
-    cargo build --release --features afxdp -q >&2
+    features=afxdp
+    pkg-config --exists libdpdk 2>/dev/null && features=afxdp,dpdk
+    say "building steerd (release, --features $features)"
+    cargo build --release --features $features -q >&2
   fi
 fi
 [ -x "$STEERD" ] || die "no steerd binary at $STEERD (cargo build --release --features afxdp, or --steerd PATH)"
-has_afxdp=1
+has_afxdp=1 has_dpdk=1
 "$STEERD" check --config conf/testbed-afxdp.toml >/dev/null 2>&1 || has_afxdp=0
+"$STEERD" check --config conf/testbed-dpdk.toml >/dev/null 2>&1 || has_dpdk=0
+if [ -z "$ROUTERS" ]; then
+  ROUTERS=linux,tap,afpacket
+  [ $has_afxdp = 1 ] && ROUTERS=$ROUTERS,afxdp
+  [ $has_dpdk = 1 ] && ROUTERS=$ROUTERS,dpdk
+fi
 
 export STEERD_TESTBED_PREFIX=sdbench-
 TB=$ROOT/scripts/testbed.sh
@@ -75,7 +85,8 @@ for r in "${routers[@]}"; do
   case $r in
     linux|tap|afpacket) ;;
     afxdp) [ $has_afxdp = 1 ] || die "afxdp asked for, but $STEERD was built without --features afxdp" ;;
-    *) die "unknown router $r (linux, tap, afpacket, afxdp)" ;;
+    dpdk) [ $has_dpdk = 1 ] || die "dpdk asked for, but $STEERD was built without --features dpdk" ;;
+    *) die "unknown router $r (linux, tap, afpacket, afxdp, dpdk)" ;;
   esac
 done
 
@@ -100,6 +111,7 @@ counter() { # NS DEV rx|tx
 one_run() { # ROUTER ROUND: appends "ROUTER delivered_pps sent_pps" to $WORK/runs
   local r=$1 round=$2 mode=$1
   [ "$r" = linux ] && mode=kernel
+  [ "$r" = dpdk ] && mode=afpacket # net_af_packet vdevs on the afpacket bed's veths
   "$TB" up "$mode" >/dev/null
   if [ "$r" != linux ]; then
     STEERD_GENERAL__FIRST_CORE=1 "$TB" run -- "$STEERD" run --config "conf/testbed-$r.toml" \

@@ -1,6 +1,6 @@
 //! scripts/bench-testbed.sh works end to end (root): one short round through Linux's own
 //! forwarding and steerd on every backend this test binary's steerd has (tap, afpacket,
-//! and afxdp with `--features afxdp`), and it prints one JSON line per router with the
+//! afxdp with `--features afxdp`, dpdk with `--features dpdk`), and it prints one JSON line per router with the
 //! fields docs/benchmarks.md quotes. This checks the harness, not the rates: a debug
 //! build's figures mean nothing, and no figure is compared with a threshold except that
 //! every router delivered something and the ratios are consistent with the rates.
@@ -37,6 +37,9 @@ fn bench_testbed_prints_one_line_per_router() {
     let mut routers = vec!["linux", "tap", "afpacket"];
     if cfg!(feature = "afxdp") {
         routers.push("afxdp");
+    }
+    if cfg!(feature = "dpdk") {
+        routers.push("dpdk");
     }
     let out = Command::new(common::root().join("scripts/bench-testbed.sh"))
         .args(["--steerd", STEERD, "--duration", "1", "--rounds", "1"])
