@@ -191,7 +191,6 @@ pub struct ControlPlane {
     stop: Arc<AtomicBool>,
     epoch: Instant,
     ip_id: u16,
-    rr: usize,
     held_now: usize,
     events: Vec<Event<Held>>,
     /// Generation of the snapshot whose L2 state was last checked (or published) here.
@@ -239,7 +238,6 @@ impl ControlPlane {
             stop,
             epoch: Instant::now(),
             ip_id: 1,
-            rr: 0,
             held_now: 0,
             events: Vec::new(),
             seen_generation: 0,
@@ -368,10 +366,10 @@ impl ControlPlane {
             return false;
         };
         buf.fill(frame);
-        let k = self.rr % self.ends.len().max(1);
-        self.rr = self.rr.wrapping_add(1);
+        // Through worker 0: it can send on every port. On a DPDK port with fewer transmit
+        // queues than workers only the first workers have one (queue w is worker w's).
         self.inject(
-            k,
+            0,
             Inject {
                 buf,
                 port,
