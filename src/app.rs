@@ -585,12 +585,13 @@ fn open_dpdk(
             macs[i] = p.mac;
         }
         tracing::info!(
-            "port {}: DPDK port {} ({}), {} rx queue(s){}",
+            "port {}: DPDK port {} ({}), {} rx queue(s){}, {} tx queue(s)",
             p.name,
             p.port_id,
             p.driver,
             p.rx_queues,
-            if p.rss { " with RSS" } else { "" }
+            if p.rss { " with RSS" } else { "" },
+            p.tx_queues
         );
         counters.push(p.counters.clone());
     }

@@ -634,6 +634,9 @@ pub struct OpenedPort {
     pub mac: [u8; 6],
     /// Receive queues configured.
     pub rx_queues: u16,
+    /// Transmit queues configured (worker w sends on queue w; a worker w at or above
+    /// this count cannot send on the port).
+    pub tx_queues: u16,
     /// RSS in use.
     pub rss: bool,
     /// PMD driver name.
@@ -847,6 +850,7 @@ pub fn open(
             port_id: id,
             mac: mac.addr_bytes,
             rx_queues: nrx as u16,
+            tx_queues: ntx as u16,
             rss,
             driver,
             counters,
@@ -867,7 +871,37 @@ pub fn open(
             }
         }
     }
+    if let Some(w) = short_of_tx_queues(&ports.ports) {
+        tracing::warn!("{w}");
+    }
     Ok((ports, per_worker))
+}
+
+/// A warning when a worker that receives (worker w below some port's receive-queue
+/// count) has no transmit queue on another port (w at or above its transmit-queue count):
+/// what it routes there is dropped (`tx_full`), and so is a held packet the control plane
+/// releases through it.
+fn short_of_tx_queues(ports: &[OpenedPort]) -> Option<String> {
+    let receivers = ports.iter().map(|p| p.rx_queues).max()?;
+    let short: Vec<String> = ports
+        .iter()
+        .filter(|p| p.tx_queues < receivers)
+        .map(|p| {
+            format!(
+                "port {} has {} transmit queue(s), so workers {}..={} cannot send on it",
+                p.name,
+                p.tx_queues,
+                p.tx_queues,
+                receivers - 1
+            )
+        })
+        .collect();
+    (!short.is_empty()).then(|| {
+        format!(
+            "dpdk: {receivers} workers receive, but {}: what they route there is dropped (tx_full); a device with more queues, or fewer workers, avoids it",
+            short.join("; ")
+        )
+    })
 }
 
 /// Exports every DPDK port's extended statistics on `/metrics` as
@@ -924,6 +958,7 @@ impl DpdkPorts {
                     "port_id": p.port_id,
                     "driver": p.driver,
                     "rx_queues": p.rx_queues,
+                    "tx_queues": p.tx_queues,
                     "rss": p.rss,
                     "stats": {
                         "ipackets": s.ipackets, "opackets": s.opackets,
@@ -983,6 +1018,33 @@ impl Drop for DpdkPorts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_without_a_transmit_queue_are_warned_about() {
+        let port = |name: &str, rx_queues, tx_queues| OpenedPort {
+            name: name.into(),
+            port_id: 0,
+            mac: [0; 6],
+            rx_queues,
+            tx_queues,
+            rss: false,
+            driver: "net_null".into(),
+            counters: PortCounters::new(name, 1, 1),
+        };
+        assert_eq!(
+            short_of_tx_queues(&[port("a", 1, 2), port("b", 1, 1)]),
+            None,
+            "one receiving worker: it has a queue everywhere"
+        );
+        assert_eq!(
+            short_of_tx_queues(&[port("nic", 2, 2), port("vdev", 1, 1)]).as_deref(),
+            Some(
+                "dpdk: 2 workers receive, but port vdev has 1 transmit queue(s), so workers \
+                 1..=1 cannot send on it: what they route there is dropped (tx_full); a device \
+                 with more queues, or fewer workers, avoids it"
+            )
+        );
+    }
 
     #[test]
     fn mbuf_layout_matches_the_c_side() {
