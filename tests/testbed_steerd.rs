@@ -328,9 +328,12 @@ fn route_between_hosts(mode: &str) {
         .as_f64()
         .unwrap_or(0.0);
     assert!(tcp_bps > 0.0, "{label}: TCP moved nothing: {tcp}");
+    let before = KernelDrops::read(&bed);
     let udp = iperf3(&bed, &["-u", "-b", "100M", "-t", "5"]);
+    let kernel = KernelDrops::read(&bed).since(&before);
     let udp_sum = &udp["end"]["sum"];
     let lost = udp_sum["lost_percent"].as_f64().unwrap_or(100.0);
+    let lost_pkts = udp_sum["lost_packets"].as_u64().unwrap_or(u64::MAX);
     let udp_pkts = udp_sum["packets"].as_u64().unwrap_or(0);
     println!(
         "{label}: iperf3 TCP 10 s {:.2} Gbit/s ({} retransmits); UDP 100 Mbit/s: {udp_pkts} datagrams, {lost:.2}% lost ({} build)",
@@ -344,10 +347,35 @@ fn route_between_hosts(mode: &str) {
     );
     let j = sd.stop();
     println!("{label}: steerd {}", summary(&j));
+    println!("{label}: during the UDP run the kernel dropped {kernel:?}");
     assert!(udp_pkts > 0, "{label}: UDP moved nothing: {udp}");
+    // What steerd lost or dropped over the whole run, counted by its ports and workers.
+    let steerd_lost = j["drops_total"].as_u64().unwrap_or(0)
+        + j["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                ["rx_drops", "tx_discarded", "tx_full", "tx_errors"]
+                    .iter()
+                    .filter_map(|k| p["backend"][*k].as_u64())
+                    .sum::<u64>()
+            })
+            .sum::<u64>();
+    // On a loaded 2-core machine the hosts' side of the veths (the per-CPU backlog, the
+    // receiver's socket buffer) can drop datagrams without steerd seeing them: those are
+    // counted by the kernel. Every lost datagram must be counted by one or the other, and
+    // steerd's own share must stay small.
     assert!(
-        lost < 5.0,
-        "{label}: UDP lost {lost}%; steerd's ports: {}",
+        lost_pkts <= kernel.total() + steerd_lost + udp_pkts / 200,
+        "{label}: UDP lost {lost_pkts} datagrams ({lost:.2}%), counted by nobody: the kernel \
+         dropped {kernel:?}, steerd {steerd_lost}; steerd's ports: {}",
+        j["ports"]
+    );
+    assert!(
+        steerd_lost * 20 < udp_pkts,
+        "{label}: steerd lost {steerd_lost} packets while {udp_pkts} UDP datagrams were sent; \
+         steerd's ports: {}",
         j["ports"]
     );
     assert_eq!(
@@ -476,6 +504,56 @@ fn route_between_hosts(mode: &str) {
         delivered * 10 >= sent * 9,
         "{label}: only {delivered} of {sent} delivered: {j}"
     );
+}
+
+/// Drops the kernel counted in the test bed, outside steerd.
+#[derive(Debug, Default)]
+struct KernelDrops {
+    /// rx and tx drops of every interface in the three namespaces (veths, taps, bridges;
+    /// a full per-CPU backlog counts as the receiving device's rx drop).
+    links: u64,
+    /// UDP `InErrors` in host B (its receive buffer was full), and in A.
+    udp_in_errors: u64,
+}
+
+impl KernelDrops {
+    fn read(bed: &Bed) -> KernelDrops {
+        let mut k = KernelDrops::default();
+        for ns in ["a", "r", "b"] {
+            let o = bed.run(ns, &["ip", "-s", "-j", "link", "show"]);
+            assert!(o.status.success(), "ip -s link in {ns}: {}", text(&o));
+            let links: Value = serde_json::from_slice(&o.stdout).expect("ip -j link");
+            for l in links.as_array().into_iter().flatten() {
+                for dir in ["rx", "tx"] {
+                    k.links += l["stats64"][dir]["dropped"].as_u64().unwrap_or(0);
+                }
+            }
+            if ns == "r" {
+                continue;
+            }
+            let o = bed.run(ns, &["cat", "/proc/net/snmp"]);
+            let snmp = String::from_utf8_lossy(&o.stdout).to_string();
+            let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+            if let (Some(names), Some(values)) = (udp.next(), udp.next()) {
+                let at = names.split_whitespace().position(|n| n == "InErrors");
+                if let Some(v) = at.and_then(|i| values.split_whitespace().nth(i)) {
+                    k.udp_in_errors += v.parse::<u64>().unwrap_or(0);
+                }
+            }
+        }
+        k
+    }
+
+    fn since(&self, before: &KernelDrops) -> KernelDrops {
+        KernelDrops {
+            links: self.links.saturating_sub(before.links),
+            udp_in_errors: self.udp_in_errors.saturating_sub(before.udp_in_errors),
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.links + self.udp_in_errors
+    }
 }
 
 /// Packets in a classic pcap file.
