@@ -78,6 +78,21 @@ fn bad_mark_configs_name_the_field() {
         ),
         ("idle_us = 0", "idle_usec = 0", "unknown field `idle_usec`"),
         (
+            "threads = 1",
+            "threads = 0",
+            "mark.threads: 0 is outside 1..=64",
+        ),
+        (
+            "# cores = [2, 3]",
+            "cores = []",
+            "mark.cores: 0 core(s) for 1 thread(s)",
+        ),
+        (
+            "# cores = [2, 3]",
+            "cores = [4096]",
+            "mark.cores: core 4096 does not exist",
+        ),
+        (
             "# epoch_poll_ms = 500",
             "follow_steering = true",
             "mark.follow_steering: needs mark.epoch_from",
@@ -327,6 +342,16 @@ next_hop = "steer"
 /// the new one; a reload that changes something else is refused and changes nothing.
 #[test]
 fn sighup_rotates_the_marking_key() {
+    sighup_rotation(1);
+}
+
+/// The same with two marker threads: each applies the reload.
+#[test]
+fn sighup_rotates_the_key_of_every_marker_thread() {
+    sighup_rotation(2);
+}
+
+fn sighup_rotation(threads: usize) {
     use steerd::steering::{Key, SteeringKeys, TagFields};
     const K2: &str = "00112233445566778899aabbccddeeff";
     let dir = tempfile::tempdir().unwrap();
@@ -350,6 +375,7 @@ keys = [{keys}]
 [mark]
 pairs = [{{ from = "gen", to = "out" }}]
 mtu = {mtu}
+threads = {threads}
 [[mark.destinations]]
 prefix = "10.2.0.0/24"
 id = 1
@@ -358,24 +384,55 @@ id = 1
     };
     let p = d.join("mark.toml");
     std::fs::write(&p, cfg(&format!("\"{KEY}\""), 1500)).unwrap();
-    let child = Command::new(STEERD)
-        .args(["mark", "--duration", "4", "--config", p.to_str().unwrap()])
+    let mut child = Command::new(STEERD)
+        .args(["mark", "--duration", "5", "--config", p.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // The log, read as it comes: each step waits for the line that says the previous one
+    // happened (a loaded machine starts the child late), not for a fixed time.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        })
+    };
+    let wait_for = |needle: &str| {
+        let t0 = std::time::Instant::now();
+        while !log.lock().unwrap().contains(needle) {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(20),
+                "no {needle:?} in the log: {}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
     let hup = || {
         // SAFETY: kill() on our own child's pid with a valid signal number.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
     };
+    // Logged once the signal handlers are in place and the threads start.
+    wait_for("thread(s), epoch");
     std::thread::sleep(std::time::Duration::from_millis(1000));
     // Refused: mtu is not a live setting.
     std::fs::write(&p, cfg(&format!("\"{K2}\""), 1400)).unwrap();
     hup();
-    std::thread::sleep(std::time::Duration::from_millis(1000));
+    wait_for("reload refused");
     std::fs::write(&p, cfg(&format!("\"{K2}\", \"{KEY}\""), 1500)).unwrap();
     hup();
-    let o = child.wait_with_output().unwrap();
+    wait_for("mark: reloaded");
+    let mut o = child.wait_with_output().unwrap();
+    reader.join().unwrap();
+    o.stderr = log.lock().unwrap().clone().into_bytes();
     assert!(o.status.success(), "{}", text(&o));
     let m: Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(m["reloads"], 1, "{m}");
@@ -417,9 +474,95 @@ id = 1
         first_new > 1000,
         "the refused reload changed nothing: {first_new}"
     );
-    assert!(
-        seq[first_new..].iter().all(|&k| k == 2),
-        "the new key from the reload on"
-    );
+    if threads == 1 {
+        assert!(
+            seq[first_new..].iter().all(|&k| k == 2),
+            "the new key from the reload on"
+        );
+    } else {
+        // The threads' queues interleave in the file: each thread takes the reload on its
+        // next loop, so only the tail is certain.
+        assert!(seq[seq.len() - 100..].iter().all(|&k| k == 2), "{seq:?}");
+    }
+    let t = m["threads"].as_array().expect("threads");
+    assert_eq!(t.len(), threads, "{m}");
+    for th in t {
+        assert_eq!(th["reloads_applied"], 1, "{m}");
+        assert!(th["marked"].as_u64().unwrap() > 1000, "{m}");
+    }
     assert_eq!(m["marked"], seq.len() as u64, "{m}");
+}
+
+/// Two marker threads: each has its own generator queue and sink queue, its own flow
+/// table; together they account for every packet, and each does half the work.
+#[test]
+fn two_marker_threads_share_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("mark2.toml"),
+        format!(
+            r#"
+[general]
+pool_buffers = 1024
+[[ports]]
+name = "in"
+backend = "mem"
+[ports.generator]
+flows = 256
+dst = ["10.2.0.0/24", "10.3.0.0/24"]
+sizes = [128]
+steered_fraction = 0.0
+fault_fraction = 0.0
+packets = 200000
+[[ports]]
+name = "out"
+backend = "mem"
+[steering]
+keys = ["{KEY}"]
+[mark]
+pairs = [{{ from = "in", to = "out" }}]
+threads = 2
+[[mark.destinations]]
+prefix = "10.2.0.0/24"
+id = 1
+"#
+        ),
+    )
+    .unwrap();
+    let o = Command::new(STEERD)
+        .args(["mark", "--config", d.join("mark2.toml").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let m: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(m["rx_packets"], 200_000, "{m}");
+    assert_eq!(m["tx_packets"], 200_000, "{m}");
+    assert_eq!(m["accounted"], true, "{m}");
+    let t = m["threads"].as_array().expect("threads");
+    assert_eq!(t.len(), 2, "{m}");
+    for th in t {
+        assert_eq!(
+            th["rx_packets"], 100_000,
+            "each thread's generator queue: {m}"
+        );
+    }
+    let marked = m["marked"].as_u64().unwrap();
+    assert_eq!(
+        marked,
+        t.iter().map(|x| x["marked"].as_u64().unwrap()).sum::<u64>(),
+        "{m}"
+    );
+    // Half the destinations are in the map: about half the packets are marked, the rest
+    // pass as no_dest; nothing else.
+    assert!((90_000..=110_000).contains(&marked), "{m}");
+    assert_eq!(m["marked_by_dest"]["1"], marked, "{m}");
+    assert_eq!(
+        marked + m["unmarked"]["no_dest"].as_u64().unwrap(),
+        200_000,
+        "{m}"
+    );
+    // Each thread's generator queue cycles through all 256 flows and each thread has its
+    // own table: each classifies every flow once.
+    assert_eq!(m["flow_table"]["misses"], 2 * 256, "{m}");
 }

@@ -119,8 +119,23 @@ fn ping(bed: &Bed, args: &[&str]) -> u64 {
         .unwrap_or_else(|| panic!("ping output: {out}"))
 }
 
+/// One test bed at a time: each runs two poll-mode processes on a shared 2-core machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn marked_traffic_is_steered_and_arrives_plain() {
+    marked_traffic(1);
+}
+
+/// The same with two marker threads, each on its own AF_PACKET fanout queue of every
+/// port: the counters of both add up and every packet is still marked and steered.
+#[test]
+fn two_marker_threads_mark_real_traffic() {
+    marked_traffic(2);
+}
+
+fn marked_traffic(threads: usize) {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: geteuid() has no arguments and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         common::skip("needs root (network namespaces)");
@@ -163,7 +178,10 @@ fn marked_traffic_is_steered_and_arrives_plain() {
     let s = std::fs::read_to_string(root.join("conf/testbed-mark.toml")).unwrap();
     let s = s.replace(
         "# epoch_from = \"/run/steerd/ctl.sock\"",
-        &format!("epoch_from = \"{}\"\nepoch_poll_ms = 100", sock.display()),
+        &format!(
+            "epoch_from = \"{}\"\nepoch_poll_ms = 100\nthreads = {threads}",
+            sock.display()
+        ),
     );
     assert!(
         s.contains("epoch_from = \"/"),
@@ -332,6 +350,7 @@ fn marked_traffic_is_steered_and_arrives_plain() {
         "sent from A: {pings4} pings v4, {pings6} v6, {big} too-big pings, {datagrams} UDP datagrams ({lost:.2}% lost); \
          B received {from_a} packets from A, {nsh_frames} NSH frames"
     );
+    println!("marker threads: {}", m["threads"]);
     assert_eq!(nsh_frames, 0, "no steering header reaches host B");
     assert_eq!(m["epoch"], 9, "the marker took steerd's epoch: {m}");
     assert_eq!(m["accounted"], true, "{m}");
@@ -347,6 +366,18 @@ fn marked_traffic_is_steered_and_arrives_plain() {
         "every marked packet took the steered path: {r}"
     );
     assert_eq!(r["accounted"], true, "{r}");
+    let t = m["threads"].as_array().expect("threads");
+    assert_eq!(t.len(), threads, "{m}");
+    assert_eq!(
+        t.iter().map(|x| n(x, "/marked")).sum::<u64>(),
+        marked,
+        "the threads' marked add up: {m}"
+    );
+    assert_eq!(
+        t.iter().map(|x| n(x, "/rx_packets")).sum::<u64>(),
+        n(&m, "/rx_packets"),
+        "{m}"
+    );
     // Everything A sent B arrived: the steered packets plus the too-big pings (LPM).
     assert!(
         from_a <= steered + too_big && from_a * 100 >= (steered + too_big) * 99,

@@ -188,7 +188,22 @@ pub struct MarkSection {
     /// Microseconds to sleep after a loop that received nothing (0: spin, poll mode).
     #[serde(default)]
     pub idle_us: u64,
+    /// Marker threads (`mark-0` …): each owns one receive and one transmit queue of every
+    /// port it uses (tap and afpacket open that many; afxdp needs `queues` that many),
+    /// its own flow table of `flows` entries, buffer pool and counters.
+    #[serde(default = "one")]
+    pub threads: usize,
+    /// Cores the threads are pinned to, one per thread in order (default: not pinned).
+    #[serde(default)]
+    pub cores: Option<Vec<usize>>,
 }
+
+fn one() -> usize {
+    1
+}
+
+/// Most marker threads.
+pub const MAX_THREADS: usize = 64;
 
 fn yes() -> bool {
     true
@@ -431,6 +446,31 @@ pub fn marker_config(cfg: &Config) -> Result<Option<MarkerConfig>, ConfigError> 
     }
     if m.idle_us > 100_000 {
         return Err(e("mark.idle_us".into(), "at most 100000 (0.1 s)".into()));
+    }
+    if !(1..=MAX_THREADS).contains(&m.threads) {
+        return Err(e(
+            "mark.threads".into(),
+            format!("{} is outside 1..={MAX_THREADS}", m.threads),
+        ));
+    }
+    if let Some(c) = &m.cores {
+        if c.len() < m.threads {
+            return Err(e(
+                "mark.cores".into(),
+                format!(
+                    "{} core(s) for {} thread(s): name one core per thread (or leave cores out)",
+                    c.len(),
+                    m.threads
+                ),
+            ));
+        }
+        let have = core_affinity::get_core_ids().map_or(0, |v| v.len());
+        if let Some(bad) = c.iter().find(|&&x| have > 0 && x >= have) {
+            return Err(e(
+                "mark.cores".into(),
+                format!("core {bad} does not exist (this machine has cores 0..{have})"),
+            ));
+        }
     }
     let mc = MarkerConfig {
         rules,

@@ -490,6 +490,24 @@ impl MarkStats {
     pub fn unmarked_total(&self) -> u64 {
         self.unmarked.iter().sum()
     }
+
+    /// Adds another marker's counters (several marker threads, one summary).
+    pub fn add(&mut self, o: &MarkStats) {
+        self.packets += o.packets;
+        self.marked += o.marked;
+        for (a, b) in self.unmarked.iter_mut().zip(&o.unmarked) {
+            *a += b;
+        }
+        if self.marked_by_dest.len() < o.marked_by_dest.len() {
+            self.marked_by_dest.resize(o.marked_by_dest.len(), 0);
+        }
+        for (a, b) in self.marked_by_dest.iter_mut().zip(&o.marked_by_dest) {
+            *a += b;
+        }
+        self.flow_hits += o.flow_hits;
+        self.flow_misses += o.flow_misses;
+        self.flow_evictions += o.flow_evictions;
+    }
 }
 
 /// The 5-tuple (plus family) a flow is keyed on.

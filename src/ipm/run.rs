@@ -1,32 +1,36 @@
-//! `steerd mark`: the marker between ports (cold set-up, hot loop).
+//! `steerd mark`: the marker between ports (cold set-up, hot loops).
 //!
-//! One thread, the caller's (`mark-0`), owns every port queue, the buffer pool and the
-//! [`Marker`]: for each `[mark] pairs` entry it receives a burst on the ingress port,
-//! marks it (or passes it for `mark = false` pairs), and sends it on the egress port.
-//! What the egress port refuses is dropped and counted (`tx_drops`), except on lossless
-//! ports (pcap files), which are waited for. No allocation after start: the pool, the
-//! burst vectors and the marker's tables are sized at start. The clock is read once per
-//! loop. A second, cold thread exists only with `mark.epoch_from`: it asks the running
-//! `steerd run` for its steering epoch over the ctl socket and stores it in an atomic,
-//! which the loop reads once per loop. With `mark.follow_steering` it also takes the
-//! destinations of steerd's steering table (what its RAM pre-positioned) as the
-//! predicted set: a bitmap of atomics behind a sequence counter ([`SteerSet`]), copied
-//! into the marker by the loop when the counter moves (no lock, no allocation). Before
-//! the loop starts, one ask is made synchronously, so the first packets already see
-//! steerd's epoch and table.
+//! `[mark] threads` marker threads (`mark-0` …, default one), each owning one receive
+//! and one transmit queue of every port a pair uses (tap and afpacket ports open one per
+//! thread; afpacket spreads flows over them by fanout hash, so a flow stays on one
+//! thread; a pcap file has one receive queue, read by `mark-0`), its own buffer pool and
+//! its own [`Marker`] (flow table, counters). For each `[mark] pairs` entry a thread
+//! receives a burst on the ingress port, marks it (or passes it for `mark = false`
+//! pairs), and sends it on the egress port. What the egress port refuses is dropped and
+//! counted (`tx_drops`), except on lossless ports (pcap files), which are waited for. No
+//! allocation after start: the pools, the burst vectors and the markers' tables are
+//! sized at start. The clock is read once per loop. A cold thread exists only with
+//! `mark.epoch_from`: it asks the running `steerd run` for its steering epoch over the
+//! ctl socket and stores it in an atomic, which every loop reads once. With
+//! `mark.follow_steering` it also takes the destinations of steerd's steering table
+//! (what its RAM pre-positioned) as the predicted set: a bitmap of atomics behind a
+//! sequence counter ([`SteerSet`]), copied into each marker by its loop when the counter
+//! moves (no lock, no allocation). Before the loops start, one ask is made
+//! synchronously, so the first packets already see steerd's epoch and table.
 //!
-//! Stops on `--duration`, SIGINT/SIGTERM, or when every ingress port is exhausted (a
-//! replayed capture ended); then flushes what is staged and reports.
+//! Stops on `--duration`, SIGINT/SIGTERM, or when every ingress queue is exhausted (a
+//! replayed capture ended); then each thread flushes what it staged, and the summary
+//! adds up the threads' counters.
 //!
-//! SIGHUP (checked every 1024 loops) re-reads the file and applies `[steering] keys`
-//! (key rotation), the epoch (unless `epoch_from`) and `[mark] active`; a file that
-//! changes anything else is refused as a whole (restart), as `steerd run` does. The
-//! reload runs on the marker's thread (it parses and allocates): the packets of that
-//! one loop wait for it.
+//! SIGHUP re-reads the file on the calling thread (which only supervises) and applies
+//! `[steering] keys` (key rotation), the epoch (unless `epoch_from`) and `[mark]
+//! active`; a file that changes anything else is refused as a whole (restart), as
+//! `steerd run` does. The update goes to the threads behind a generation counter each
+//! loop loads once; only when it moved does a thread take the update's mutex.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -74,8 +78,21 @@ pub struct MarkSummary {
     pub epoch_updates: u64,
     /// Predicted-set changes taken from steerd's steering table (`follow_steering`).
     pub steering_updates: u64,
-    /// SIGHUP reloads applied.
+    /// SIGHUP reloads accepted (each thread applies it on its next loop).
     pub reloads: u64,
+    /// Per marker thread.
+    pub threads: Vec<ThreadCounts>,
+}
+
+/// What one marker thread did.
+#[derive(Clone, Debug)]
+pub struct ThreadCounts {
+    /// Packets it received.
+    pub rx: u64,
+    /// Packets it marked.
+    pub marked: u64,
+    /// Reloads it applied.
+    pub reloads_applied: u64,
 }
 
 impl MarkSummary {
@@ -130,6 +147,12 @@ impl MarkSummary {
             "epoch_updates": self.epoch_updates,
             "steering_updates": self.steering_updates,
             "reloads": self.reloads,
+            "threads": self.threads.iter().enumerate().map(|(k, t)| json!({
+                "thread": k,
+                "rx_packets": t.rx,
+                "marked": t.marked,
+                "reloads_applied": t.reloads_applied,
+            })).collect::<Vec<_>>(),
             "ports": self.ports.iter().enumerate().map(|(i, n)| json!({
                 "name": n,
                 "rx_packets": self.port_rx[i],
@@ -145,21 +168,24 @@ impl MarkSummary {
 }
 
 struct Opened {
-    rx: Option<AnyRx>,
-    tx: AnyTx,
+    /// Receive queues (one per thread, or fewer: a pcap file has one).
+    rx: Vec<AnyRx>,
+    /// Transmit queues (one per thread, or fewer).
+    tx: Vec<AnyTx>,
     pcap_out: Option<PcapOut>,
     _counters: Option<Arc<PortCounters>>,
     _mem: Option<Arc<MemPortStats>>,
 }
 
-/// Opens port `i` of `cfg` with one queue (the marker is one thread).
-fn open_port(cfg: &Config, i: usize) -> Result<Opened, SetupError> {
+/// Opens port `i` of `cfg` with `n` queues (one per marker thread) where the backend
+/// has them.
+fn open_port(cfg: &Config, i: usize, n: usize) -> Result<Opened, SetupError> {
     let p = &cfg.ports[i];
     let port_err = |e: String| SetupError::Port(e);
     let idx = i as u16;
     let mut o = Opened {
-        rx: None,
-        tx: AnyTx::None,
+        rx: Vec::new(),
+        tx: Vec::new(),
         pcap_out: None,
         _counters: None,
         _mem: None,
@@ -170,10 +196,12 @@ fn open_port(cfg: &Config, i: usize) -> Result<Opened, SetupError> {
                 let tpl = Arc::new(
                     Templates::build(&gc).map_err(|e| port_err(format!("port {}: {e}", p.name)))?,
                 );
-                o.rx = Some(AnyRx::Mem(MemRx::new(idx, tpl, &gc, 0, 1)));
+                o.rx = (0..n)
+                    .map(|k| AnyRx::Mem(MemRx::new(idx, tpl.clone(), &gc, k, n)))
+                    .collect();
             }
             let st = Arc::new(MemPortStats::default());
-            o.tx = AnyTx::Mem(MemTx::new(st.clone()));
+            o.tx = (0..n).map(|_| AnyTx::Mem(MemTx::new(st.clone()))).collect();
             o._mem = Some(st);
         }
         "pcap" => {
@@ -181,18 +209,18 @@ fn open_port(cfg: &Config, i: usize) -> Result<Opened, SetupError> {
                 let cap = Arc::new(
                     Capture::load(&p.name, &cfg.resolve(f)).map_err(|e| port_err(e.to_string()))?,
                 );
-                o.rx = Some(AnyRx::Pcap(PcapRx::new(idx, cap, p.repeat)));
+                o.rx = vec![AnyRx::Pcap(PcapRx::new(idx, cap, p.repeat))];
             }
             if let Some(f) = &p.tx_file {
-                let (out, mut qs) = PcapOut::open(&p.name, &cfg.resolve(f), 1)
+                let (out, qs) = PcapOut::open(&p.name, &cfg.resolve(f), n)
                     .map_err(|e| port_err(e.to_string()))?;
-                o.tx = AnyTx::Pcap(qs.remove(0));
+                o.tx = qs.into_iter().map(AnyTx::Pcap).collect();
                 o.pcap_out = Some(out);
             }
         }
         "tap" => {
             let mut tc = tap::TapConfig::new(p.ifname.as_deref().unwrap_or_default());
-            tc.queues = 1;
+            tc.queues = n;
             tc.mtu = (p.mtu != 0 && p.mtu != 1500).then_some(p.mtu as u32);
             tc.mac = match &p.mac {
                 Some(m) => Some(Mac(
@@ -200,26 +228,27 @@ fn open_port(cfg: &Config, i: usize) -> Result<Opened, SetupError> {
                 )),
                 None => None,
             };
-            let mut port = tap::open(&p.name, &tc, idx).map_err(|e| port_err(e.to_string()))?;
-            o.rx = port.rx.pop().map(AnyRx::Tap);
-            o.tx = port.tx.pop().map(AnyTx::Tap).unwrap_or(AnyTx::None);
+            let port = tap::open(&p.name, &tc, idx).map_err(|e| port_err(e.to_string()))?;
+            o.rx = port.rx.into_iter().map(AnyRx::Tap).collect();
+            o.tx = port.tx.into_iter().map(AnyTx::Tap).collect();
             o._counters = Some(port.counters);
         }
         "afpacket" => {
             let mut ac = afpacket::AfPacketConfig::new(p.ifname.as_deref().unwrap_or_default());
-            ac.queues = 1;
+            ac.queues = n;
             ac.promisc = p.promisc;
-            let mut port =
-                afpacket::open(&p.name, &ac, idx).map_err(|e| port_err(e.to_string()))?;
-            o.rx = port.rx.pop().map(AnyRx::AfPacket);
-            o.tx = port.tx.pop().map(AnyTx::AfPacket).unwrap_or(AnyTx::None);
+            let port = afpacket::open(&p.name, &ac, idx).map_err(|e| port_err(e.to_string()))?;
+            o.rx = port.rx.into_iter().map(AnyRx::AfPacket).collect();
+            o.tx = port.tx.into_iter().map(AnyTx::AfPacket).collect();
             o._counters = Some(port.counters);
         }
         #[cfg(feature = "afxdp")]
         "afxdp" => {
             use crate::port::afxdp;
             let mut xc = afxdp::AfXdpConfig::new(p.ifname.as_deref().unwrap_or_default());
-            xc.queues = 1;
+            // One socket per device queue: as many as `queues` says (the device must have
+            // them), not one per thread.
+            xc.queues = p.queues.unwrap_or(1);
             xc.xdp_mode = match p.xdp_mode.as_deref() {
                 Some("native") => afxdp::XdpMode::Native,
                 Some("generic") => afxdp::XdpMode::Generic,
@@ -230,9 +259,9 @@ fn open_port(cfg: &Config, i: usize) -> Result<Opened, SetupError> {
                 Some("zerocopy") => afxdp::XdpBind::ZeroCopy,
                 _ => afxdp::XdpBind::Auto,
             };
-            let mut port = afxdp::open(&p.name, &xc, idx).map_err(|e| port_err(e.to_string()))?;
-            o.rx = port.rx.pop().map(AnyRx::AfXdp);
-            o.tx = port.tx.pop().map(AnyTx::AfXdp).unwrap_or(AnyTx::None);
+            let port = afxdp::open(&p.name, &xc, idx).map_err(|e| port_err(e.to_string()))?;
+            o.rx = port.rx.into_iter().map(AnyRx::AfXdp).collect();
+            o.tx = port.tx.into_iter().map(AnyTx::AfXdp).collect();
             o._counters = Some(port.counters);
         }
         other => {
@@ -243,6 +272,59 @@ fn open_port(cfg: &Config, i: usize) -> Result<Opened, SetupError> {
         }
     }
     Ok(o)
+}
+
+/// What one marker thread owns: a receive queue (or none) and a transmit queue of every
+/// port, by port index.
+struct Lane {
+    rx: Vec<Option<AnyRx>>,
+    tx: Vec<AnyTx>,
+}
+
+/// What one marker thread counted.
+struct LaneResult {
+    port_rx: Vec<u64>,
+    port_tx: Vec<u64>,
+    port_drops: Vec<u64>,
+    pair_n: Vec<u64>,
+    passed: u64,
+    epoch: u32,
+    epoch_updates: u64,
+    steering_updates: u64,
+    reloads_applied: u64,
+    flow_capacity: usize,
+    stats: MarkStats,
+}
+
+/// What a SIGHUP changes, prepared by the supervising thread and taken by every marker
+/// thread on its next loop.
+struct ReloadUpdate {
+    keys: crate::steering::SteeringKeys,
+    /// None: the epoch is followed from steerd (`epoch_from`).
+    epoch: Option<u32>,
+    /// None: the set is followed from steerd's table (`follow_steering`).
+    active: Option<Vec<u32>>,
+}
+
+/// The hand-off of reloads: a generation the threads poll once per loop (one relaxed
+/// load) and, only when it moved, the update behind a mutex (an operator's SIGHUP, not a
+/// packet, takes that lock).
+#[derive(Default)]
+struct ReloadCell {
+    generation: AtomicU64,
+    update: Mutex<Option<Arc<ReloadUpdate>>>,
+}
+
+/// Everything the marker threads share (read-only, or atomics).
+struct Shared<'a> {
+    pairs: &'a [(usize, usize, bool)],
+    burst: usize,
+    pool_buffers: usize,
+    idle: Duration,
+    deadline: Option<Instant>,
+    epoch_cell: &'a AtomicU64,
+    steer_set: Option<&'a SteerSet>,
+    reload: &'a ReloadCell,
 }
 
 /// The steering destinations of a running steerd, handed from the follower thread to
@@ -365,7 +447,11 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         SetupError::Config(cfg.error("mark", "`steerd mark` needs a [mark] section"))
     })?;
     let section = cfg.mark.clone().expect("marker_config found [mark]");
-    let mut marker = Marker::new(mc).map_err(|e| SetupError::Config(cfg.error("mark", e)))?;
+    let n = section.threads;
+    // Each thread's marker, built (and so checked) before any port opens.
+    let mut markers = (0..n)
+        .map(|_| Marker::new(mc.clone()).map_err(|e| SetupError::Config(cfg.error("mark", e))))
+        .collect::<Result<Vec<_>, _>>()?;
     let names = cfg.port_names();
     let idx = |n: &str| {
         names
@@ -381,42 +467,54 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         .collect();
     used.sort_unstable();
     used.dedup();
-    let mut rx: Vec<Option<AnyRx>> = (0..names.len()).map(|_| None).collect();
-    let mut tx: Vec<AnyTx> = (0..names.len()).map(|_| AnyTx::None).collect();
-    let mut pcap_outs = Vec::new();
-    let mut keep = Vec::new();
-    for &i in &used {
-        let o = open_port(cfg, i)?;
-        rx[i] = o.rx;
-        tx[i] = o.tx;
-        if let Some(p) = o.pcap_out {
-            pcap_outs.push(p);
-        }
-        keep.push((o._counters, o._mem));
-    }
     let pairs: Vec<(usize, usize, bool)> = section
         .pairs
         .iter()
         .map(|p| (idx(&p.from), idx(&p.to), p.mark))
         .collect();
-    let burst = cfg.general.burst.clamp(1, crate::safe::pipeline::BURST);
-    let mut pool = Pool::new(cfg.general.pool_buffers);
-    let mut inb: Vec<PktBuf> = Vec::with_capacity(burst);
-    let mut stage: Vec<Vec<PktBuf>> = (0..names.len())
-        .map(|_| Vec::with_capacity(2 * burst))
+    let mut lanes: Vec<Lane> = (0..n)
+        .map(|_| Lane {
+            rx: (0..names.len()).map(|_| None).collect(),
+            tx: (0..names.len()).map(|_| AnyTx::None).collect(),
+        })
         .collect();
-    let mut port_rx = vec![0u64; names.len()];
-    let mut port_tx = vec![0u64; names.len()];
-    let mut port_drops = vec![0u64; names.len()];
-    let mut pair_n = vec![0u64; pairs.len()];
-    let mut passed = 0u64;
-    let lossless: Vec<bool> = tx.iter().map(|q| q.lossless()).collect();
+    let mut pcap_outs = Vec::new();
+    let mut keep = Vec::new();
+    for &i in &used {
+        let o = open_port(cfg, i, n)?;
+        let egress = pairs.iter().any(|p| p.1 == i);
+        if egress && o.tx.len() < n {
+            return Err(SetupError::Port(format!(
+                "port {}: {} transmit queue(s) for mark.threads = {n}: every thread sends on \
+                 its own queue (an afxdp port needs ports.queues = {n} and a device with \
+                 that many queues)",
+                names[i],
+                o.tx.len()
+            )));
+        }
+        if o.rx.len() < n && pairs.iter().any(|p| p.0 == i) {
+            tracing::info!(
+                "mark: port {} has {} receive queue(s): threads {}..{n} do not receive from it",
+                names[i],
+                o.rx.len(),
+                o.rx.len()
+            );
+        }
+        for (k, q) in o.rx.into_iter().enumerate().take(n) {
+            lanes[k].rx[i] = Some(q);
+        }
+        for (k, q) in o.tx.into_iter().enumerate().take(n) {
+            lanes[k].tx[i] = q;
+        }
+        if let Some(p) = o.pcap_out {
+            pcap_outs.push(p);
+        }
+        keep.push((o._counters, o._mem));
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let epoch_cell = Arc::new(AtomicU64::new(0));
     let steer_set = section.follow_steering.then(|| Arc::new(SteerSet::new()));
-    let mut steer_words = vec![0u64; steer_set.as_ref().map_or(0, |s| s.words.len())];
-    let mut steer_seen = 0u64;
     if let Some(s) = &section.epoch_from {
         // The first ask before any packet: the marker starts with steerd's epoch and set.
         if let Err(e) = ask_steerd(s, &epoch_cell, steer_set.as_deref()) {
@@ -438,55 +536,206 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
     });
     if steer_set.is_some() {
         // Nothing is predicted until steerd's table says so.
-        marker.set_active(&[]);
+        for m in markers.iter_mut() {
+            m.set_active(&[]);
+        }
     }
     crate::ctl::signals::install_signal_handlers();
-    let idle = Duration::from_micros(section.idle_us);
-    let mut epoch_updates = 0u64;
-    let mut steering_updates = 0u64;
+    let reload_cell = ReloadCell::default();
     let mut reloads = 0u64;
-    let mut loops = 0u32;
     let t0 = Instant::now();
-    let deadline = opts.duration.map(|d| t0 + d);
+    let shared = Shared {
+        pairs: &pairs,
+        burst: cfg.general.burst.clamp(1, crate::safe::pipeline::BURST),
+        pool_buffers: cfg.general.pool_buffers,
+        idle: Duration::from_micros(section.idle_us),
+        deadline: opts.duration.map(|d| t0 + d),
+        epoch_cell: &epoch_cell,
+        steer_set: steer_set.as_deref(),
+        reload: &reload_cell,
+    };
     tracing::info!(
-        "mark: {} pair(s), epoch {}, flow table {} entries",
+        "mark: {} pair(s), {n} thread(s), epoch {}, flow table {} entries per thread",
         pairs.len(),
-        marker.epoch(),
-        marker.flow_capacity()
+        markers[0].epoch(),
+        markers[0].flow_capacity()
     );
+    let results: Vec<LaneResult> = std::thread::scope(|scope| {
+        let handles: Vec<_> = lanes
+            .into_iter()
+            .zip(markers)
+            .enumerate()
+            .map(|(k, (lane, marker))| {
+                let core = section.cores.as_ref().map(|c| c[k]);
+                let shared = &shared;
+                std::thread::Builder::new()
+                    .name(format!("mark-{k}"))
+                    .spawn_scoped(scope, move || {
+                        if let Some(c) = core
+                            && !core_affinity::set_for_current(core_affinity::CoreId { id: c })
+                        {
+                            tracing::warn!("mark-{k}: could not pin to core {c}; running unpinned");
+                        }
+                        mark_lane(shared, lane, marker)
+                    })
+                    .expect("spawn a marker thread")
+            })
+            .collect();
+        // Supervise: SIGHUP reloads are parsed here (cold) and handed to the threads.
+        while !handles.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(20));
+            if crate::ctl::signals::take_reload() {
+                match prepare_reload(cfg, section.epoch_from.is_none(), !section.follow_steering) {
+                    Ok(u) => {
+                        *reload_cell.update.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(Arc::new(u));
+                        reload_cell.generation.fetch_add(1, Ordering::Release);
+                        reloads += 1;
+                        tracing::info!("mark: reloaded keys, epoch, predicted set");
+                    }
+                    Err(e) => tracing::warn!("mark: reload refused, nothing changed: {e}"),
+                }
+            }
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a marker thread panicked"))
+            .collect()
+    });
+    let elapsed = t0.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    if let Some(h) = follower {
+        let _ = h.join();
+    }
+    for o in pcap_outs.iter_mut() {
+        o.finish()
+            .map_err(|e| SetupError::Port(format!("pcap output: {e}")))?;
+    }
+    drop(keep);
+    let sum = |f: fn(&LaneResult) -> &Vec<u64>| -> Vec<u64> {
+        let mut v = vec![0u64; names.len().max(pairs.len())];
+        for r in &results {
+            for (a, b) in v.iter_mut().zip(f(r)) {
+                *a += b;
+            }
+        }
+        v
+    };
+    let mut port_rx = sum(|r| &r.port_rx);
+    let mut port_tx = sum(|r| &r.port_tx);
+    let mut port_drops = sum(|r| &r.port_drops);
+    let mut pair_n = sum(|r| &r.pair_n);
+    port_rx.truncate(names.len());
+    port_tx.truncate(names.len());
+    port_drops.truncate(names.len());
+    pair_n.truncate(pairs.len());
+    let mut marker = results[0].stats.clone();
+    for r in &results[1..] {
+        marker.add(&r.stats);
+    }
+    let summary = MarkSummary {
+        elapsed,
+        pairs: section
+            .pairs
+            .iter()
+            .zip(&pair_n)
+            .map(|(p, n)| (p.from.clone(), p.to.clone(), p.mark, *n))
+            .collect(),
+        ports: names,
+        port_rx,
+        port_tx,
+        port_tx_drops: port_drops,
+        passed_through: results.iter().map(|r| r.passed).sum(),
+        flow_capacity: results[0].flow_capacity,
+        epoch: results[0].epoch,
+        epoch_updates: results.iter().map(|r| r.epoch_updates).max().unwrap_or(0),
+        steering_updates: results
+            .iter()
+            .map(|r| r.steering_updates)
+            .max()
+            .unwrap_or(0),
+        reloads,
+        threads: results
+            .iter()
+            .map(|r| ThreadCounts {
+                rx: r.port_rx.iter().sum(),
+                marked: r.stats.marked,
+                reloads_applied: r.reloads_applied,
+            })
+            .collect(),
+        marker,
+    };
+    if let Some(p) = &opts.json {
+        std::fs::write(
+            p,
+            serde_json::to_string_pretty(&summary.to_json()).unwrap_or_default(),
+        )
+        .map_err(|e| SetupError::Other(format!("cannot write {}: {e}", p.display())))?;
+    }
+    Ok(summary)
+}
+
+/// One marker thread's loop (hot): receive a burst per pair, mark it, send it; until
+/// stopped, the deadline, or every receive queue it owns is exhausted. Then sends what is
+/// staged and reports.
+fn mark_lane(sh: &Shared<'_>, lane: Lane, mut marker: Marker) -> LaneResult {
+    let Lane { mut rx, mut tx } = lane;
+    let np = tx.len();
+    let burst = sh.burst;
+    let mut pool = Pool::new(sh.pool_buffers);
+    let mut inb: Vec<PktBuf> = Vec::with_capacity(burst);
+    let mut stage: Vec<Vec<PktBuf>> = (0..np).map(|_| Vec::with_capacity(2 * burst)).collect();
+    let mut port_rx = vec![0u64; np];
+    let mut port_tx = vec![0u64; np];
+    let mut port_drops = vec![0u64; np];
+    let mut pair_n = vec![0u64; sh.pairs.len()];
+    let mut passed = 0u64;
+    let lossless: Vec<bool> = tx.iter().map(|q| q.lossless()).collect();
+    let mut steer_words = vec![0u64; sh.steer_set.map_or(0, |s| s.words.len())];
+    let mut steer_seen = 0u64;
+    let mut reload_seen = 0u64;
+    let (mut epoch_updates, mut steering_updates, mut reloads_applied) = (0u64, 0u64, 0u64);
     loop {
         let now = Instant::now();
-        if crate::ctl::signals::stop_requested() || deadline.is_some_and(|d| now >= d) {
+        if crate::ctl::signals::stop_requested() || sh.deadline.is_some_and(|d| now >= d) {
             break;
         }
-        let e = epoch_cell.load(Ordering::Relaxed);
+        let e = sh.epoch_cell.load(Ordering::Relaxed);
         if e >> 32 != 0 && (e as u32) != marker.epoch() {
             marker.set_epoch(e as u32);
             epoch_updates += 1;
         }
-        if let Some(set) = &steer_set
+        if let Some(set) = sh.steer_set
             && let Some(seq) = set.read(steer_seen, &mut steer_words)
         {
             marker.set_active_words(&steer_words);
             steer_seen = seq;
             steering_updates += 1;
         }
-        loops = loops.wrapping_add(1);
-        if loops.is_multiple_of(1024) && crate::ctl::signals::take_reload() {
-            // Cold, operator-initiated: re-read keys, epoch and predicted set.
-            match reload(
-                cfg,
-                &mut marker,
-                section.epoch_from.is_none(),
-                !section.follow_steering,
-            ) {
-                Ok(()) => reloads += 1,
-                Err(e) => tracing::warn!("mark: reload refused, nothing changed: {e}"),
+        let g = sh.reload.generation.load(Ordering::Acquire);
+        if g != reload_seen {
+            // Cold, operator-initiated: the supervisor parsed the file; apply it.
+            let u = sh
+                .reload
+                .update
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(u) = u {
+                marker.set_keys(u.keys);
+                if let Some(e) = u.epoch {
+                    marker.set_epoch(e);
+                }
+                if let Some(ids) = &u.active {
+                    marker.set_active(ids);
+                }
+                reloads_applied += 1;
             }
+            reload_seen = g;
         }
         let mut got = 0usize;
         let mut live = false;
-        for (pi, &(from, to, mark)) in pairs.iter().enumerate() {
+        for (pi, &(from, to, mark)) in sh.pairs.iter().enumerate() {
             let Some(q) = rx[from].as_mut() else {
                 continue;
             };
@@ -521,10 +770,10 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
             if !live {
                 break;
             }
-            if idle.is_zero() {
+            if sh.idle.is_zero() {
                 std::hint::spin_loop();
             } else {
-                std::thread::sleep(idle);
+                std::thread::sleep(sh.idle);
             }
         }
     }
@@ -540,52 +789,28 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         );
         q.flush();
     }
-    let elapsed = t0.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    if let Some(h) = follower {
-        let _ = h.join();
-    }
     drop(tx);
     drop(rx);
-    for o in pcap_outs.iter_mut() {
-        o.finish()
-            .map_err(|e| SetupError::Port(format!("pcap output: {e}")))?;
-    }
-    drop(keep);
-    let summary = MarkSummary {
-        elapsed,
-        pairs: section
-            .pairs
-            .iter()
-            .zip(&pair_n)
-            .map(|(p, n)| (p.from.clone(), p.to.clone(), p.mark, *n))
-            .collect(),
-        ports: names,
+    LaneResult {
         port_rx,
         port_tx,
-        port_tx_drops: port_drops,
-        passed_through: passed,
-        flow_capacity: marker.flow_capacity(),
+        port_drops,
+        pair_n,
+        passed,
         epoch: marker.epoch(),
         epoch_updates,
         steering_updates,
-        reloads,
-        marker: marker.stats().clone(),
-    };
-    if let Some(p) = &opts.json {
-        std::fs::write(
-            p,
-            serde_json::to_string_pretty(&summary.to_json()).unwrap_or_default(),
-        )
-        .map_err(|e| SetupError::Other(format!("cannot write {}: {e}", p.display())))?;
+        reloads_applied,
+        flow_capacity: marker.flow_capacity(),
+        stats: marker.stats().clone(),
     }
-    Ok(summary)
 }
 
-/// SIGHUP: reads the config file again and applies its keys, epoch (unless followed
-/// from steerd) and predicted set. Anything else in `[mark]` or the ports needs a
-/// restart: a reload that changes it is refused as a whole.
-fn reload(cfg: &Config, marker: &mut Marker, epoch: bool, active: bool) -> Result<(), String> {
+/// SIGHUP: reads the config file again and prepares its keys, epoch (unless followed
+/// from steerd) and predicted set (unless followed from steerd's table). Anything else
+/// in `[mark]` or the ports needs a restart: a reload that changes it is refused as a
+/// whole.
+fn prepare_reload(cfg: &Config, epoch: bool, active: bool) -> Result<ReloadUpdate, String> {
     let path = cfg
         .source
         .path
@@ -603,28 +828,20 @@ fn reload(cfg: &Config, marker: &mut Marker, epoch: bool, active: bool) -> Resul
     if a != b || cfg.ports != new.ports {
         return Err("only [steering] keys/epoch and [mark] epoch/active apply on reload; restart for the rest".into());
     }
-    marker.set_keys(mc.keys);
-    if epoch {
-        marker.set_epoch(mc.epoch);
-    }
-    match &mc.active {
-        _ if !active => {}
-        Some(ids) => marker.set_active(ids),
-        None => {
-            let ids: Vec<u32> = mc
-                .destinations
-                .iter()
-                .map(|d| d.1)
-                .chain(mc.rules.iter().filter_map(|r| r.dest))
-                .collect();
-            marker.set_active(&ids);
-        }
-    }
-    tracing::info!(
-        "mark: reloaded keys, epoch {}, predicted set",
-        marker.epoch()
-    );
-    Ok(())
+    let active = active.then(|| match &mc.active {
+        Some(ids) => ids.clone(),
+        None => mc
+            .destinations
+            .iter()
+            .map(|d| d.1)
+            .chain(mc.rules.iter().filter_map(|r| r.dest))
+            .collect(),
+    });
+    Ok(ReloadUpdate {
+        keys: mc.keys,
+        epoch: epoch.then_some(mc.epoch),
+        active,
+    })
 }
 
 /// Sends what is staged for a port; a lossy port's refusals are dropped and counted, a
