@@ -98,6 +98,9 @@ enum Cmd {
         /// Also write the summary JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Number of marker threads (overrides mark.threads).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Talk to a running `steerd run` over its ctl socket.
     Ctl {
@@ -647,12 +650,14 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             config,
             duration,
             json,
+            threads,
         } => {
             let cfg = app::load_config(Some(&config))?;
             app::log_env_overrides(&cfg);
             let o = steerd::ipm::run::MarkOptions {
                 duration: duration.map(Duration::from_secs_f64),
                 json,
+                threads,
             };
             let s = steerd::ipm::run::run(&cfg, &o)?;
             println!(

@@ -497,6 +497,28 @@ id = 1
 /// table; together they account for every packet, and each does half the work.
 #[test]
 fn two_marker_threads_share_the_work() {
+    share_the_work("threads = 2", &[]);
+}
+
+/// The same with `--threads 2` on the command line over the file's `threads = 1`; and
+/// `--threads 0` is refused naming the option.
+#[test]
+fn threads_option_overrides_the_file() {
+    share_the_work("threads = 1", &["--threads", "2"]);
+    let o = Command::new(STEERD)
+        .args(["mark", "--threads", "0", "--config"])
+        .arg(common::root().join("conf/mark-example.toml"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("--threads: 0 is outside 1..=64"),
+        "{}",
+        text(&o)
+    );
+}
+
+fn share_the_work(threads_line: &str, args: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(
@@ -522,7 +544,7 @@ backend = "mem"
 keys = ["{KEY}"]
 [mark]
 pairs = [{{ from = "in", to = "out" }}]
-threads = 2
+{threads_line}
 [[mark.destinations]]
 prefix = "10.2.0.0/24"
 id = 1
@@ -532,6 +554,7 @@ id = 1
     .unwrap();
     let o = Command::new(STEERD)
         .args(["mark", "--config", d.join("mark2.toml").to_str().unwrap()])
+        .args(args)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));

@@ -49,6 +49,8 @@ pub struct MarkOptions {
     pub duration: Option<Duration>,
     /// Also write the summary JSON here.
     pub json: Option<PathBuf>,
+    /// Marker threads instead of `[mark] threads` (`--threads`).
+    pub threads: Option<usize>,
 }
 
 /// What a mark run did.
@@ -447,7 +449,26 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         SetupError::Config(cfg.error("mark", "`steerd mark` needs a [mark] section"))
     })?;
     let section = cfg.mark.clone().expect("marker_config found [mark]");
-    let n = section.threads;
+    let n = opts.threads.unwrap_or(section.threads);
+    if opts.threads.is_some() {
+        let max = super::config::MAX_THREADS;
+        if !(1..=max).contains(&n) {
+            return Err(SetupError::Other(format!(
+                "--threads: {n} is outside 1..={max}"
+            )));
+        }
+        if let Some(c) = &section.cores
+            && c.len() < n
+        {
+            return Err(SetupError::Config(cfg.error(
+                "mark.cores",
+                format!(
+                    "{} core(s) for --threads {n}: name one core per thread (or leave cores out)",
+                    c.len()
+                ),
+            )));
+        }
+    }
     // Each thread's marker, built (and so checked) before any port opens.
     let mut markers = (0..n)
         .map(|_| Marker::new(mc.clone()).map_err(|e| SetupError::Config(cfg.error("mark", e))))
