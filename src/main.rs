@@ -678,8 +678,13 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             }
             if let Some(m) = &cfg.mark {
                 println!(
-                    "mark: {} pairs, {} destinations, {} rules, {} extra signatures",
+                    "mark: {} pairs, {} thread(s){}, {} destinations, {} rules, {} extra signatures",
                     m.pairs.len(),
+                    m.threads,
+                    m.cores
+                        .as_ref()
+                        .map(|c| format!(" on cores {:?}", &c[..m.threads.min(c.len())]))
+                        .unwrap_or_default(),
                     m.destinations.len(),
                     m.rules.len(),
                     m.signatures.len()

@@ -468,7 +468,10 @@ pub fn marker_config(cfg: &Config) -> Result<Option<MarkerConfig>, ConfigError> 
         if let Some(bad) = c.iter().find(|&&x| have > 0 && x >= have) {
             return Err(e(
                 "mark.cores".into(),
-                format!("core {bad} does not exist (this machine has cores 0..{have})"),
+                format!(
+                    "core {bad} does not exist (this machine has cores 0 to {})",
+                    have - 1
+                ),
             ));
         }
     }
