@@ -519,7 +519,7 @@ fn assign_tx(qs: Vec<AnyTx>, tx: &mut [Vec<AnyTx>]) {
 /// ports and each worker's queues.
 #[cfg(feature = "dpdk")]
 #[allow(clippy::type_complexity)]
-fn open_dpdk(
+pub(crate) fn open_dpdk(
     cfg: &Config,
     nw: usize,
     macs: &mut [[u8; 6]],

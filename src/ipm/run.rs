@@ -40,7 +40,9 @@ use crate::app::{SetupError, gen_config};
 use crate::config::{Config, parse_mac};
 use crate::port::mem::{MemPortStats, MemRx, MemTx, Templates};
 use crate::port::pcap::{Capture, PcapOut, PcapRx};
-use crate::port::{AnyRx, AnyTx, Mac, PktBuf, Pool, PortCounters, RxQueue, TxQueue, afpacket, tap};
+use crate::port::{
+    AnyRx, AnyTx, Buf, Mac, Pool, PortCounters, PutBuf, RxQueue, TxQueue, afpacket, tap,
+};
 
 /// How a mark run ends and reports.
 #[derive(Clone, Debug, Default)]
@@ -84,6 +86,8 @@ pub struct MarkSummary {
     pub reloads: u64,
     /// Per marker thread.
     pub threads: Vec<ThreadCounts>,
+    /// DPDK's own port statistics, when the ports are DPDK's.
+    pub dpdk: Option<Value>,
 }
 
 /// What one marker thread did.
@@ -149,6 +153,7 @@ impl MarkSummary {
             "epoch_updates": self.epoch_updates,
             "steering_updates": self.steering_updates,
             "reloads": self.reloads,
+            "dpdk": self.dpdk.clone().unwrap_or(Value::Null),
             "threads": self.threads.iter().enumerate().map(|(k, t)| json!({
                 "thread": k,
                 "rx_packets": t.rx,
@@ -276,11 +281,79 @@ fn open_port(cfg: &Config, i: usize, n: usize) -> Result<Opened, SetupError> {
     Ok(o)
 }
 
-/// What one marker thread owns: a receive queue (or none) and a transmit queue of every
-/// port, by port index.
-struct Lane {
-    rx: Vec<Option<AnyRx>>,
-    tx: Vec<AnyTx>,
+/// What one marker thread owns: a receive queue (or none) and a transmit queue (or none)
+/// of every port, by port index. `R`/`T` are steerd's queues ([`AnyRx`]/[`AnyTx`]) or, on
+/// DPDK ports, DPDK's (the buffers are mbufs).
+struct Lane<R, T> {
+    rx: Vec<Option<R>>,
+    tx: Vec<Option<T>>,
+}
+
+/// One marker thread's queues: steerd's, or (all ports on DPDK) DPDK's, with the handle
+/// that registers the thread with the EAL.
+enum AnyLane {
+    Std(Lane<AnyRx, AnyTx>),
+    #[cfg(feature = "dpdk")]
+    Dpdk(DpdkLane, crate::port::dpdk::DpdkQueues),
+}
+
+#[cfg(feature = "dpdk")]
+type DpdkLane = Lane<crate::port::dpdk::DpdkRx, crate::port::dpdk::DpdkTx>;
+
+/// Opens the config's DPDK ports (the EAL, pools, one queue per thread where the device
+/// has them) and hands each thread its lane.
+#[cfg(feature = "dpdk")]
+#[allow(clippy::type_complexity)]
+fn open_dpdk_lanes(
+    cfg: &Config,
+    n: usize,
+    pairs: &[(usize, usize, bool)],
+    names: &[String],
+) -> Result<
+    (
+        Option<crate::port::dpdk::DpdkPorts>,
+        Vec<(DpdkLane, crate::port::dpdk::DpdkQueues)>,
+    ),
+    SetupError,
+> {
+    let mut macs = vec![[0u8; 6]; cfg.ports.len()];
+    let mut counters = Vec::new();
+    let (ports, queues) = crate::app::open_dpdk(cfg, n, &mut macs, &mut counters)?;
+    let mut out = Vec::with_capacity(n);
+    for (k, q) in queues.into_iter().enumerate() {
+        let mut q = q.expect("a queue set per thread");
+        let mut lane = Lane {
+            rx: (0..names.len()).map(|_| None).collect(),
+            tx: (0..names.len()).map(|_| None).collect(),
+        };
+        for r in q.rx.drain(..) {
+            let i = usize::from(r.index());
+            lane.rx[i] = Some(r);
+        }
+        for (i, t) in q.tx.drain(..).enumerate() {
+            if t.enabled() {
+                lane.tx[i] = Some(t);
+            } else if pairs.iter().any(|p| p.1 == i) {
+                return Err(SetupError::Port(format!(
+                    "port {}: no transmit queue for marker thread {k}: the device has fewer \
+                     transmit queues than mark.threads = {n}",
+                    names[i]
+                )));
+            }
+        }
+        for (i, _) in pairs
+            .iter()
+            .filter(|p| lane.rx[p.0].is_none())
+            .map(|p| (p.0, ()))
+        {
+            tracing::info!(
+                "mark: port {}: no receive queue for thread {k} (the device has fewer than {n})",
+                names[i]
+            );
+        }
+        out.push((lane, q));
+    }
+    Ok((ports, out))
 }
 
 /// What one marker thread counted.
@@ -493,15 +566,27 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         .iter()
         .map(|p| (idx(&p.from), idx(&p.to), p.mark))
         .collect();
-    let mut lanes: Vec<Lane> = (0..n)
+    let mut lanes: Vec<Lane<AnyRx, AnyTx>> = (0..n)
         .map(|_| Lane {
             rx: (0..names.len()).map(|_| None).collect(),
-            tx: (0..names.len()).map(|_| AnyTx::None).collect(),
+            tx: (0..names.len()).map(|_| None).collect(),
         })
         .collect();
     let mut pcap_outs = Vec::new();
     let mut keep = Vec::new();
-    for &i in &used {
+    // The config refuses DPDK ports beside other backends (mbufs stay on DPDK).
+    let on_dpdk = used.iter().any(|&i| cfg.ports[i].backend == "dpdk");
+    #[cfg(feature = "dpdk")]
+    let mut dpdk = None;
+    #[cfg(feature = "dpdk")]
+    let mut dpdk_lanes: Vec<(DpdkLane, crate::port::dpdk::DpdkQueues)> = Vec::new();
+    #[cfg(feature = "dpdk")]
+    if on_dpdk {
+        let (ports, lanes) = open_dpdk_lanes(cfg, n, &pairs, &names)?;
+        dpdk = ports;
+        dpdk_lanes = lanes;
+    }
+    for &i in used.iter().filter(|_| !on_dpdk) {
         let o = open_port(cfg, i, n)?;
         let egress = pairs.iter().any(|p| p.1 == i);
         if egress && o.tx.len() < n {
@@ -525,7 +610,7 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
             lanes[k].rx[i] = Some(q);
         }
         for (k, q) in o.tx.into_iter().enumerate().take(n) {
-            lanes[k].tx[i] = q;
+            lanes[k].tx[i] = (!matches!(q, AnyTx::None)).then_some(q);
         }
         if let Some(p) = o.pcap_out {
             pcap_outs.push(p);
@@ -581,8 +666,14 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         markers[0].epoch(),
         markers[0].flow_capacity()
     );
+    let mut all: Vec<AnyLane> = Vec::with_capacity(n);
+    #[cfg(feature = "dpdk")]
+    all.extend(dpdk_lanes.into_iter().map(|(l, q)| AnyLane::Dpdk(l, q)));
+    if !on_dpdk {
+        all.extend(lanes.into_iter().map(AnyLane::Std));
+    }
     let results: Vec<LaneResult> = std::thread::scope(|scope| {
-        let handles: Vec<_> = lanes
+        let handles: Vec<_> = all
             .into_iter()
             .zip(markers)
             .enumerate()
@@ -597,7 +688,21 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
                         {
                             tracing::warn!("mark-{k}: could not pin to core {c}; running unpinned");
                         }
-                        mark_lane(shared, lane, marker)
+                        match lane {
+                            AnyLane::Std(l) => {
+                                mark_lane(shared, l, marker, Pool::new(shared.pool_buffers))
+                            }
+                            #[cfg(feature = "dpdk")]
+                            AnyLane::Dpdk(l, q) => {
+                                // An EAL thread: the mempools' per-lcore caches.
+                                let registered = q.register_thread();
+                                let r = mark_lane(shared, l, marker, crate::port::dpdk::MbufSink);
+                                if registered {
+                                    q.unregister_thread();
+                                }
+                                r
+                            }
+                        }
                     })
                     .expect("spawn a marker thread")
             })
@@ -633,6 +738,10 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
             .map_err(|e| SetupError::Port(format!("pcap output: {e}")))?;
     }
     drop(keep);
+    #[cfg(feature = "dpdk")]
+    let dpdk_json = dpdk.as_mut().map(|p| p.finish());
+    #[cfg(not(feature = "dpdk"))]
+    let dpdk_json: Option<Value> = None;
     let sum = |f: fn(&LaneResult) -> &Vec<u64>| -> Vec<u64> {
         let mut v = vec![0u64; names.len().max(pairs.len())];
         for r in &results {
@@ -685,6 +794,7 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
             })
             .collect(),
         marker,
+        dpdk: dpdk_json,
     };
     if let Some(p) = &opts.json {
         std::fs::write(
@@ -699,19 +809,32 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
 /// One marker thread's loop (hot): receive a burst per pair, mark it, send it; until
 /// stopped, the deadline, or every receive queue it owns is exhausted. Then sends what is
 /// staged and reports.
-fn mark_lane(sh: &Shared<'_>, lane: Lane, mut marker: Marker) -> LaneResult {
+fn mark_lane<B, P, R, T>(
+    sh: &Shared<'_>,
+    lane: Lane<R, T>,
+    mut marker: Marker,
+    mut pool: P,
+) -> LaneResult
+where
+    B: Buf,
+    P: PutBuf<B>,
+    R: RxQueue<Buf = B, Pool = P>,
+    T: TxQueue<Buf = B, Pool = P>,
+{
     let Lane { mut rx, mut tx } = lane;
     let np = tx.len();
     let burst = sh.burst;
-    let mut pool = Pool::new(sh.pool_buffers);
-    let mut inb: Vec<PktBuf> = Vec::with_capacity(burst);
-    let mut stage: Vec<Vec<PktBuf>> = (0..np).map(|_| Vec::with_capacity(2 * burst)).collect();
+    let mut inb: Vec<B> = Vec::with_capacity(burst);
+    let mut stage: Vec<Vec<B>> = (0..np).map(|_| Vec::with_capacity(2 * burst)).collect();
     let mut port_rx = vec![0u64; np];
     let mut port_tx = vec![0u64; np];
     let mut port_drops = vec![0u64; np];
     let mut pair_n = vec![0u64; sh.pairs.len()];
     let mut passed = 0u64;
-    let lossless: Vec<bool> = tx.iter().map(|q| q.lossless()).collect();
+    let lossless: Vec<bool> = tx
+        .iter()
+        .map(|q| q.as_ref().is_some_and(|q| q.lossless()))
+        .collect();
     let mut steer_words = vec![0u64; sh.steer_set.map_or(0, |s| s.words.len())];
     let mut steer_seen = 0u64;
     let mut reload_seen = 0u64;
@@ -779,7 +902,7 @@ fn mark_lane(sh: &Shared<'_>, lane: Lane, mut marker: Marker) -> LaneResult {
             }
             stage[to].append(&mut inb);
             send(
-                &mut tx[to],
+                tx[to].as_mut(),
                 &mut pool,
                 &mut stage[to],
                 lossless[to],
@@ -801,14 +924,16 @@ fn mark_lane(sh: &Shared<'_>, lane: Lane, mut marker: Marker) -> LaneResult {
     // Drain: everything staged is sent (or, on a lossy port that refuses it, dropped).
     for (i, q) in tx.iter_mut().enumerate() {
         send(
-            q,
+            q.as_mut(),
             &mut pool,
             &mut stage[i],
             lossless[i],
             &mut port_tx[i],
             &mut port_drops[i],
         );
-        q.flush();
+        if let Some(q) = q {
+            q.flush();
+        }
     }
     drop(tx);
     drop(rx);
@@ -868,10 +993,10 @@ fn prepare_reload(cfg: &Config, epoch: bool, active: bool) -> Result<ReloadUpdat
 /// Sends what is staged for a port; a lossy port's refusals are dropped and counted, a
 /// lossless port (a pcap file) is waited for.
 #[inline]
-fn send(
-    q: &mut AnyTx,
-    pool: &mut Pool,
-    v: &mut Vec<PktBuf>,
+fn send<B: Buf, P: PutBuf<B>, T: TxQueue<Buf = B, Pool = P>>(
+    q: Option<&mut T>,
+    pool: &mut P,
+    v: &mut Vec<B>,
     lossless: bool,
     sent: &mut u64,
     drops: &mut u64,
@@ -879,13 +1004,13 @@ fn send(
     if v.is_empty() {
         return;
     }
-    if let AnyTx::None = q {
+    let Some(q) = q else {
         *drops += v.len() as u64;
         for b in v.drain(..) {
             pool.put(b);
         }
         return;
-    }
+    };
     let mut tries = 0u32;
     loop {
         *sent += q.tx_burst(pool, v) as u64;

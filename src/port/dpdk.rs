@@ -426,6 +426,13 @@ pub struct DpdkRx {
     index: u16,
 }
 
+impl DpdkRx {
+    /// The steerd port index of this queue's port.
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+}
+
 impl RxQueue for DpdkRx {
     type Buf = Mbuf;
     type Pool = MbufSink;
@@ -473,6 +480,11 @@ pub struct DpdkTx {
 unsafe impl Send for DpdkTx {}
 
 impl DpdkTx {
+    /// False when the port has no transmit queue for this worker (nothing is sent).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// A copy of `frame` in an mbuf of this port's pool (cold: the control plane's
     /// packets, which live in steerd buffers). `None` when the pool is empty or the
     /// frame does not fit an mbuf.
