@@ -101,6 +101,9 @@ enum Cmd {
         /// Number of marker threads (overrides mark.threads).
         #[arg(long)]
         threads: Option<usize>,
+        /// No per-second stats lines (the JSON summary is still printed at the end).
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Talk to a running `steerd run` over its ctl socket.
     Ctl {
@@ -651,6 +654,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             duration,
             json,
             threads,
+            quiet,
         } => {
             let cfg = app::load_config(Some(&config))?;
             app::log_env_overrides(&cfg);
@@ -658,6 +662,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
                 duration: duration.map(Duration::from_secs_f64),
                 json,
                 threads,
+                quiet,
             };
             let s = steerd::ipm::run::run(&cfg, &o)?;
             println!(

@@ -688,3 +688,71 @@ queues = 0
     assert_eq!(a.len(), 135);
     assert_eq!(a, b, "the same bytes out of DPDK as out of the pcap port");
 }
+
+/// While running, a stats line each `general.stats_interval_ms` gives the rates the
+/// threads publish; `--quiet` leaves only the summary.
+#[test]
+fn stats_lines_while_running_and_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("rate.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"
+[general]
+stats_interval_ms = 500
+[[ports]]
+name = "in"
+backend = "mem"
+[ports.generator]
+dst = ["10.2.0.0/24", "10.3.0.0/24"]
+flows = 64
+rate_pps = 4000
+[[ports]]
+name = "out"
+backend = "mem"
+[steering]
+keys = ["{KEY}"]
+[mark]
+pairs = [{{ from = "in", to = "out" }}]
+[[mark.destinations]]
+prefix = "10.2.0.0/24"
+id = 1
+"#
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let o = Command::new(STEERD)
+            .args(["mark", "--duration", "2.6", "--config", p.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let log = String::from_utf8_lossy(&o.stderr).into_owned();
+        let rates: Vec<(f64, f64, f64)> = log
+            .lines()
+            .filter_map(|l| l.split_once("mark: rx ").map(|x| x.1))
+            .map(|l| {
+                let num = |key: &str| -> f64 {
+                    let (_, rest) = l.split_once(key).unwrap_or_else(|| panic!("{key}: {l}"));
+                    rest.split_whitespace().next().unwrap().parse().unwrap()
+                };
+                (num(""), num("marked "), num("unmarked "))
+            })
+            .collect();
+        (rates, log)
+    };
+    let (rates, log) = run(&[]);
+    assert!(rates.len() >= 3, "a line each 500 ms: {log}");
+    // The first interval may start before the generator does; the rest see its rate,
+    // half of it to the mapped destination (marked), half to none (unmarked no_dest).
+    for &(rx, marked, unmarked) in &rates[1..] {
+        assert!((2000.0..=6000.0).contains(&rx), "{log}");
+        assert!((rx * 0.3..=rx * 0.7).contains(&marked), "{log}");
+        assert!((marked + unmarked - rx).abs() <= rx * 0.05 + 10.0, "{log}");
+    }
+    assert!(log.contains("(no_dest "), "the reason is named: {log}");
+    let (rates, log) = run(&["--quiet"]);
+    assert!(rates.is_empty(), "{log}");
+}

@@ -53,6 +53,8 @@ pub struct MarkOptions {
     pub json: Option<PathBuf>,
     /// Marker threads instead of `[mark] threads` (`--threads`).
     pub threads: Option<usize>,
+    /// No stats lines while running (`--quiet`); the summary is printed at the end.
+    pub quiet: bool,
 }
 
 /// What a mark run did.
@@ -390,6 +392,85 @@ struct ReloadCell {
     update: Mutex<Option<Arc<ReloadUpdate>>>,
 }
 
+/// One marker thread's running totals, stored (relaxed, by that thread only) every
+/// [`LIVE_EVERY`] for the supervisor's stats lines.
+#[derive(Default)]
+struct LaneLive {
+    rx: AtomicU64,
+    tx: AtomicU64,
+    tx_drops: AtomicU64,
+    marked: AtomicU64,
+    unmarked: [AtomicU64; Unmarked::COUNT],
+}
+
+/// How often a marker thread publishes its totals.
+const LIVE_EVERY: Duration = Duration::from_millis(50);
+
+/// Totals of every thread, read from their [`LaneLive`]s.
+#[derive(Clone, Copy, Default)]
+struct LiveTotals {
+    rx: u64,
+    tx: u64,
+    tx_drops: u64,
+    marked: u64,
+    unmarked: [u64; Unmarked::COUNT],
+}
+
+impl LiveTotals {
+    fn read(lives: &[LaneLive]) -> LiveTotals {
+        let mut t = LiveTotals::default();
+        for l in lives {
+            t.rx += l.rx.load(Ordering::Relaxed);
+            t.tx += l.tx.load(Ordering::Relaxed);
+            t.tx_drops += l.tx_drops.load(Ordering::Relaxed);
+            t.marked += l.marked.load(Ordering::Relaxed);
+            for (a, b) in t.unmarked.iter_mut().zip(&l.unmarked) {
+                *a += b.load(Ordering::Relaxed);
+            }
+        }
+        t
+    }
+
+    /// One stats line for the interval since `prev`, `secs` long.
+    fn line(&self, prev: &LiveTotals, secs: f64) -> String {
+        let rate = |a: u64, b: u64| (a.saturating_sub(b)) as f64 / secs.max(1e-9);
+        let mut reasons: Vec<(u64, &str)> = Unmarked::ALL
+            .iter()
+            .map(|r| {
+                let i = *r as usize;
+                (
+                    self.unmarked[i].saturating_sub(prev.unmarked[i]),
+                    r.as_str(),
+                )
+            })
+            .filter(|x| x.0 > 0)
+            .collect();
+        reasons.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
+        let why = reasons
+            .iter()
+            .take(3)
+            .map(|(n, r)| format!("{r} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "mark: rx {:.0} pps, tx {:.0} pps, marked {:.0} pps, unmarked {:.0} pps{}, tx drops {}",
+            rate(self.rx, prev.rx),
+            rate(self.tx, prev.tx),
+            rate(self.marked, prev.marked),
+            rate(
+                self.unmarked.iter().sum(),
+                prev.unmarked.iter().sum::<u64>()
+            ),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({why})")
+            },
+            self.tx_drops.saturating_sub(prev.tx_drops)
+        )
+    }
+}
+
 /// Everything the marker threads share (read-only, or atomics).
 struct Shared<'a> {
     pairs: &'a [(usize, usize, bool)],
@@ -672,6 +753,8 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
     if !on_dpdk {
         all.extend(lanes.into_iter().map(AnyLane::Std));
     }
+    let lives: Vec<LaneLive> = (0..n).map(|_| LaneLive::default()).collect();
+    let stats_every = Duration::from_millis(cfg.general.stats_interval_ms.max(100));
     let results: Vec<LaneResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = all
             .into_iter()
@@ -680,6 +763,7 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
             .map(|(k, (lane, marker))| {
                 let core = section.cores.as_ref().map(|c| c[k]);
                 let shared = &shared;
+                let live = &lives[k];
                 std::thread::Builder::new()
                     .name(format!("mark-{k}"))
                     .spawn_scoped(scope, move || {
@@ -690,13 +774,14 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
                         }
                         match lane {
                             AnyLane::Std(l) => {
-                                mark_lane(shared, l, marker, Pool::new(shared.pool_buffers))
+                                mark_lane(shared, l, marker, Pool::new(shared.pool_buffers), live)
                             }
                             #[cfg(feature = "dpdk")]
                             AnyLane::Dpdk(l, q) => {
                                 // An EAL thread: the mempools' per-lcore caches.
                                 let registered = q.register_thread();
-                                let r = mark_lane(shared, l, marker, crate::port::dpdk::MbufSink);
+                                let r =
+                                    mark_lane(shared, l, marker, crate::port::dpdk::MbufSink, live);
                                 if registered {
                                     q.unregister_thread();
                                 }
@@ -707,9 +792,16 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
                     .expect("spawn a marker thread")
             })
             .collect();
-        // Supervise: SIGHUP reloads are parsed here (cold) and handed to the threads.
+        // Supervise: SIGHUP reloads are parsed here (cold) and handed to the threads; a
+        // stats line every stats interval (`general.stats_interval_ms`) unless quiet.
+        let mut last = (Instant::now(), LiveTotals::default());
         while !handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
+            if !opts.quiet && last.0.elapsed() >= stats_every {
+                let now = (Instant::now(), LiveTotals::read(&lives));
+                tracing::info!("{}", now.1.line(&last.1, (now.0 - last.0).as_secs_f64()));
+                last = now;
+            }
             if crate::ctl::signals::take_reload() {
                 match prepare_reload(cfg, section.epoch_from.is_none(), !section.follow_steering) {
                     Ok(u) => {
@@ -814,6 +906,7 @@ fn mark_lane<B, P, R, T>(
     lane: Lane<R, T>,
     mut marker: Marker,
     mut pool: P,
+    live: &LaneLive,
 ) -> LaneResult
 where
     B: Buf,
@@ -839,10 +932,24 @@ where
     let mut steer_seen = 0u64;
     let mut reload_seen = 0u64;
     let (mut epoch_updates, mut steering_updates, mut reloads_applied) = (0u64, 0u64, 0u64);
+    let publish = |port_rx: &[u64], port_tx: &[u64], drops: &[u64], st: &MarkStats| {
+        live.rx.store(port_rx.iter().sum(), Ordering::Relaxed);
+        live.tx.store(port_tx.iter().sum(), Ordering::Relaxed);
+        live.tx_drops.store(drops.iter().sum(), Ordering::Relaxed);
+        live.marked.store(st.marked, Ordering::Relaxed);
+        for (a, b) in live.unmarked.iter().zip(st.unmarked) {
+            a.store(b, Ordering::Relaxed);
+        }
+    };
+    let mut next_live = Instant::now() + LIVE_EVERY;
     loop {
         let now = Instant::now();
         if crate::ctl::signals::stop_requested() || sh.deadline.is_some_and(|d| now >= d) {
             break;
+        }
+        if now >= next_live {
+            publish(&port_rx, &port_tx, &port_drops, marker.stats());
+            next_live = now + LIVE_EVERY;
         }
         let e = sh.epoch_cell.load(Ordering::Relaxed);
         if e >> 32 != 0 && (e as u32) != marker.epoch() {
