@@ -124,17 +124,25 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn marked_traffic_is_steered_and_arrives_plain() {
-    marked_traffic(1);
+    marked_traffic(1, false);
 }
 
 /// The same with two marker threads, each on its own AF_PACKET fanout queue of every
 /// port: the counters of both add up and every packet is still marked and steered.
 #[test]
 fn two_marker_threads_mark_real_traffic() {
-    marked_traffic(2);
+    marked_traffic(2, false);
 }
 
-fn marked_traffic(threads: usize) {
+/// The marker on DPDK ports (net_af_packet vdevs on the same interfaces, `--no-huge`):
+/// the same traffic, the same checks. Runs with `--features dpdk`.
+#[cfg(feature = "dpdk")]
+#[test]
+fn marker_on_dpdk_ports_marks_real_traffic() {
+    marked_traffic(1, true);
+}
+
+fn marked_traffic(threads: usize, dpdk: bool) {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: geteuid() has no arguments and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
@@ -187,6 +195,26 @@ fn marked_traffic(threads: usize) {
         s.contains("epoch_from = \"/"),
         "the marker config has the epoch_from line"
     );
+    let s = if dpdk {
+        let s = s
+            .replace(
+                "backend = \"afpacket\"\nifname = \"veth-ra\"",
+                "backend = \"dpdk\"\ndevice = \"net_af_packet0\"",
+            )
+            .replace(
+                "backend = \"afpacket\"\nifname = \"veth-m0\"",
+                "backend = \"dpdk\"\ndevice = \"net_af_packet1\"",
+            );
+        assert!(!s.contains("\"afpacket\""), "every port on DPDK: {s}");
+        format!(
+            "[dpdk]\ncores = \"0\"\nno_huge = true\nmem_mb = 256\nfile_prefix = \"{}dpdk\"\n\
+             log_level = \"error\"\nvdevs = [\"net_af_packet0,iface=veth-ra,framecnt=4096\", \
+             \"net_af_packet1,iface=veth-m0,framecnt=4096\"]\n{s}",
+            bed.prefix
+        )
+    } else {
+        s
+    };
     std::fs::write(&mark_cfg, s).unwrap();
 
     let run_json = bed.path("run.json");
@@ -351,6 +379,15 @@ fn marked_traffic(threads: usize) {
          B received {from_a} packets from A, {nsh_frames} NSH frames"
     );
     println!("marker threads: {}", m["threads"]);
+    if dpdk {
+        println!("marker's DPDK ports: {}", m["dpdk"]["ports"]);
+        let d = &m["dpdk"]["ports"];
+        assert_eq!(
+            n(&d[0], "/stats/ipackets") + n(&d[1], "/stats/ipackets"),
+            n(&m, "/rx_packets"),
+            "DPDK's counters agree with the marker's: {m}"
+        );
+    }
     assert_eq!(nsh_frames, 0, "no steering header reaches host B");
     assert_eq!(m["epoch"], 9, "the marker took steerd's epoch: {m}");
     assert_eq!(m["accounted"], true, "{m}");
