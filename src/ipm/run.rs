@@ -343,11 +343,7 @@ fn open_dpdk_lanes(
                 )));
             }
         }
-        for (i, _) in pairs
-            .iter()
-            .filter(|p| lane.rx[p.0].is_none())
-            .map(|p| (p.0, ()))
-        {
+        for &(i, _, _) in pairs.iter().filter(|p| lane.rx[p.0].is_none()) {
             tracing::info!(
                 "mark: port {}: no receive queue for thread {k} (the device has fewer than {n})",
                 names[i]
@@ -634,7 +630,7 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
             .position(|x| x == n)
             .expect("validated port name")
     };
-    // Only ports a pair uses are opened.
+    // Only ports a pair uses are opened (on DPDK, the EAL probes every configured device).
     let mut used: Vec<usize> = section
         .pairs
         .iter()
@@ -834,8 +830,9 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
     let dpdk_json = dpdk.as_mut().map(|p| p.finish());
     #[cfg(not(feature = "dpdk"))]
     let dpdk_json: Option<Value> = None;
+    // Every thread's vectors have the same lengths (ports, pairs): add them up.
     let sum = |f: fn(&LaneResult) -> &Vec<u64>| -> Vec<u64> {
-        let mut v = vec![0u64; names.len().max(pairs.len())];
+        let mut v = vec![0u64; f(&results[0]).len()];
         for r in &results {
             for (a, b) in v.iter_mut().zip(f(r)) {
                 *a += b;
@@ -843,14 +840,10 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         }
         v
     };
-    let mut port_rx = sum(|r| &r.port_rx);
-    let mut port_tx = sum(|r| &r.port_tx);
-    let mut port_drops = sum(|r| &r.port_drops);
-    let mut pair_n = sum(|r| &r.pair_n);
-    port_rx.truncate(names.len());
-    port_tx.truncate(names.len());
-    port_drops.truncate(names.len());
-    pair_n.truncate(pairs.len());
+    let port_rx = sum(|r| &r.port_rx);
+    let port_tx = sum(|r| &r.port_tx);
+    let port_drops = sum(|r| &r.port_drops);
+    let pair_n = sum(|r| &r.pair_n);
     let mut marker = results[0].stats.clone();
     for r in &results[1..] {
         marker.add(&r.stats);
