@@ -527,6 +527,21 @@ fn threads_option_overrides_the_file() {
         "{}",
         text(&o)
     );
+    // More threads than the file's cores name: refused naming mark.cores.
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(common::root().join("conf/mark-example.toml")).unwrap();
+    let p = dir.path().join("cores.toml");
+    std::fs::write(&p, base.replace("# cores = [2, 3]", "cores = [0]")).unwrap();
+    let o = Command::new(STEERD)
+        .args(["mark", "--threads", "2", "--config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("mark.cores: 1 core(s) for --threads 2: name one core per thread"),
+        "{}",
+        text(&o)
+    );
 }
 
 fn share_the_work(threads_line: &str, args: &[&str]) {

@@ -205,6 +205,44 @@ fn one() -> usize {
 /// Most marker threads.
 pub const MAX_THREADS: usize = 64;
 
+/// Checks a marker thread count and its cores (one per thread, each on this machine);
+/// `label` names the count in the message ("2 thread(s)", "--threads 2"). The error is
+/// (field, message); the field is `mark.threads` or `mark.cores`.
+pub fn check_threads(
+    threads: usize,
+    cores: Option<&[usize]>,
+    label: &str,
+) -> Result<(), (&'static str, String)> {
+    if !(1..=MAX_THREADS).contains(&threads) {
+        return Err((
+            "mark.threads",
+            format!("{threads} is outside 1..={MAX_THREADS}"),
+        ));
+    }
+    if let Some(c) = cores {
+        if c.len() < threads {
+            return Err((
+                "mark.cores",
+                format!(
+                    "{} core(s) for {label}: name one core per thread (or leave cores out)",
+                    c.len()
+                ),
+            ));
+        }
+        let have = core_affinity::get_core_ids().map_or(0, |v| v.len());
+        if let Some(bad) = c.iter().find(|&&x| have > 0 && x >= have) {
+            return Err((
+                "mark.cores",
+                format!(
+                    "core {bad} does not exist (this machine has cores 0 to {})",
+                    have - 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn yes() -> bool {
     true
 }
@@ -447,34 +485,12 @@ pub fn marker_config(cfg: &Config) -> Result<Option<MarkerConfig>, ConfigError> 
     if m.idle_us > 100_000 {
         return Err(e("mark.idle_us".into(), "at most 100000 (0.1 s)".into()));
     }
-    if !(1..=MAX_THREADS).contains(&m.threads) {
-        return Err(e(
-            "mark.threads".into(),
-            format!("{} is outside 1..={MAX_THREADS}", m.threads),
-        ));
-    }
-    if let Some(c) = &m.cores {
-        if c.len() < m.threads {
-            return Err(e(
-                "mark.cores".into(),
-                format!(
-                    "{} core(s) for {} thread(s): name one core per thread (or leave cores out)",
-                    c.len(),
-                    m.threads
-                ),
-            ));
-        }
-        let have = core_affinity::get_core_ids().map_or(0, |v| v.len());
-        if let Some(bad) = c.iter().find(|&&x| have > 0 && x >= have) {
-            return Err(e(
-                "mark.cores".into(),
-                format!(
-                    "core {bad} does not exist (this machine has cores 0 to {})",
-                    have - 1
-                ),
-            ));
-        }
-    }
+    check_threads(
+        m.threads,
+        m.cores.as_deref(),
+        &format!("{} thread(s)", m.threads),
+    )
+    .map_err(|(f, msg)| e(f.into(), msg))?;
     let mc = MarkerConfig {
         rules,
         signatures,

@@ -291,6 +291,16 @@ struct Lane<R, T> {
     tx: Vec<Option<T>>,
 }
 
+impl<R, T> Lane<R, T> {
+    /// No queues yet, room for `ports`.
+    fn empty(ports: usize) -> Self {
+        Lane {
+            rx: (0..ports).map(|_| None).collect(),
+            tx: (0..ports).map(|_| None).collect(),
+        }
+    }
+}
+
 /// One marker thread's queues: steerd's, or (all ports on DPDK) DPDK's, with the handle
 /// that registers the thread with the EAL.
 enum AnyLane {
@@ -324,10 +334,7 @@ fn open_dpdk_lanes(
     let mut out = Vec::with_capacity(n);
     for (k, q) in queues.into_iter().enumerate() {
         let mut q = q.expect("a queue set per thread");
-        let mut lane = Lane {
-            rx: (0..names.len()).map(|_| None).collect(),
-            tx: (0..names.len()).map(|_| None).collect(),
-        };
+        let mut lane = Lane::empty(names.len());
         for r in q.rx.drain(..) {
             let i = usize::from(r.index());
             lane.rx[i] = Some(r);
@@ -601,23 +608,12 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
     let section = cfg.mark.clone().expect("marker_config found [mark]");
     let n = opts.threads.unwrap_or(section.threads);
     if opts.threads.is_some() {
-        let max = super::config::MAX_THREADS;
-        if !(1..=max).contains(&n) {
-            return Err(SetupError::Other(format!(
-                "--threads: {n} is outside 1..={max}"
-            )));
-        }
-        if let Some(c) = &section.cores
-            && c.len() < n
-        {
-            return Err(SetupError::Config(cfg.error(
-                "mark.cores",
-                format!(
-                    "{} core(s) for --threads {n}: name one core per thread (or leave cores out)",
-                    c.len()
-                ),
-            )));
-        }
+        // The file's threads and cores were checked with the file; check the override.
+        super::config::check_threads(n, section.cores.as_deref(), &format!("--threads {n}"))
+            .map_err(|(f, msg)| match f {
+                "mark.threads" => SetupError::Other(format!("--threads: {msg}")),
+                f => SetupError::Config(cfg.error(f, msg)),
+            })?;
     }
     // Each thread's marker, built (and so checked) before any port opens.
     let mut markers = (0..n)
@@ -643,12 +639,7 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         .iter()
         .map(|p| (idx(&p.from), idx(&p.to), p.mark))
         .collect();
-    let mut lanes: Vec<Lane<AnyRx, AnyTx>> = (0..n)
-        .map(|_| Lane {
-            rx: (0..names.len()).map(|_| None).collect(),
-            tx: (0..names.len()).map(|_| None).collect(),
-        })
-        .collect();
+    let mut lanes: Vec<Lane<AnyRx, AnyTx>> = (0..n).map(|_| Lane::empty(names.len())).collect();
     let mut pcap_outs = Vec::new();
     let mut keep = Vec::new();
     // The config refuses DPDK ports beside other backends (mbufs stay on DPDK).
