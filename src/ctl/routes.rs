@@ -98,6 +98,28 @@ impl RouteSet {
             })?;
             let more =
                 route::parse_routes(&text, &path).map_err(|e| SetupError::Routes(e.to_string()))?;
+            // Unknown names here, where the file and line are known (the table build
+            // would name only the line).
+            for r in &more {
+                if let Some(n) = r.next_hops.iter().find(|n| {
+                    !n.starts_with(crate::app::CONNECTED_PREFIX)
+                        && !cfg.next_hops.iter().any(|h| &h.name == *n)
+                }) {
+                    let defined: Vec<&str> =
+                        cfg.next_hops.iter().map(|h| h.name.as_str()).collect();
+                    return Err(SetupError::Routes(format!(
+                        "{}:{}: route {}: unknown next hop \"{n}\"; defined next hops: {}",
+                        path.display(),
+                        r.line,
+                        r.prefix,
+                        if defined.is_empty() {
+                            "none (add [[next_hops]] to the config)".to_string()
+                        } else {
+                            defined.join(", ")
+                        }
+                    )));
+                }
+            }
             base.extend(more.into_iter().map(|r| (r, RouteOrigin::File)));
         }
         base.extend(extra.iter().map(|r| (r.clone(), RouteOrigin::Code)));
@@ -230,6 +252,41 @@ mod tests {
             ],
             ..RouteSet::default()
         }
+    }
+
+    #[test]
+    fn unknown_next_hop_in_the_routes_file_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("r.txt"),
+            "10.1.0.0/16 nh1\n10.2.0.0/16 nh1,nh9\n",
+        )
+        .unwrap();
+        let cfg = |file: &str| {
+            let t = format!(
+                "[routing]\nroutes_file = \"{file}\"\n[[ports]]\nname = \"p0\"\nbackend = \"mem\"\n\
+                 [[next_hops]]\nname = \"nh1\"\nport = \"p0\"\nmac = \"02:00:00:00:01:01\"\n"
+            );
+            Config::from_toml(&t, "t.toml", dir.path(), false).unwrap()
+        };
+        let e = RouteSet::from_config(&cfg("r.txt"), &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:2: route 10.2.0.0/16: unknown next hop \"nh9\"; defined next hops: nh1",
+                dir.path().join("r.txt").display()
+            )
+        );
+        std::fs::write(dir.path().join("ok.txt"), "10.1.0.0/16 via nh1\n").unwrap();
+        assert_eq!(
+            RouteSet::from_config(&cfg("ok.txt"), &[])
+                .unwrap()
+                .specs()
+                .len(),
+            1
+        );
     }
 
     #[test]
