@@ -51,6 +51,16 @@ pub enum TelemetryError {
         /// What was wrong.
         msg: String,
     },
+    /// A line of a CSV file could not be parsed.
+    #[error("{path}:{line}: telemetry CSV: {msg}")]
+    CsvFile {
+        /// File read.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong.
+        msg: String,
+    },
 }
 
 /// A packets/bytes counter pair written by one worker only.
@@ -503,7 +513,14 @@ pub fn read_csv_file(path: &std::path::Path) -> Result<Vec<Bucket>, TelemetryErr
         path: path.display().to_string(),
         source,
     })?;
-    read_csv(std::io::BufReader::new(f))
+    read_csv(std::io::BufReader::new(f)).map_err(|e| match e {
+        TelemetryError::Csv { line, msg } => TelemetryError::CsvFile {
+            path: path.display().to_string(),
+            line,
+            msg,
+        },
+        e => e,
+    })
 }
 
 /// Per-destination packet series `[dest][bucket]` of a run of buckets.
@@ -645,5 +662,24 @@ mod tests {
         // The same destination over fewer buckets is read.
         let ok: String = (0..10).map(|b| format!("{b},0,65535,1,1\n")).collect();
         assert_eq!(read_csv(ok.as_bytes()).unwrap().len(), 10);
+    }
+
+    #[test]
+    fn a_bad_csv_file_is_named_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(
+            &p,
+            "bucket,start_ms,dest,packets,bytes\n0,0,0,1,2\nroot:x:0:0\n",
+        )
+        .unwrap();
+        let e = read_csv_file(&p).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:3: telemetry CSV: expected 5 columns, found 1",
+                p.display()
+            )
+        );
     }
 }
