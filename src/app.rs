@@ -57,6 +57,39 @@ pub enum SetupError {
     Other(String),
 }
 
+/// A result file named on the command line (`--json FILE`), created when the command
+/// starts: a path that cannot be written is refused before anything runs, instead of
+/// losing the run's result at its end. An interrupted run leaves the file empty.
+#[derive(Debug)]
+pub struct OutFile {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl OutFile {
+    /// Creates (truncates) `path`; the error names `flag` and the path.
+    pub fn create(flag: &str, path: &Path) -> Result<OutFile, SetupError> {
+        std::fs::File::create(path)
+            .map(|file| OutFile {
+                path: path.to_path_buf(),
+                file,
+            })
+            .map_err(|e| {
+                SetupError::Other(format!("{flag} {}: cannot create: {e}", path.display()))
+            })
+    }
+
+    /// Writes `text` and a newline, and syncs the file.
+    pub fn write(mut self, text: &str) -> Result<(), SetupError> {
+        use std::io::Write;
+        self.file
+            .write_all(text.as_bytes())
+            .and_then(|()| self.file.write_all(b"\n"))
+            .and_then(|()| self.file.sync_all())
+            .map_err(|e| SetupError::Other(format!("cannot write {}: {e}", self.path.display())))
+    }
+}
+
 /// How a run ends and reports.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -598,13 +631,32 @@ pub(crate) fn open_dpdk(
     Ok((Some(ports), queues.into_iter().map(Some).collect()))
 }
 
-fn worker_count(cfg: &Config, opts: &RunOptions) -> usize {
+/// Workers of a run: `--workers`, else `general.workers`; 0 is one per available core.
+/// More workers than cores is allowed (tests, CI) but warned about: poll-mode workers
+/// sharing a core take turns and forward less than one worker per core would.
+fn worker_count(cfg: &Config, opts: &RunOptions) -> Result<usize, SetupError> {
     let cores = core_affinity::get_core_ids()
         .map(|c| c.len())
         .unwrap_or(1)
         .max(1);
-    let w = opts.workers.unwrap_or(cfg.general.workers);
-    if w == 0 { cores } else { w }
+    if let Some(w) = opts.workers
+        && w > crate::safe::MAX_WORKERS
+    {
+        return Err(SetupError::Other(format!(
+            "--workers {w} is above {} (0 = one per available core)",
+            crate::safe::MAX_WORKERS
+        )));
+    }
+    let w = match opts.workers.unwrap_or(cfg.general.workers) {
+        0 => cores,
+        w => w,
+    };
+    if w > cores {
+        tracing::warn!(
+            "{w} workers on {cores} available core(s): poll-mode workers share cores and forward less than one per core"
+        );
+    }
+    Ok(w)
 }
 
 impl Appliance {
@@ -619,7 +671,7 @@ impl Appliance {
         opts: &RunOptions,
         extra: &[route::RouteSpec],
     ) -> Result<Appliance, SetupError> {
-        let nw = worker_count(&cfg, opts);
+        let nw = worker_count(&cfg, opts)?;
         let n_ports = cfg.ports.len();
         let mut rx_own: Vec<Vec<AnyRx>> = (0..nw).map(|_| Vec::new()).collect();
         let mut rx_single: Vec<AnyRx> = Vec::new();
@@ -947,6 +999,11 @@ impl Appliance {
     /// Runs until the duration passes, a signal or a ctl `shutdown`/`drain` arrives, or
     /// (with `exit_on_eof`) every input is exhausted; then drains and returns the summary.
     pub fn run(mut self, opts: &RunOptions) -> Result<Summary, SetupError> {
+        let out = opts
+            .json
+            .as_deref()
+            .map(|p| OutFile::create("--json", p))
+            .transpose()?;
         let nw = self.workers.len();
         // The prediction engine first: a refused model stops start-up before anything runs.
         #[cfg(feature = "tpe")]
@@ -1066,12 +1123,10 @@ impl Appliance {
             ram: ram_final,
         };
         let _ = &self.mem_stats;
-        if let Some(p) = &opts.json {
-            let text = serde_json::to_string_pretty(&s.to_json()).expect("JSON of plain values");
-            std::fs::write(p, text + "\n")
-                .map_err(|e| SetupError::Other(format!("cannot write {}: {e}", p.display())))?;
-        }
         ctl_thread.finish(s.to_json());
+        if let Some(out) = out {
+            out.write(&serde_json::to_string_pretty(&s.to_json()).expect("JSON of plain values"))?;
+        }
         Ok(s)
     }
 

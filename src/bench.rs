@@ -223,6 +223,13 @@ pub fn gen_pcap(cfg: &Config, o: &GenPcapOptions) -> Result<usize, SetupError> {
     if !(0.0..=1.0).contains(&o.steered) {
         return Err(SetupError::Other("--steered: must be within 0..=1".into()));
     }
+    if !(1..=crate::port::mem::MAX_FLOWS).contains(&o.flows) {
+        return Err(SetupError::Other(format!(
+            "--flows {} is outside 1..={}",
+            o.flows,
+            crate::port::mem::MAX_FLOWS
+        )));
+    }
     if o.steered > 0.0 && (cfg.steering.keys.is_empty() || cfg.steering.destinations.is_empty()) {
         return Err(SetupError::Other(format!(
             "--steered {} needs [steering] keys and destinations in {}",
@@ -239,7 +246,7 @@ pub fn gen_pcap(cfg: &Config, o: &GenPcapOptions) -> Result<usize, SetupError> {
     // The generator of a mem port with these settings, in a copy of the config.
     let mut c = cfg.clone();
     let g = GeneratorConfig {
-        flows: o.flows.max(1),
+        flows: o.flows,
         dst: o.dst.clone(),
         sizes: vec![SizeSpec::Plain(o.size)],
         steered_fraction: o.steered,
@@ -266,6 +273,13 @@ pub fn gen_pcap(cfg: &Config, o: &GenPcapOptions) -> Result<usize, SetupError> {
 
 /// Runs the benchmark; returns one JSON object.
 pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
+    if !(1..=crate::port::mem::MAX_FLOWS).contains(&o.flows) {
+        return Err(SetupError::Other(format!(
+            "--flows {} is outside 1..={}",
+            o.flows,
+            crate::port::mem::MAX_FLOWS
+        )));
+    }
     for p in &o.paths {
         if !["io", "lpm", "steer"].contains(&p.as_str()) {
             return Err(SetupError::Other(format!(

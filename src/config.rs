@@ -123,6 +123,15 @@ impl Default for General {
     }
 }
 
+/// Most buffers in one worker's pool (`general.pool_buffers`).
+pub const MAX_POOL_BUFFERS: usize = 1 << 20;
+/// Most destinations counted per worker (`general.telemetry_destinations`): the steering
+/// header's destination ids are 16-bit.
+pub const MAX_TELEMETRY_DESTINATIONS: usize = 1 << 16;
+/// Most destinations one live prediction engine predicts (`tpe.destinations`), as for
+/// `steerd tpe eval`.
+pub const MAX_TPE_DESTINATIONS: usize = 4096;
+
 /// A size entry of a generator: a plain size, or `[size, weight]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -1070,6 +1079,16 @@ impl Config {
     /// Checks everything that types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let g = &self.general;
+        if g.workers > crate::safe::MAX_WORKERS {
+            return Err(self.error(
+                "general.workers",
+                format!(
+                    "{} is above {} (0 = one per available core)",
+                    g.workers,
+                    crate::safe::MAX_WORKERS
+                ),
+            ));
+        }
         if !(1..=32).contains(&g.burst) {
             return Err(self.error("general.burst", format!("{} is outside 1..=32", g.burst)));
         }
@@ -1083,6 +1102,43 @@ impl Config {
             return Err(self.error(
                 "general.pool_buffers",
                 "at least 256 buffers per worker are needed",
+            ));
+        }
+        if g.pool_buffers > MAX_POOL_BUFFERS {
+            return Err(self.error(
+                "general.pool_buffers",
+                format!(
+                    "{} is above {MAX_POOL_BUFFERS} buffers per worker ({} MiB of frames each)",
+                    g.pool_buffers,
+                    (MAX_POOL_BUFFERS * crate::port::buf::BUF_SIZE) >> 20
+                ),
+            ));
+        }
+        if g.drain_us > 100_000 {
+            return Err(self.error(
+                "general.drain_us",
+                format!(
+                    "{} is above 100000 (100 ms): the longest a staged packet waits for its burst",
+                    g.drain_us
+                ),
+            ));
+        }
+        if !(100..=3_600_000).contains(&g.stats_interval_ms) {
+            return Err(self.error(
+                "general.stats_interval_ms",
+                format!(
+                    "{} is outside 100..=3600000 (--quiet turns the stats lines off)",
+                    g.stats_interval_ms
+                ),
+            ));
+        }
+        if g.telemetry_destinations > MAX_TELEMETRY_DESTINATIONS {
+            return Err(self.error(
+                "general.telemetry_destinations",
+                format!(
+                    "{} is above {MAX_TELEMETRY_DESTINATIONS} (steering destination ids are 16-bit)",
+                    g.telemetry_destinations
+                ),
             ));
         }
         if self.ports.is_empty() {
@@ -1248,6 +1304,16 @@ impl Config {
                                     format!("\"{v}\" is the wrong address family"),
                                 ));
                             }
+                        }
+                        if !(1..=crate::port::mem::MAX_FLOWS).contains(&gc.flows) {
+                            return Err(self.error(
+                                &gf("flows"),
+                                format!(
+                                    "{} is outside 1..={} (one frame template per flow)",
+                                    gc.flows,
+                                    crate::port::mem::MAX_FLOWS
+                                ),
+                            ));
                         }
                         if !(0.0..=1.0).contains(&gc.steered_fraction) {
                             return Err(self.error(&gf("steered_fraction"), "must be within 0..=1"));
@@ -1650,6 +1716,14 @@ impl Config {
                 format!(
                     "{} is above general.telemetry_destinations ({td}): the engine only sees counted destinations",
                     t.destinations
+                ),
+            ));
+        }
+        if t.enabled && nd > MAX_TPE_DESTINATIONS {
+            return Err(self.error(
+                "tpe.destinations",
+                format!(
+                    "the engine would predict {nd} destinations, above {MAX_TPE_DESTINATIONS} (a week of history each): set tpe.destinations to predict the first ones only"
                 ),
             ));
         }
@@ -2095,6 +2169,71 @@ site = "dc"
         );
         let plain = Config::from_toml(OK, "t.toml", Path::new("."), false).unwrap();
         assert_eq!(plain.env_overrides(), None);
+    }
+    #[test]
+    fn general_sizes_beyond_their_bounds_name_the_field() {
+        let bad = |from: &str, to: &str, field: &str, msg: &str| {
+            let t = OK.replace(from, to);
+            assert_ne!(t, OK, "{from} is in the test config");
+            let e = Config::from_toml(&t, "t.toml", Path::new("."), false).unwrap_err();
+            assert_eq!(e.field, field, "{to}: {e}");
+            assert!(e.msg.contains(msg), "{to}: {e}");
+        };
+        let w = "workers = 1";
+        bad(
+            w,
+            "workers = 1\npool_buffers = 4000000000",
+            "general.pool_buffers",
+            "above 1048576",
+        );
+        bad(
+            w,
+            "workers = 1\ndrain_us = 100001",
+            "general.drain_us",
+            "above 100000",
+        );
+        let d = "dst = [\"198.18.0.0/16\"]";
+        bad(
+            d,
+            &format!("{d}\nflows = 0"),
+            "ports[0].generator.flows",
+            "outside 1..=1048576",
+        );
+        bad(
+            w,
+            "workers = 1\nstats_interval_ms = 0",
+            "general.stats_interval_ms",
+            "--quiet",
+        );
+        bad(
+            w,
+            "workers = 1\ntelemetry_destinations = 100000000",
+            "general.telemetry_destinations",
+            "16-bit",
+        );
+        // Counted, but more than one engine predicts: the engine names what to set.
+        bad(
+            w,
+            "workers = 1\ntelemetry_destinations = 5000\n[tpe]\nenabled = true",
+            "tpe.destinations",
+            "above 4096",
+        );
+        let ok = |to: &str| {
+            Config::from_toml(&OK.replace(w, to), "t.toml", Path::new("."), false)
+                .unwrap_or_else(|e| panic!("{to}: {e}"))
+        };
+        ok("workers = 1\npool_buffers = 1048576\ndrain_us = 100000\nstats_interval_ms = 100");
+        ok("workers = 1\ntelemetry_destinations = 65536\n[tpe]\nenabled = true\ndestinations = 64");
+    }
+
+    #[test]
+    fn too_many_workers_are_refused_naming_the_field() {
+        let t = OK.replace("workers = 1", "workers = 1000");
+        let e = Config::from_toml(&t, "t.toml", Path::new("."), false).unwrap_err();
+        assert_eq!(e.field, "general.workers");
+        assert!(e.msg.contains("1000 is above 128"), "{e}");
+        let t = OK.replace("workers = 1", "workers = 128");
+        assert!(Config::from_toml(&t, "t.toml", Path::new("."), false).is_ok());
     }
     #[test]
     fn errors_from_the_environment_name_the_variable_not_the_files_line() {

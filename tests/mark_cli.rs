@@ -5,8 +5,10 @@
 
 mod common;
 
+use common::text;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 use steerd::config::Config;
@@ -14,14 +16,6 @@ use steerd::wire::pcap::PcapReader;
 
 const STEERD: &str = env!("CARGO_BIN_EXE_steerd");
 const KEY: &str = "4f1c2a9e7b3d5c6a8e0f1a2b3c4d5e6f";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn example_config_validates() {
@@ -513,6 +507,27 @@ fn two_marker_threads_share_the_work() {
 
 /// The same with `--threads 2` on the command line over the file's `threads = 1`; and
 /// `--threads 0` is refused naming the option.
+#[test]
+fn an_unwritable_json_path_is_refused_before_marking() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("no-such-dir/mark.json");
+    let o = Command::new(STEERD)
+        .args([
+            "mark",
+            "--duration",
+            "30",
+            "--json",
+            bad.to_str().unwrap(),
+            "--config",
+        ])
+        .arg(common::root().join("conf/mark-example.toml"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("--json") && t.contains("cannot create"), "{t}");
+}
+
 #[test]
 fn threads_option_overrides_the_file() {
     share_the_work("threads = 1", &["--threads", "2"]);

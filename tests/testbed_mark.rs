@@ -18,6 +18,8 @@
 
 mod common;
 
+use common::text;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,14 +28,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const STEERD: &str = env!("CARGO_BIN_EXE_steerd");
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 struct Bed {
     prefix: String,

@@ -22,6 +22,8 @@
 
 mod common;
 
+use common::text;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
@@ -34,14 +36,6 @@ use serde_json::Value;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const STEERD: &str = env!("CARGO_BIN_EXE_steerd");
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A test bed of our own (prefix `sds<pid><n>-`), torn down on drop.
 struct Bed {

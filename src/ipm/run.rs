@@ -602,6 +602,11 @@ fn follow_steerd(
 
 /// Runs the marker of `cfg`'s `[mark]` section until stopped; returns the summary.
 pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> {
+    let out = opts
+        .json
+        .as_deref()
+        .map(|p| crate::app::OutFile::create("--json", p))
+        .transpose()?;
     let mc = super::config::marker_config(cfg)?.ok_or_else(|| {
         SetupError::Config(cfg.error("mark", "`steerd mark` needs a [mark] section"))
     })?;
@@ -872,12 +877,8 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         marker,
         dpdk: dpdk_json,
     };
-    if let Some(p) = &opts.json {
-        std::fs::write(
-            p,
-            serde_json::to_string_pretty(&summary.to_json()).unwrap_or_default(),
-        )
-        .map_err(|e| SetupError::Other(format!("cannot write {}: {e}", p.display())))?;
+    if let Some(out) = out {
+        out.write(&serde_json::to_string_pretty(&summary.to_json()).unwrap_or_default())?;
     }
     Ok(summary)
 }

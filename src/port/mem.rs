@@ -171,6 +171,9 @@ fn csum(init: u16, bytes: &[u8]) -> u16 {
     !checksum::combine(&[init, checksum::data(bytes)])
 }
 
+/// Most flows a generator takes (one frame template each: up to 2 GiB of frames).
+pub const MAX_FLOWS: usize = 1 << 20;
+
 impl Templates {
     /// Builds the templates (cold; allocates).
     pub fn build(cfg: &GenConfig) -> Result<Templates, String> {
@@ -186,7 +189,13 @@ impl Templates {
                     .into(),
             );
         }
-        let flows = cfg.flows.max(1);
+        if !(1..=MAX_FLOWS).contains(&cfg.flows) {
+            return Err(format!(
+                "generator: {} flows is outside 1..={MAX_FLOWS}",
+                cfg.flows
+            ));
+        }
+        let flows = cfg.flows;
         let mut r = Rng(cfg.seed ^ 0x5eed);
         let total_w: u64 = cfg.sizes.iter().map(|s| s.1 as u64).sum();
         let mut arena = Vec::new();

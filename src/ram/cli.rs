@@ -53,10 +53,16 @@ pub fn run_scenario(a: &ScenarioArgs) -> Result<i32, String> {
             .map(|f| f.parse().map_err(|e| format!("--fail-link {e}")))
             .collect::<Result<_, String>>()?,
     };
+    let out = a
+        .json
+        .as_deref()
+        .map(|p| crate::app::OutFile::create("--json", p))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let v = sim::run(&cfg, &opts)?;
     let text = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
-    if let Some(p) = &a.json {
-        std::fs::write(p, &text).map_err(|e| format!("writing {}: {e}", p.display()))?;
+    if let Some(out) = out {
+        out.write(&text).map_err(|e| e.to_string())?;
     }
     let mode = v["mode"].as_str().unwrap_or("?");
     // Best effort: the record `steerd ram timeline` plots without arguments.

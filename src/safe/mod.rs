@@ -20,6 +20,11 @@ pub mod tx;
 pub mod worker;
 
 pub use counters::{Local, MAX_PORTS, WorkerStats};
+
+/// Most forwarding workers a run takes (DPDK's default `RTE_MAX_LCORE`). Each worker
+/// owns a buffer pool and a queue per port, so a mistyped count would otherwise take
+/// gigabytes before it forwarded anything.
+pub const MAX_WORKERS: usize = 128;
 pub use drop::DropReason;
 pub use pipeline::{BURST, Mode};
 pub use tables::{NhKind, NhL2, PortFlags, TableHandle, TableReader, Tables};

@@ -171,10 +171,11 @@ pub fn run_eval(args: &TpeEvalArgs) -> Result<i32, TpeError> {
     let inputs = match &args.data {
         Some(p) => vec![load_data(p)?],
         None => {
-            if args.destinations == 0 || args.destinations > 4096 {
+            if args.destinations == 0 || args.destinations > crate::config::MAX_TPE_DESTINATIONS {
                 return Err(TpeError::Config(format!(
-                    "--destinations {} out of range 1..=4096",
-                    args.destinations
+                    "--destinations {} out of range 1..={}",
+                    args.destinations,
+                    crate::config::MAX_TPE_DESTINATIONS
                 )));
             }
             EvalInput::heldout(args.seed, args.destinations)
@@ -337,8 +338,16 @@ pub fn export_buckets(
 pub fn run_export(args: &TelemetryExportArgs) -> Result<i32, TpeError> {
     if args.destinations == 0 || args.destinations > u16::MAX as usize {
         return Err(TpeError::Config(format!(
-            "--destinations {} out of range",
-            args.destinations
+            "--destinations {} out of range 1..={}",
+            args.destinations,
+            u16::MAX
+        )));
+    }
+    // At least one bucket, at most a year of them.
+    if !(1..=525_600).contains(&args.buckets) {
+        return Err(TpeError::Config(format!(
+            "--buckets {} out of range 1..=525600 (a year of one-minute buckets)",
+            args.buckets
         )));
     }
     let (buckets, ev) =

@@ -18,6 +18,16 @@ backend = "pcap"
 tx_file = "marked.pcap"
 "#;
 
+/// A finished command's stdout and stderr, in that order, as text (for messages and
+/// assertions).
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// Writes `frames` to a pcap file at `p`, one microsecond apart.
 pub fn write_pcap(p: &std::path::Path, frames: &[Vec<u8>]) {
     let f = std::fs::File::create(p).unwrap();
