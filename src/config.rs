@@ -125,6 +125,8 @@ impl Default for General {
 
 /// Most buffers in one worker's pool (`general.pool_buffers`).
 pub const MAX_POOL_BUFFERS: usize = 1 << 20;
+/// Most queues of one port (`ports[].queues`).
+pub const MAX_PORT_QUEUES: usize = 256;
 /// Most destinations counted per worker (`general.telemetry_destinations`): the steering
 /// header's destination ids are 16-bit.
 pub const MAX_TELEMETRY_DESTINATIONS: usize = 1 << 16;
@@ -1359,6 +1361,11 @@ impl Config {
                             self.error(&f("backend"), format!("a {} port needs ifname", p.backend))
                         );
                     }
+                    if let Some(n) = &p.ifname
+                        && let Err(why) = crate::port::netdev::check_ifname(n)
+                    {
+                        return Err(self.error(&f("ifname"), format!("\"{n}\": {why}")));
+                    }
                     if p.generator.is_some() || p.rx_file.is_some() || p.tx_file.is_some() {
                         return Err(self.error(
                             &f("backend"),
@@ -1367,6 +1374,13 @@ impl Config {
                     }
                     if p.queues == Some(0) {
                         return Err(self.error(&f("queues"), "at least one queue"));
+                    }
+                    if let Some(q) = p.queues
+                        && q > MAX_PORT_QUEUES
+                    {
+                        return Err(
+                            self.error(&f("queues"), format!("{q} is above {MAX_PORT_QUEUES}"))
+                        );
                     }
                     if let Some(m) = &p.xdp_mode
                         && !["auto", "native", "generic"].contains(&m.as_str())
@@ -2224,6 +2238,29 @@ site = "dc"
         };
         ok("workers = 1\npool_buffers = 1048576\ndrain_us = 100000\nstats_interval_ms = 100");
         ok("workers = 1\ntelemetry_destinations = 65536\n[tpe]\nenabled = true\ndestinations = 64");
+    }
+
+    #[test]
+    fn interface_ports_check_ifname_and_queues_without_opening_anything() {
+        let port = |extra: &str| {
+            let t = OK.replace(
+                "name = \"p1\"\nbackend = \"mem\"",
+                &format!("name = \"p1\"\nbackend = \"afpacket\"\n{extra}"),
+            );
+            assert_ne!(t, OK);
+            Config::from_toml(&t, "t.toml", Path::new("."), false)
+        };
+        let e = port("ifname = \"averyveryverylongname\"").unwrap_err();
+        assert_eq!(e.field, "ports[1].ifname");
+        assert!(e.msg.contains("at most 15 bytes"), "{e}");
+        let e = port("ifname = \"a/b\"").unwrap_err();
+        assert_eq!(e.field, "ports[1].ifname", "{e}");
+        let e = port("ifname = \"veth0\"\nqueues = 1000").unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.msg.as_str()),
+            ("ports[1].queues", "1000 is above 256")
+        );
+        port("ifname = \"veth0\"\nqueues = 2").expect("an interface that need not exist yet");
     }
 
     #[test]
