@@ -47,6 +47,14 @@ pub enum ModelError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The spec beside a model file could not be read.
+    #[error("model spec {path} (the .json beside the model): cannot read: {source}")]
+    ReadSpec {
+        /// Spec file.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// The spec is not valid JSON or does not describe what this build computes.
     #[error("model spec {path}: {msg}")]
     Spec {
@@ -269,7 +277,7 @@ impl ModelRunner {
             path: path.display().to_string(),
             source,
         })?;
-        let spec = std::fs::read(&spec_path).map_err(|source| ModelError::Read {
+        let spec = std::fs::read(&spec_path).map_err(|source| ModelError::ReadSpec {
             path: spec_path.display().to_string(),
             source,
         })?;
@@ -605,6 +613,18 @@ mod tests {
             .unwrap();
         assert!(matches!(e, ModelError::Read { .. }));
         assert!(resolve(None).is_ok() || Path::new(DEFAULT_MODEL_PATH).exists());
+        // A model file without its spec says which file is missing and where it belongs.
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m.onnx");
+        std::fs::write(&m, b"onnx bytes").unwrap();
+        let e = ModelRunner::load(&m).err().unwrap().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "model spec {} (the .json beside the model): cannot read",
+                dir.path().join("m.json").display()
+            )),
+            "{e}"
+        );
     }
 
     fn test_model(name: &str) -> PathBuf {
