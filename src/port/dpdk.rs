@@ -751,7 +751,7 @@ pub fn open(
         }
         if ntx < workers {
             tracing::warn!(
-                "port {}: the {driver} device {} has {ntx} transmit queue(s) for {workers} workers: workers {ntx}.. cannot send on it (their packets for it are counted tx_full drops)",
+                "port {}: the {driver} device {} has {ntx} transmit queue(s) for {workers} threads: threads {ntx}.. cannot send on it (a worker's packets for it are counted tx_full drops; steerd mark refuses it as an egress port)",
                 s.name,
                 s.device
             );
