@@ -66,6 +66,8 @@ impl Default for BenchOptions {
 }
 
 const KEY: &str = "62656e63686d61726b206b6579203031";
+/// Most synthetic routes of `--routes` (a full IPv4 table is about a million).
+pub const MAX_ROUTES: usize = 4_000_000;
 const N_HOPS: usize = 4;
 
 fn next_hops() -> Vec<NextHopConfig> {
@@ -273,11 +275,26 @@ pub fn gen_pcap(cfg: &Config, o: &GenPcapOptions) -> Result<usize, SetupError> {
 
 /// Runs the benchmark; returns one JSON object.
 pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
-    if !(1..=crate::port::mem::MAX_FLOWS).contains(&o.flows) {
+    // The flags are checked here, by their names; the generated config would name its
+    // own fields instead.
+    let range = |flag: &str, v: usize, lo: usize, hi: usize| {
+        if (lo..=hi).contains(&v) {
+            Ok(())
+        } else {
+            Err(SetupError::Other(format!(
+                "{flag} {v} is outside {lo}..={hi}"
+            )))
+        }
+    };
+    range("--routes", o.routes, 1, MAX_ROUTES)?;
+    range("--workers", o.workers, 0, crate::safe::MAX_WORKERS)?;
+    range("--size", o.size, 60, crate::port::MAX_FRAME)?;
+    range("--repeat", o.repeat, 1, 1000)?;
+    range("--flows", o.flows, 1, crate::port::mem::MAX_FLOWS)?;
+    if !(o.duration.is_finite() && o.duration > 0.0) {
         return Err(SetupError::Other(format!(
-            "--flows {} is outside 1..={}",
-            o.flows,
-            crate::port::mem::MAX_FLOWS
+            "--duration {} must be above 0 seconds",
+            o.duration
         )));
     }
     for p in &o.paths {
@@ -306,7 +323,7 @@ pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
         }
     };
     let mut labels: Vec<String> = Vec::new();
-    for _ in 0..o.repeat.max(1) {
+    for _ in 0..o.repeat {
         for (p, &tpe) in o
             .paths
             .iter()

@@ -97,7 +97,7 @@ fn sizes_out_of_range_name_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("a.pcap");
     let csv = dir.path().join("t.csv");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["gen-pcap", "--flows", "0", "--out", pcap.to_str().unwrap()],
             "--flows 0 is outside 1..=1048576",
@@ -105,6 +105,23 @@ fn sizes_out_of_range_name_the_flag() {
         (
             &["bench", "--flows", "0", "--duration", "0.1"],
             "--flows 0 is outside 1..=1048576",
+        ),
+        (&["bench", "--size", "10"], "--size 10 is outside 60..=1920"),
+        (
+            &["bench", "--workers", "1000"],
+            "--workers 1000 is outside 0..=128",
+        ),
+        (
+            &["bench", "--routes", "0"],
+            "--routes 0 is outside 1..=4000000",
+        ),
+        (
+            &["bench", "--repeat", "0"],
+            "--repeat 0 is outside 1..=1000",
+        ),
+        (
+            &["bench", "--duration", "0"],
+            "--duration 0 must be above 0 seconds",
         ),
         (
             &[
