@@ -511,6 +511,16 @@ fn rewrite<B: Buf>(t: &Tables, b: &mut B, m: &Meta) -> Result<(u16, bool), DropR
     Ok((port, dst_mac.is_some()))
 }
 
+/// Moves the first `N` bytes of `d` forward by `by` (`d` holds at least `N + by`).
+#[inline(always)]
+fn move_fixed<const N: usize>(d: &mut [u8], by: usize) {
+    if let Some(head) = d.first_chunk::<N>().copied()
+        && let Some(to) = d.get_mut(by..by + N)
+    {
+        to.copy_from_slice(&head);
+    }
+}
+
 /// Removes the NSH header between L2 and the inner IP packet: the L2 header moves
 /// forward over it and its EtherType becomes the inner packet's.
 #[inline]
@@ -526,7 +536,13 @@ fn strip_nsh<B: Buf>(b: &mut B, m: &Meta) -> Result<(), DropReason> {
     if l2 < 14 || d.len() < l2 + nsh {
         return Err(DropReason::NshStripFailed);
     }
-    d.copy_within(0..l2, nsh);
+    // Fixed-size moves for the usual L2 headers (untagged, one VLAN tag): `copy_within`
+    // of a run-time length is a `memmove` call.
+    match l2 {
+        14 => move_fixed::<12>(d, nsh),
+        18 => move_fixed::<16>(d, nsh),
+        _ => d.copy_within(0..l2 - 2, nsh),
+    }
     d[nsh + l2 - 2..nsh + l2].copy_from_slice(&et.to_be_bytes());
     if !b.adj(nsh) {
         return Err(DropReason::NshStripFailed);
@@ -591,6 +607,35 @@ via = "host-b"
         punted: Vec<(PuntKind, u16, Vec<u8>)>,
         sent: Vec<(usize, Vec<u8>)>,
         freed: usize,
+    }
+
+    #[test]
+    fn strip_nsh_keeps_every_l2_header_length() {
+        // Untagged, one VLAN tag, two tags (the generic path): the L2 header but its
+        // EtherType moves over the NSH header, the EtherType becomes the inner one.
+        for (l2, nsh, v6) in [
+            (14, 32, false),
+            (18, 32, true),
+            (22, 36, false),
+            (14, 252, true),
+        ] {
+            let frame: Vec<u8> = (0..l2 + nsh + 40).map(|i| i as u8).collect();
+            let mut pool = Pool::new(1);
+            let mut b = pool.get().unwrap();
+            b.fill(&frame);
+            let m = Meta {
+                v6,
+                l2_len: l2 as u16,
+                nsh_len: nsh as u16,
+                ..META0
+            };
+            strip_nsh(&mut b, &m).unwrap();
+            let et: u16 = if v6 { ethertype::IPV6 } else { ethertype::IPV4 };
+            let mut want = frame[..l2 - 2].to_vec();
+            want.extend_from_slice(&et.to_be_bytes());
+            want.extend_from_slice(&frame[l2 + nsh..]);
+            assert_eq!(b.data(), &want[..], "l2 {l2} nsh {nsh}");
+        }
     }
 
     fn run(t: &Tables, frames: &[Vec<u8>]) -> Out {
