@@ -23,7 +23,7 @@ use crate::config::{Config, ConfigError, SizeSpec, parse_cidr, parse_ifaddr, par
 use crate::cp::{ControlPlane, CpStats};
 use crate::ctl::monitor::{Live, Monitor, View};
 use crate::ctl::ops::CtlState;
-use crate::ctl::routes::RouteSet;
+use crate::ctl::routes::{RouteOrigin, RouteSet};
 use crate::ctl::screen::ScreenInfo;
 use crate::ctl::tpe::{TpeLink, absent_status};
 use crate::ctl::{CtlThread, Listeners, MetricsRegistry, metrics::SafeCollector, monitor};
@@ -115,6 +115,82 @@ pub struct RunOptions {
 /// Prefix of the names of the next hops behind connected routes.
 pub const CONNECTED_PREFIX: &str = "connected:";
 
+/// Where route `i` of a table build came from, for messages: the config's `routes[N]`,
+/// the routes file's `FILE:LINE`, a run-time or built-in route, or a connected route
+/// (those after `routes`, which the build appended).
+fn route_place(
+    cfg: &Config,
+    routes: &[(route::RouteSpec, RouteOrigin)],
+    specs: &[route::RouteSpec],
+    i: usize,
+) -> String {
+    let Some(r) = specs.get(i) else {
+        return "a route".to_string();
+    };
+    match routes.get(i).map(|(_, o)| *o) {
+        Some(RouteOrigin::Config) => {
+            format!(
+                "{}: routes[{}] ({})",
+                cfg.source.name,
+                r.line.saturating_sub(1),
+                r.prefix
+            )
+        }
+        Some(RouteOrigin::File) => {
+            let file = cfg.routing.routes_file.as_ref().map_or_else(
+                || "routes file".to_string(),
+                |f| cfg.resolve(f).display().to_string(),
+            );
+            format!("{file}:{}: route {}", r.line, r.prefix)
+        }
+        Some(RouteOrigin::Ctl) => format!("route {} (added with steerd ctl routes add)", r.prefix),
+        Some(RouteOrigin::Code) => format!("route {} (built in)", r.prefix),
+        None => {
+            let port = r.next_hops.first().map_or("", |n| {
+                n.strip_prefix(CONNECTED_PREFIX).unwrap_or(n.as_str())
+            });
+            format!("connected route {} of port \"{port}\"", r.prefix)
+        }
+    }
+}
+
+/// A table build's error with the route's place (see [`route_place`]) and, when the LPM
+/// ran out of groups, the setting that raises them.
+fn route_error(
+    cfg: &Config,
+    routes: &[(route::RouteSpec, RouteOrigin)],
+    specs: &[route::RouteSpec],
+    e: &route::RouteError,
+) -> String {
+    use route::{LpmError, RouteError};
+    let at = |i| route_place(cfg, routes, specs, i);
+    match e {
+        RouteError::NextHops(_) => e.to_string(),
+        RouteError::NextHop { index, source, .. } => format!("{}: {source}", at(*index)),
+        RouteError::Duplicate {
+            index, first_index, ..
+        } => format!(
+            "{}: the prefix already has a route, {}; keep one of the two",
+            at(*index),
+            at(*first_index)
+        ),
+        RouteError::Lpm { index, source, .. } => {
+            let hint = match source {
+                LpmError::GroupsExhausted { family, .. } => {
+                    let (field, now) = if *family == "IPv4" {
+                        ("routing.tbl8_groups", cfg.routing.tbl8_groups)
+                    } else {
+                        ("routing.v6_groups", cfg.routing.v6_groups)
+                    };
+                    format!(" ({}: {field} is {now})", cfg.source.name)
+                }
+                _ => String::new(),
+            };
+            format!("{}: {source}{hint}", at(*index))
+        }
+    }
+}
+
 /// Builds the forwarding tables a config describes.
 /// `macs` are the ports' own MAC addresses as opened (an AF_PACKET port uses its
 /// interface's); without them, the configured or derived ones are used.
@@ -129,14 +205,14 @@ pub fn build_tables(
     macs: Option<&[[u8; 6]]>,
 ) -> Result<Tables, SetupError> {
     let routes = RouteSet::from_config(cfg, extra)?;
-    build_tables_from(cfg, &routes.specs(), macs)
+    build_tables_from(cfg, &routes.effective(), macs)
 }
 
 /// Builds the forwarding tables of a config with the given routes (the control plane's
-/// [`RouteSet`] in force) instead of the config's own.
+/// [`RouteSet`] in force, with each route's origin) instead of the config's own.
 pub fn build_tables_from(
     cfg: &Config,
-    specs: &[route::RouteSpec],
+    routes: &[(route::RouteSpec, RouteOrigin)],
     macs: Option<&[[u8; 6]]>,
 ) -> Result<Tables, SetupError> {
     let port_idx = |name: &str| cfg.ports.iter().position(|p| p.name == name);
@@ -193,7 +269,7 @@ pub fn build_tables_from(
         nh_kind.push(kind);
         nh_l2.push(l2);
     }
-    let mut specs = specs.to_vec();
+    let mut specs: Vec<route::RouteSpec> = routes.iter().map(|(r, _)| r.clone()).collect();
     let mut by_port = Vec::new();
     for (pi, p) in cfg.ports.iter().enumerate() {
         let mut addrs = Vec::new();
@@ -238,8 +314,8 @@ pub fn build_tables_from(
         v4_tbl8_groups: cfg.routing.tbl8_groups,
         v6_groups: cfg.routing.v6_groups,
     };
-    let routes =
-        RouteTable::build(&specs, hops, opts).map_err(|e| SetupError::Routes(e.to_string()))?;
+    let routes = RouteTable::build(&specs, hops, opts)
+        .map_err(|e| SetupError::Routes(route_error(cfg, routes, &specs, &e)))?;
     let keys = match cfg.steering.keys.as_slice() {
         [] => SteeringKeys {
             current: Key::from_bytes([0; 16]),

@@ -427,7 +427,7 @@ impl CtlState {
     /// not undone.
     fn publish_routes(&mut self, routes: RouteSet) -> Result<u64, OpError> {
         let t0 = Instant::now();
-        let mut t = build_tables_from(&self.config, &routes.specs(), Some(&self.macs))
+        let mut t = build_tables_from(&self.config, &routes.effective(), Some(&self.macs))
             .map_err(setup_error)?;
         if let Some(k) = self.keys_override {
             t.steering.keys = k;
@@ -589,7 +589,7 @@ impl CtlState {
             self.keys_override
         };
         let mut t =
-            build_tables_from(&new, &after_routes, Some(&self.macs)).map_err(setup_error)?;
+            build_tables_from(&new, &routes.effective(), Some(&self.macs)).map_err(setup_error)?;
         if let Some(k) = kept_override {
             t.steering.keys = k;
         }

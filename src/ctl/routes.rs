@@ -289,6 +289,52 @@ mod tests {
         );
     }
 
+    /// Errors of the table build name where the route came from: the routes file's line,
+    /// the config's `routes[N]`, and for exhausted LPM groups the setting that raises them.
+    #[test]
+    fn table_build_errors_name_the_routes_place() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two /25s in different /24s need two tbl8 groups; one is configured.
+        std::fs::write(
+            dir.path().join("r.txt"),
+            "# full table\n10.1.0.0/25 nh1\n10.2.0.0/25 nh1\n",
+        )
+        .unwrap();
+        let cfg = |extra: &str| {
+            let t = format!(
+                "[routing]\nroutes_file = \"r.txt\"\ntbl8_groups = 1\n[[ports]]\nname = \"p0\"\n\
+                 backend = \"mem\"\n[[next_hops]]\nname = \"nh1\"\nport = \"p0\"\n\
+                 mac = \"02:00:00:00:01:01\"\n{extra}"
+            );
+            Config::from_toml(&t, "t.toml", dir.path(), false).unwrap()
+        };
+        let e = crate::app::build_tables(&cfg(""), &[], None)
+            .err()
+            .unwrap()
+            .to_string();
+        let file = dir.path().join("r.txt").display().to_string();
+        assert!(
+            e.contains(&format!(
+                "{file}:3: route 10.2.0.0/25: IPv4 LPM: all 1 tbl8 groups"
+            )) && e.contains("t.toml: routing.tbl8_groups is 1"),
+            "{e}"
+        );
+        // A config route and a file route for one prefix: both places named.
+        let dup = "[[routes]]\nprefix = \"10.0.0.0/8\"\nvia = \"nh1\"\n\
+                   [[routes]]\nprefix = \"10.1.0.0/25\"\nvia = \"nh1\"\n";
+        let e = crate::app::build_tables(&cfg(dup), &[], None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains(&format!(
+                "{file}:2: route 10.1.0.0/25: the prefix already has a route, \
+                 t.toml: routes[1] (10.1.0.0/25); keep one of the two"
+            )),
+            "{e}"
+        );
+    }
+
     #[test]
     fn add_del_overlay() {
         let mut s = set();

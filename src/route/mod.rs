@@ -83,6 +83,8 @@ pub enum RouteError {
     /// A route's next hops are invalid (e.g. an unknown name).
     #[error("route on line {line} ({prefix}): {source}")]
     NextHop {
+        /// Index of the route in the list built.
+        index: usize,
         /// Line of the route.
         line: usize,
         /// Its prefix.
@@ -93,6 +95,8 @@ pub enum RouteError {
     /// A route does not fit the LPM table (e.g. groups exhausted).
     #[error("route on line {line} ({prefix}): {source}")]
     Lpm {
+        /// Index of the route in the list built.
+        index: usize,
         /// Line of the route.
         line: usize,
         /// Its prefix.
@@ -106,6 +110,10 @@ pub enum RouteError {
          keep one of the two"
     )]
     Duplicate {
+        /// Index of the later route in the list built.
+        index: usize,
+        /// Index of the earlier one.
+        first_index: usize,
         /// The later route.
         line: usize,
         /// The earlier route.
@@ -146,19 +154,22 @@ impl RouteTable {
             };
             if exists {
                 // Cold: find the earlier route for the message.
-                let first_line = routes[..n]
+                let first_index = routes[..n]
                     .iter()
-                    .find(|e| e.prefix == prefix)
-                    .map_or(0, |e| e.line);
+                    .position(|e| e.prefix == prefix)
+                    .unwrap_or(n);
                 return Err(RouteError::Duplicate {
+                    index: n,
+                    first_index,
+                    first_line: routes[first_index].line,
                     line,
-                    first_line,
                     prefix,
                 });
             }
             let value = nh
                 .value_for_names(&r.next_hops)
                 .map_err(|source| RouteError::NextHop {
+                    index: n,
                     line,
                     prefix,
                     source,
@@ -168,6 +179,7 @@ impl RouteTable {
                 IpAddr::V6(a) => v6.insert(a, len, value),
             }
             .map_err(|source| RouteError::Lpm {
+                index: n,
                 line,
                 prefix,
                 source,
