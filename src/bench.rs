@@ -225,6 +225,12 @@ pub fn gen_pcap(cfg: &Config, o: &GenPcapOptions) -> Result<usize, SetupError> {
     if !(0.0..=1.0).contains(&o.steered) {
         return Err(SetupError::Other("--steered: must be within 0..=1".into()));
     }
+    if o.priority > 3 {
+        return Err(SetupError::Other(format!(
+            "--priority {} is above 3 (priorities are 0..=3)",
+            o.priority
+        )));
+    }
     if !(1..=crate::port::mem::MAX_FLOWS).contains(&o.flows) {
         return Err(SetupError::Other(format!(
             "--flows {} is outside 1..={}",
@@ -303,6 +309,13 @@ pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
                 "--path: unknown path \"{p}\" (io, lpm, steer)"
             )));
         }
+    }
+    let (lo, hi) = crate::config::TIME_SCALE_RANGE;
+    if o.tpe.contains(&true) && !(lo..=hi).contains(&o.tpe_time_scale) {
+        return Err(SetupError::Other(format!(
+            "--tpe-time-scale {} is outside {lo}..={hi} (600: a bucket every 100 ms)",
+            o.tpe_time_scale
+        )));
     }
     if o.tpe.is_empty() {
         return Err(SetupError::Other("--tpe: give on, off or on,off".into()));

@@ -134,6 +134,10 @@ pub const MAX_TELEMETRY_DESTINATIONS: usize = 1 << 16;
 /// `steerd tpe eval`.
 pub const MAX_TPE_DESTINATIONS: usize = 4096;
 
+/// `tpe.time_scale` bounds: a thousandth of real time up to 100,000× (a bucket every
+/// 0.6 ms).
+pub const TIME_SCALE_RANGE: (f64, f64) = (0.001, 100_000.0);
+
 /// A size entry of a generator: a plain size, or `[size, weight]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -1320,6 +1324,12 @@ impl Config {
                         if !(0.0..=1.0).contains(&gc.steered_fraction) {
                             return Err(self.error(&gf("steered_fraction"), "must be within 0..=1"));
                         }
+                        if gc.priority > 3 {
+                            return Err(self.error(
+                                &gf("priority"),
+                                format!("{} is above 3 (priorities are 0..=3)", gc.priority),
+                            ));
+                        }
                         if !(0.0..=1.0).contains(&gc.fault_fraction) {
                             return Err(self.error(&gf("fault_fraction"), "must be within 0..=1"));
                         }
@@ -1705,11 +1715,12 @@ impl Config {
                     "give tpe.time_scale or tpe.bucket_ms, not both (time_scale = 60000 / bucket_ms)",
                 ));
             }
-            if !ts.is_finite() || !(0.001..=100_000.0).contains(&ts) {
+            let (lo, hi) = TIME_SCALE_RANGE;
+            if !ts.is_finite() || !(lo..=hi).contains(&ts) {
                 return Err(self.error(
                     "tpe.time_scale",
                     format!(
-                        "{ts} is outside 0.001..=100000 (1 = real time; 60 = a minute per second)"
+                        "{ts} is outside {lo}..={hi} (1 = real time; 60 = a minute per second)"
                     ),
                 ));
             }
@@ -2212,6 +2223,12 @@ site = "dc"
             &format!("{d}\nflows = 0"),
             "ports[0].generator.flows",
             "outside 1..=1048576",
+        );
+        bad(
+            d,
+            &format!("{d}\npriority = 4"),
+            "ports[0].generator.priority",
+            "4 is above 3",
         );
         bad(
             w,

@@ -33,7 +33,7 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// Stop after this many seconds (default: until Ctrl-C or inputs run out).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_seconds)]
         duration: Option<f64>,
         /// Write the final stats as one JSON object to this file.
         #[arg(long)]
@@ -93,7 +93,7 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
         /// Stop after this many seconds (default: until Ctrl-C or inputs run out).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_seconds)]
         duration: Option<f64>,
         /// Also write the summary JSON to this file.
         #[arg(long)]
@@ -114,7 +114,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Seconds to wait for an answer (drain waits for the whole drain).
-        #[arg(long, default_value_t = 30.0)]
+        #[arg(long, default_value_t = 30.0, value_parser = parse_seconds)]
         timeout: f64,
         #[command(subcommand)]
         cmd: CtlCmd,
@@ -140,7 +140,7 @@ enum Cmd {
         #[arg(long, default_value_t = 64)]
         size: usize,
         /// Seconds per run.
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
         duration: f64,
         /// Runs per path, alternating between paths.
         #[arg(long, default_value_t = 1)]
@@ -362,6 +362,25 @@ enum EventsCmd {
         /// Name or index (see `events list`).
         event: String,
     },
+}
+
+/// Longest `--duration` or `--timeout` taken: a year, far beyond any run that is meant
+/// to stop (leave `--duration` out to run until Ctrl-C).
+const MAX_SECONDS: f64 = 365.0 * 86400.0;
+
+/// A number of seconds, finite and above zero (`Duration::from_secs_f64` panics on NaN,
+/// infinity and negative values; zero would stop before anything ran).
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a number of seconds"))?;
+    if !(v > 0.0 && v <= MAX_SECONDS) {
+        return Err(format!(
+            "{s} seconds: expected more than 0 and at most {MAX_SECONDS} (a year)"
+        ));
+    }
+    Ok(v)
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {

@@ -97,7 +97,7 @@ fn sizes_out_of_range_name_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("a.pcap");
     let csv = dir.path().join("t.csv");
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 11] = [
         (
             &["gen-pcap", "--flows", "0", "--out", pcap.to_str().unwrap()],
             "--flows 0 is outside 1..=1048576",
@@ -107,6 +107,20 @@ fn sizes_out_of_range_name_the_flag() {
             "--flows 0 is outside 1..=1048576",
         ),
         (&["bench", "--size", "10"], "--size 10 is outside 60..=1920"),
+        (
+            &[
+                "gen-pcap",
+                "--priority",
+                "9",
+                "--out",
+                pcap.to_str().unwrap(),
+            ],
+            "--priority 9 is above 3",
+        ),
+        (
+            &["bench", "--tpe", "on", "--tpe-time-scale", "0"],
+            "--tpe-time-scale 0 is outside 0.001..=100000",
+        ),
         (
             &["bench", "--workers", "1000"],
             "--workers 1000 is outside 0..=128",
@@ -121,7 +135,7 @@ fn sizes_out_of_range_name_the_flag() {
         ),
         (
             &["bench", "--duration", "0"],
-            "--duration 0 must be above 0 seconds",
+            "'--duration <DURATION>': 0 seconds: expected more than 0",
         ),
         (
             &[
@@ -153,4 +167,83 @@ fn sizes_out_of_range_name_the_flag() {
         assert!(t.contains(msg), "{args:?}: {t}");
     }
     assert!(!pcap.exists() && !csv.exists(), "nothing written");
+}
+
+/// Seconds that `Duration` cannot hold (NaN, infinity, negative) or that would stop a
+/// run before it started are refused by flag name, not a panic.
+#[test]
+fn durations_and_timeouts_are_numbers_of_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ctl.sock");
+    let sock = sock.to_str().unwrap();
+    let mark_cfg = dir.path().join("m.toml");
+    std::fs::write(&mark_cfg, "").unwrap();
+    let mark_cfg = mark_cfg.to_str().unwrap();
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["run", "--duration", "nan"],
+            "nan seconds: expected more than 0",
+        ),
+        (
+            &["run", "--duration=-1"],
+            "-1 seconds: expected more than 0",
+        ),
+        (
+            &["run", "--duration", "0"],
+            "0 seconds: expected more than 0",
+        ),
+        (&["run", "--duration", "1e300"], "at most 31536000 (a year)"),
+        (
+            &["run", "--duration", "5s"],
+            "\"5s\" is not a number of seconds",
+        ),
+        (
+            &["mark", "--config", mark_cfg, "--duration", "inf"],
+            "inf seconds: expected more than 0",
+        ),
+        (
+            &["ctl", "--socket", sock, "--timeout", "inf", "status"],
+            "'--timeout <TIMEOUT>': inf seconds",
+        ),
+    ];
+    for (args, msg) in cases {
+        let o = Command::new(STEERD).args(args).output().unwrap();
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains(msg), "{args:?}: {t}");
+        assert!(!t.contains("panicked"), "{args:?}: {t}");
+    }
+}
+
+/// `tpe eval --plot` to a path that cannot be created is refused before the evaluation,
+/// not after its results were printed.
+#[cfg(feature = "tpe")]
+#[test]
+fn an_unwritable_plot_is_refused_before_the_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("no-such-dir/tpe.svg");
+    let o = Command::new(STEERD)
+        .args(["tpe", "eval", "--json", "--plot", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("--plot") && t.contains("cannot create"), "{t}");
+    assert!(o.stdout.is_empty(), "no results before the refusal: {t}");
+    // Baseline overrides outside their ranges, or not numbers, are refused as well.
+    for (args, msg) in [
+        (["--ewma-alpha", "5"], "--ewma-alpha 5 is outside (0, 1]"),
+        (["--ewma-alpha", "0"], "--ewma-alpha 0 is outside (0, 1]"),
+        (["--hw", "0.5,x,0.1,0.2"], "expected three numbers A,B,G"),
+        (["--hw", "0.5,2,0.1"], "each within 0..=1"),
+    ] {
+        let o = Command::new(STEERD)
+            .args(["tpe", "eval", "--json"])
+            .args(args)
+            .output()
+            .unwrap();
+        let t = text(&o);
+        assert!(!o.status.success() && t.contains(msg), "{args:?}: {t}");
+        assert!(o.stdout.is_empty(), "{args:?}: {t}");
+    }
 }

@@ -166,8 +166,50 @@ pub fn load_data(path: &Path) -> Result<EvalInput, TpeError> {
     })
 }
 
+/// `--ewma-alpha` and `--hw`, checked before anything runs: smoothing factors within
+/// (0, 1] for EWMA's α and [0, 1] for Holt–Winters' α, β, γ.
+fn baseline_overrides(args: &TpeEvalArgs) -> Result<(Option<f32>, Option<[f32; 3]>), TpeError> {
+    if let Some(a) = args.ewma_alpha
+        && !(a > 0.0 && a <= 1.0)
+    {
+        return Err(TpeError::Config(format!(
+            "--ewma-alpha {a} is outside (0, 1] (the weight of the newest bucket)"
+        )));
+    }
+    let hw = match &args.hw {
+        None => None,
+        Some(hw) => {
+            let v = hw
+                .split(',')
+                .map(|s| {
+                    s.trim()
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|x| (0.0..=1.0).contains(x))
+                })
+                .collect::<Option<Vec<f32>>>();
+            match v.as_deref() {
+                Some(&[a, b, g]) => Some([a, b, g]),
+                _ => {
+                    return Err(TpeError::Config(format!(
+                        "--hw {hw:?}: expected three numbers A,B,G, each within 0..=1"
+                    )));
+                }
+            }
+        }
+    };
+    Ok((args.ewma_alpha, hw))
+}
+
 /// Runs `steerd tpe eval`; returns the process exit status.
 pub fn run_eval(args: &TpeEvalArgs) -> Result<i32, TpeError> {
+    let (ewma, hw) = baseline_overrides(args)?;
+    // The plot's file is created first: an evaluation takes a while and its results
+    // would be printed before a path that cannot be written failed.
+    if let Some(p) = &args.plot {
+        std::fs::File::create(p)
+            .map_err(|e| TpeError::Config(format!("--plot {}: cannot create: {e}", p.display())))?;
+    }
     let inputs = match &args.data {
         Some(p) => vec![load_data(p)?],
         None => {
@@ -195,19 +237,10 @@ pub fn run_eval(args: &TpeEvalArgs) -> Result<i32, TpeError> {
         },
         ..Default::default()
     };
-    if let Some(a) = args.ewma_alpha {
+    if let Some(a) = ewma {
         opts.baseline.ewma_alpha = a;
     }
-    if let Some(hw) = &args.hw {
-        let v: Vec<f32> = hw
-            .split(',')
-            .filter_map(|s| s.trim().parse().ok())
-            .collect();
-        let [a, b, g] = v[..] else {
-            return Err(TpeError::Config(format!(
-                "--hw {hw:?}: expected three numbers A,B,G"
-            )));
-        };
+    if let Some([a, b, g]) = hw {
         (
             opts.baseline.hw_alpha,
             opts.baseline.hw_beta,
