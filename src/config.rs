@@ -62,7 +62,13 @@ impl ConfigError {
         field: String,
         msg: String,
     ) -> ConfigError {
-        let env = env_var_for(env, &field);
+        // An unknown section (`STEERD_GENERL__WORKERS`) is reported at the section, a
+        // field the variable's path lies within: that variable brought it in.
+        let env = env_var_for(env, &field).or_else(|| {
+            msg.starts_with("unknown field")
+                .then(|| unknown_from_env(env, &field))
+                .flatten()
+        });
         let msg = if is_secret(&field) {
             redact_quoted(&msg)
         } else {
@@ -882,6 +888,18 @@ fn env_var_for(env: &[(String, String)], field: &str) -> Option<String> {
     };
     env.iter()
         .find(|(path, _)| !field.is_empty() && within(field, path))
+        .map(|(_, var)| var.clone())
+}
+
+/// The variable whose path starts with the unknown `field` (a section no config has).
+fn unknown_from_env(env: &[(String, String)], field: &str) -> Option<String> {
+    env.iter()
+        .find(|(path, _)| {
+            !field.is_empty()
+                && path
+                    .strip_prefix(field)
+                    .is_some_and(|r| r.starts_with('.') || r.starts_with('['))
+        })
         .map(|(_, var)| var.clone())
 }
 
@@ -2318,6 +2336,11 @@ site = "dc"
         let e = bad("STEERD_GENERAL__BRUST", "8");
         assert_eq!(e.env.as_deref(), Some("STEERD_GENERAL__BRUST=8"), "{e}");
         assert_eq!(e.field, "general.brust", "{e}");
+        // A section no config has: the variable is named, not the file.
+        let e = bad("STEERD_GENERL__WORKERS", "1");
+        assert_eq!(e.env.as_deref(), Some("STEERD_GENERL__WORKERS=1"), "{e}");
+        assert_eq!(e.field, "generl", "{e}");
+        assert!(e.msg.starts_with("unknown field"), "{e}");
         // A key's value is not shown.
         let key = "00112233445566778899aabbccddeeff";
         let e = bad("STEERD_STEERING__KEYS", key);
