@@ -231,6 +231,15 @@ pub fn gen_pcap(cfg: &Config, o: &GenPcapOptions) -> Result<usize, SetupError> {
             o.priority
         )));
     }
+    // The flags become a generated port's fields: checked here, by flag name.
+    if o.dst.is_empty() {
+        return Err(SetupError::Other("--dst: give at least one prefix".into()));
+    }
+    for d in &o.dst {
+        crate::config::parse_cidr(d).map_err(|e| SetupError::Other(format!("--dst: {e}")))?;
+    }
+    crate::config::parse_mac(&o.dst_mac)
+        .map_err(|e| SetupError::Other(format!("--dst-mac: {e}")))?;
     if !(1..=crate::port::mem::MAX_FLOWS).contains(&o.flows) {
         return Err(SetupError::Other(format!(
             "--flows {} is outside 1..={}",

@@ -97,7 +97,7 @@ fn sizes_out_of_range_name_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("a.pcap");
     let csv = dir.path().join("t.csv");
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 13] = [
         (
             &["gen-pcap", "--flows", "0", "--out", pcap.to_str().unwrap()],
             "--flows 0 is outside 1..=1048576",
@@ -116,6 +116,26 @@ fn sizes_out_of_range_name_the_flag() {
                 pcap.to_str().unwrap(),
             ],
             "--priority 9 is above 3",
+        ),
+        (
+            &[
+                "gen-pcap",
+                "--dst",
+                "10.0.0.0/33",
+                "--out",
+                pcap.to_str().unwrap(),
+            ],
+            "--dst: prefix length 33 is above 32",
+        ),
+        (
+            &[
+                "gen-pcap",
+                "--dst-mac",
+                "zz",
+                "--out",
+                pcap.to_str().unwrap(),
+            ],
+            "--dst-mac: \"zz\" is not a MAC address",
         ),
         (
             &["bench", "--tpe", "on", "--tpe-time-scale", "0"],
