@@ -94,7 +94,8 @@ fn three_modes_account_for_every_packet() {
 /// A link on the steered path fails for 10 logical minutes: the RAM places its
 /// destinations elsewhere at the end of the tick it fails in, so the packets lost on it
 /// are about one tick's worth; nothing is lost on it afterwards, and every packet is
-/// still accounted for. An unknown link is refused, naming the flag.
+/// still accounted for. An unknown link, or a failure after the run ends, is refused,
+/// naming the flag.
 #[test]
 fn a_failed_link_costs_about_one_tick_of_its_traffic() {
     let opts = SimOptions {
@@ -128,11 +129,24 @@ fn a_failed_link_costs_about_one_tick_of_its_traffic() {
         &config(0.25),
         &SimOptions {
             fail_links: vec!["edge,fra9@5".parse().unwrap()],
-            ..opts
+            ..opts.clone()
         },
     )
     .unwrap_err();
     assert!(e.contains("--fail-link edge,fra9"), "{e}");
+    // A failure after the run's end would have no effect: refused, with the end.
+    let e = sim::run(
+        &config(0.25),
+        &SimOptions {
+            fail_links: vec!["edge,core-a@100000".parse().unwrap()],
+            ..opts
+        },
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("--fail-link edge,core-a@100000: the run ends at minute"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -407,6 +407,20 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         return Err("--duration must be a positive number of seconds".into());
     }
     let ticks = (opts.duration_s * time_scale).ceil() as usize;
+    // A failure the run never reaches would pass silently as "no effect".
+    for (f, &(_, from, _)) in opts.fail_links.iter().zip(&failures) {
+        if from >= ticks {
+            return Err(format!(
+                "--fail-link {},{}@{}: the run ends at minute {:.1} of logical time \
+                 (--duration {} s × tpe.time_scale {time_scale}); fail the link earlier or run longer",
+                f.a,
+                f.b,
+                f.at_min,
+                ticks as f64 / 60.0,
+                opts.duration_s
+            ));
+        }
+    }
     let run_buckets = ticks.div_ceil(60);
     let series = Scenario::generate(&sc, opts.seed, WARMUP_BUCKETS + run_buckets + 2);
     let clock = ScenarioClock::new(sc.clone(), opts.seed);
