@@ -283,17 +283,17 @@ fn nh_dest(t: &Tables, nh: u16) -> u16 {
 /// Classifies one packet and decides what to do with it, writing `m`.
 #[inline(always)]
 fn decide<B: Buf>(t: &Tables, hash: bool, tags: &mut TagCache, b: &B, c: &mut Local, m: &mut Meta) {
-    let k = match if hash {
-        wire::classify(b.data())
+    // Parsed in place (a record returned by value was copied on every packet).
+    let mut k = wire::Classified::EMPTY;
+    let parsed = if hash {
+        wire::classify_into::<true>(b.data(), &mut k)
     } else {
-        wire::classify_no_hash(b.data())
-    } {
-        Ok(k) => k,
-        Err(e) => {
-            m.act = Action::Drop(DropReason::Parse(e));
-            return;
-        }
+        wire::classify_into::<false>(b.data(), &mut k)
     };
+    if let Err(e) = parsed {
+        m.act = Action::Drop(DropReason::Parse(e));
+        return;
+    }
     let v6 = matches!(k.l3, L3::Ipv6);
     m.v6 = v6;
     m.dst = if v6 { k.dst_v6 } else { u128::from(k.dst_v4) };

@@ -40,7 +40,7 @@ pub mod udp;
 #[cfg(test)]
 pub(crate) mod testdata;
 
-pub use classify::{Classified, L3, ParseError, classify, classify_no_hash};
+pub use classify::{Classified, L3, ParseError, classify, classify_into, classify_no_hash};
 
 /// Why a packet view or `Repr` rejected a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
