@@ -225,9 +225,10 @@ pub fn gen_pcap(cfg: &Config, o: &GenPcapOptions) -> Result<usize, SetupError> {
     if !(0.0..=1.0).contains(&o.steered) {
         return Err(SetupError::Other("--steered: must be within 0..=1".into()));
     }
-    if o.priority > 3 {
+    let max = crate::safe::tx::MAX_PRIORITY;
+    if o.priority > max {
         return Err(SetupError::Other(format!(
-            "--priority {} is above 3 (priorities are 0..=3)",
+            "--priority {} is above {max} (priorities are 0..={max})",
             o.priority
         )));
     }

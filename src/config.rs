@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::safe::tx::MAX_PRIORITY;
+
 /// The configuration compiled into the binary (`conf/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../conf/default.toml");
 
@@ -1342,10 +1344,13 @@ impl Config {
                         if !(0.0..=1.0).contains(&gc.steered_fraction) {
                             return Err(self.error(&gf("steered_fraction"), "must be within 0..=1"));
                         }
-                        if gc.priority > 3 {
+                        if gc.priority > MAX_PRIORITY {
                             return Err(self.error(
                                 &gf("priority"),
-                                format!("{} is above 3 (priorities are 0..=3)", gc.priority),
+                                format!(
+                                    "{} is above {MAX_PRIORITY} (priorities are 0..={MAX_PRIORITY})",
+                                    gc.priority
+                                ),
                             ));
                         }
                         if !(0.0..=1.0).contains(&gc.fault_fraction) {
@@ -1630,10 +1635,10 @@ impl Config {
                     format!("{} is above {}", d.id, crate::steering::MAX_DEST_ID),
                 ));
             }
-            if d.max_priority > 3 {
+            if d.max_priority > MAX_PRIORITY {
                 return Err(self.error(
                     &format!("steering.destinations[{i}].max_priority"),
-                    "must be 0..=3",
+                    format!("must be 0..={MAX_PRIORITY}"),
                 ));
             }
         }

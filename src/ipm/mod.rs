@@ -100,8 +100,8 @@ pub mod app {
     }
 }
 
-/// Highest priority the marker writes (the SAFE has transmit classes 0..=3).
-pub const MAX_PRIORITY: u8 = 3;
+/// Highest priority the marker writes (the SAFE's highest transmit class).
+pub use crate::safe::tx::MAX_PRIORITY;
 
 /// An IPv4 or IPv6 prefix. IPv4 addresses live in the low 32 bits of `addr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use super::topology::Topology;
 use crate::config::Config;
 use crate::steering::{MAX_STEER_WAYS, SteerEntry, SteeringTable};
 
-/// Largest priority a RAM steering entry honours.
-pub const MAX_PRIORITY: u8 = 3;
+/// Largest priority a RAM steering entry honours (the SAFE's highest transmit class).
+pub use crate::safe::tx::MAX_PRIORITY;
 
 /// The steering next hop (index into `[[next_hops]]`, as in the route table) of each
 /// link of the topology: `Some` for links from the edge, `None` for the others.

@@ -10,6 +10,10 @@ use crate::port::Buf;
 /// Number of transmit priority classes (0 = lowest).
 pub const N_CLASSES: usize = 4;
 
+/// Highest priority a steering header, marker rule, generator or steering entry can
+/// carry: the highest transmit class.
+pub const MAX_PRIORITY: u8 = (N_CLASSES - 1) as u8;
+
 /// Staged packets of one egress port.
 pub struct TxStage<B> {
     /// Packets per class; capacity reserved at start-up.
@@ -22,7 +26,7 @@ pub struct TxStage<B> {
 
 impl<B> TxStage<B> {
     /// Highest class index.
-    pub const MAX_CLASS: u8 = (N_CLASSES - 1) as u8;
+    pub const MAX_CLASS: u8 = MAX_PRIORITY;
 
     /// A stage able to hold `cap` packets per class without allocating.
     pub fn new(cap: usize) -> Self {
