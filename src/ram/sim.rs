@@ -361,6 +361,11 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         .ok_or("a scenario run needs a [ram] section")?;
     let topo = Topology::build(rc).map_err(|(f, m)| format!("{f}: {m}"))?;
     let mode = opts.mode.unwrap_or(rc.mode);
+    let time_scale = cfg.tpe.effective_time_scale();
+    if !(opts.duration_s.is_finite() && opts.duration_s > 0.0) {
+        return Err("--duration must be a positive number of seconds".into());
+    }
+    let ticks = (opts.duration_s * time_scale).ceil() as usize;
     // Link failures: (link, first tick, end tick).
     let failures: Vec<(usize, usize, usize)> = opts
         .fail_links
@@ -385,6 +390,18 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
                 }
             };
             let from = (f.at_min * 60.0).round() as usize;
+            // A failure the run never reaches would pass silently as "no effect".
+            if from >= ticks {
+                return Err(format!(
+                    "--fail-link {},{}@{}: the run ends at minute {:.1} of logical time \
+                     (--duration {} s × tpe.time_scale {time_scale}); fail the link earlier or run longer",
+                    f.a,
+                    f.b,
+                    f.at_min,
+                    ticks as f64 / 60.0,
+                    opts.duration_s
+                ));
+            }
             let to = f
                 .for_min
                 .map_or(usize::MAX, |d| from + (d * 60.0).round() as usize);
@@ -402,25 +419,6 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
             crate::tpe::scenario::PRESETS.join(", ")
         )
     })?;
-    let time_scale = cfg.tpe.effective_time_scale();
-    if !(opts.duration_s.is_finite() && opts.duration_s > 0.0) {
-        return Err("--duration must be a positive number of seconds".into());
-    }
-    let ticks = (opts.duration_s * time_scale).ceil() as usize;
-    // A failure the run never reaches would pass silently as "no effect".
-    for (f, &(_, from, _)) in opts.fail_links.iter().zip(&failures) {
-        if from >= ticks {
-            return Err(format!(
-                "--fail-link {},{}@{}: the run ends at minute {:.1} of logical time \
-                 (--duration {} s × tpe.time_scale {time_scale}); fail the link earlier or run longer",
-                f.a,
-                f.b,
-                f.at_min,
-                ticks as f64 / 60.0,
-                opts.duration_s
-            ));
-        }
-    }
     let run_buckets = ticks.div_ceil(60);
     let series = Scenario::generate(&sc, opts.seed, WARMUP_BUCKETS + run_buckets + 2);
     let clock = ScenarioClock::new(sc.clone(), opts.seed);
