@@ -371,6 +371,8 @@ pub fn build_tables_from(
                     || (p.backend == "dpdk" && p.device.as_deref().is_some_and(dpdk_sees_others)),
                 has_v4: local.of_port(i).iter().any(|(a, _)| a.is_ipv4()),
                 has_v6: local.of_port(i).iter().any(|(a, _)| a.is_ipv6()),
+                tx_weights: p.tx_weights_array(),
+                tx_rate_bps: p.tx_rate_bps(),
             })
         })
         .collect::<Result<Vec<_>, SetupError>>()?;
@@ -571,6 +573,7 @@ impl Summary {
             "drops": drops,
             "drops_total": t.total_drops(),
             "steering_fallbacks": fb,
+            "tx_classes": class_json(t),
             "p50_ns": self.latency_ns[0],
             "p90_ns": self.latency_ns[1],
             "p99_ns": self.latency_ns[2],
@@ -596,6 +599,14 @@ impl Summary {
             "worker_awake_s": (secs * self.workers as f64 - t.parked_ns as f64 / 1e9).max(0.0),
         })
     }
+}
+
+/// Transmit per priority class (all ports): packets sent and dropped at transmit
+/// (`tx_full`, `tx_rate`), lowest class first.
+pub fn class_json(t: &Local) -> Value {
+    (0..crate::safe::tx::N_CLASSES)
+        .map(|c| json!({"class": c, "tx_packets": t.class_tx[c], "drops": t.class_drops[c]}))
+        .collect()
 }
 
 pub use crate::ctl::signals::install_signal_handlers;

@@ -28,7 +28,8 @@ use crate::route;
 /// Benchmark settings.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
-    /// Paths to run: io, lpm, steer.
+    /// Paths to run: io, lpm, steer, lpm-wfq, steer-wfq (the last two with weighted
+    /// transmit classes on the egress port).
     pub paths: Vec<String>,
     /// Routes in the table (1 = a single covering route).
     pub routes: usize,
@@ -66,6 +67,10 @@ impl Default for BenchOptions {
 }
 
 const KEY: &str = "62656e63686d61726b206b6579203031";
+/// Transmit class weights of the `-wfq` paths' egress port.
+const WFQ_WEIGHTS: [u16; 4] = [1, 2, 4, 8];
+/// The paths `steerd bench` runs.
+pub const PATHS: [&str; 5] = ["io", "lpm", "steer", "lpm-wfq", "steer-wfq"];
 /// Most synthetic routes of `--routes` (a full IPv4 table is about a million).
 pub const MAX_ROUTES: usize = 4_000_000;
 const N_HOPS: usize = 4;
@@ -127,6 +132,8 @@ fn mem_port(name: &str, mac: &str, generator: Option<GeneratorConfig>) -> PortCo
         mtu: 9000,
         trusted: true,
         strip_nsh: true,
+        tx_rate_mbps: None,
+        tx_weights: None,
         generator,
         rx_file: None,
         repeat: 1,
@@ -143,7 +150,15 @@ fn mem_port(name: &str, mac: &str, generator: Option<GeneratorConfig>) -> PortCo
 
 /// The configuration of one benchmark run (`tpe`: with the prediction engine running).
 pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>, tpe: bool) -> Config {
-    let steer = path == "steer";
+    let (base, wfq) = match path.strip_suffix("-wfq") {
+        Some(b) => (b, true),
+        None => (path, false),
+    };
+    let steer = base == "steer";
+    let mut out = mem_port("p1", "02:00:00:00:00:11", None);
+    if wfq {
+        out.tx_weights = Some(WFQ_WEIGHTS.to_vec());
+    }
     let gen_cfg = GeneratorConfig {
         flows: o.flows,
         dst: dsts,
@@ -159,10 +174,7 @@ pub fn bench_config(path: &str, o: &BenchOptions, dsts: Vec<String>, tpe: bool) 
             exit_on_eof: false,
             ..General::default()
         },
-        ports: vec![
-            mem_port("p0", "02:00:00:00:00:10", Some(gen_cfg)),
-            mem_port("p1", "02:00:00:00:00:11", None),
-        ],
+        ports: vec![mem_port("p0", "02:00:00:00:00:10", Some(gen_cfg)), out],
         next_hops: next_hops(),
         routes: Vec::new(),
         control: Default::default(),
@@ -314,9 +326,10 @@ pub fn run(o: &BenchOptions) -> Result<Value, SetupError> {
         )));
     }
     for p in &o.paths {
-        if !["io", "lpm", "steer"].contains(&p.as_str()) {
+        if !PATHS.contains(&p.as_str()) {
             return Err(SetupError::Other(format!(
-                "--path: unknown path \"{p}\" (io, lpm, steer)"
+                "--path: unknown path \"{p}\" ({})",
+                PATHS.join(", ")
             )));
         }
     }

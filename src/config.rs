@@ -228,6 +228,15 @@ pub struct PortConfig {
     /// Remove steering headers from packets sent on this port.
     #[serde(default = "yes")]
     pub strip_nsh: bool,
+    /// Egress rate limit in Mbit/s on the wire (frame + 24 bytes), split evenly between
+    /// the workers; what exceeds it is dropped as `tx_rate`. None = the port's own pace.
+    #[serde(default)]
+    pub tx_rate_mbps: Option<f64>,
+    /// Weights of the transmit classes 0..=3 (lowest first), each 1..=1000: the port is
+    /// shared in proportion to them when it is the bottleneck (rate limit or a full
+    /// queue). None = strict priority (the highest class first).
+    #[serde(default)]
+    pub tx_weights: Option<Vec<u16>>,
     /// mem: generator settings.
     #[serde(default)]
     pub generator: Option<GeneratorConfig>,
@@ -266,6 +275,27 @@ pub struct PortConfig {
     /// errors from them, and routes their subnets (connected routes).
     #[serde(default)]
     pub addrs: Vec<String>,
+}
+
+/// Highest `ports[].tx_rate_mbps` (10 Tbit/s).
+pub const MAX_TX_RATE_MBPS: f64 = 1e7;
+
+impl PortConfig {
+    /// The class weights for the fast path (all zero = strict priority).
+    pub fn tx_weights_array(&self) -> [u16; crate::safe::tx::N_CLASSES] {
+        let mut w = [0; crate::safe::tx::N_CLASSES];
+        if let Some(v) = &self.tx_weights {
+            for (a, b) in w.iter_mut().zip(v) {
+                *a = *b;
+            }
+        }
+        w
+    }
+
+    /// The rate limit in bits per second (0 = none).
+    pub fn tx_rate_bps(&self) -> u64 {
+        self.tx_rate_mbps.map_or(0, |m| (m * 1e6).round() as u64)
+    }
 }
 
 fn default_mtu() -> u16 {
@@ -1254,6 +1284,36 @@ impl Config {
             }
             if let Some(m) = &p.mac {
                 parse_mac(m).map_err(|e| self.error(&f("mac"), e))?;
+            }
+            if let Some(r) = p.tx_rate_mbps
+                && !(r.is_finite() && r > 0.0 && r <= MAX_TX_RATE_MBPS)
+            {
+                return Err(self.error(
+                    &f("tx_rate_mbps"),
+                    format!(
+                        "{r} is outside (0, {MAX_TX_RATE_MBPS}] Mbit/s (leave it out for no limit)"
+                    ),
+                ));
+            }
+            if let Some(w) = &p.tx_weights {
+                let n = crate::safe::tx::N_CLASSES;
+                let max = crate::safe::tx::MAX_WEIGHT;
+                if w.len() != n {
+                    return Err(self.error(
+                        &f("tx_weights"),
+                        format!(
+                            "{} weights: one per transmit class 0..={}, lowest first, is {n}",
+                            w.len(),
+                            n - 1
+                        ),
+                    ));
+                }
+                if let Some((c, x)) = w.iter().enumerate().find(|(_, x)| !(1..=max).contains(*x)) {
+                    return Err(self.error(
+                        &format!("ports[{i}].tx_weights[{c}]"),
+                        format!("{x} is outside 1..={max}"),
+                    ));
+                }
             }
             for (j, a) in p.addrs.iter().enumerate() {
                 let field = format!("ports[{i}].addrs[{j}]");
@@ -2301,6 +2361,41 @@ site = "dc"
             ("ports[1].queues", "1000 is above 256")
         );
         port("ifname = \"veth0\"\nqueues = 2").expect("an interface that need not exist yet");
+    }
+
+    #[test]
+    fn tx_rate_and_weights_are_checked_naming_the_field() {
+        let port = |extra: &str| {
+            let t = OK.replace(
+                "name = \"p1\"\nbackend = \"mem\"",
+                &format!("name = \"p1\"\nbackend = \"mem\"\n{extra}"),
+            );
+            assert_ne!(t, OK);
+            Config::from_toml(&t, "t.toml", Path::new("."), false)
+        };
+        for bad in ["0", "-5", "nan", "inf", "1e8"] {
+            let e = port(&format!("tx_rate_mbps = {bad}")).unwrap_err();
+            assert_eq!(e.field, "ports[1].tx_rate_mbps", "{bad}: {e}");
+            assert!(e.msg.contains("outside (0, 10000000] Mbit/s"), "{e}");
+        }
+        let e = port("tx_weights = [1, 2, 3]").unwrap_err();
+        assert_eq!(e.field, "ports[1].tx_weights");
+        assert!(
+            e.msg.starts_with("3 weights: one per transmit class 0..=3"),
+            "{e}"
+        );
+        let e = port("tx_weights = [1, 0, 3, 4]").unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.msg.as_str()),
+            ("ports[1].tx_weights[1]", "0 is outside 1..=1000")
+        );
+        let e = port("tx_weights = [1, 2, 3, 1001]").unwrap_err();
+        assert_eq!(e.field, "ports[1].tx_weights[3]");
+        let c = port("tx_rate_mbps = 2.5\ntx_weights = [1, 2, 4, 8]").expect("valid");
+        assert_eq!(c.ports[1].tx_rate_bps(), 2_500_000);
+        assert_eq!(c.ports[1].tx_weights_array(), [1, 2, 4, 8]);
+        assert_eq!(c.ports[0].tx_weights_array(), [0; 4], "strict by default");
+        assert_eq!(c.ports[0].tx_rate_bps(), 0);
     }
 
     #[test]

@@ -127,7 +127,9 @@ enum Cmd {
     },
     /// Measure the in-memory pipeline and print one JSON object.
     Bench {
-        /// Path(s): io, lpm, steer; several (comma-separated) run alternately.
+        /// Path(s): io, lpm, steer; lpm-wfq and steer-wfq are lpm and steer with
+        /// weighted transmit classes on the egress port (`tx_weights = [1, 2, 4, 8]`);
+        /// several (comma-separated) run alternately.
         #[arg(long, default_value = "lpm", value_delimiter = ',')]
         path: Vec<String>,
         /// Routes in the table (1 = one covering route; more = a BGP-like synthetic table).

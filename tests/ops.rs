@@ -110,6 +110,9 @@ fn metrics_scrape_values_move() {
         "steerd_port_rx_packets_total{port=\"p0\",backend=\"mem\"}",
         "steerd_worker_rx_packets_total{worker=\"0\"}",
         "steerd_worker_port_tx_packets_total{worker=\"0\",port=\"p1\"}",
+        "steerd_class_tx_packets_total{class=\"0\"}",
+        "steerd_class_tx_drops_total{class=\"3\"}",
+        "steerd_drops_total{reason=\"tx_rate\"}",
         "steerd_latency_seconds_count",
         "steerd_latency_quantile_seconds{quantile=\"0.99\"}",
         "steerd_table_generation",
@@ -382,6 +385,78 @@ fn good_reload_moves_a_route_without_losing_a_packet() {
         s.total.rx, s.total.tx,
         "every packet forwarded across the reload"
     );
+}
+
+#[test]
+fn reload_applies_a_rate_limit_and_class_weights_live() {
+    let text = cfg_text("to-p1", 0.0, 0.0);
+    let r = Running::start(&text, false);
+    let p1_tx = |r: &Running| {
+        let s = r.status();
+        (
+            Instant::now(),
+            s["ports"][1]["tx_packets"].as_u64().unwrap(),
+        )
+    };
+    // 200,000 packets/s of 64-byte frames (88 bytes on the wire) leave p1: 140.8 Mbit/s.
+    let wire_mbps = |a: (Instant, u64), b: (Instant, u64)| {
+        (b.1 - a.1) as f64 * 88.0 * 8.0 / (b.0 - a.0).as_secs_f64() / 1e6
+    };
+    r.wait_for("traffic", |r| p1_tx(r).1 > 20_000);
+    let mac = "mac = \"02:00:00:00:00:11\"";
+    let limited = text.replace(
+        mac,
+        &format!("{mac}\ntx_rate_mbps = 10\ntx_weights = [1, 1, 1, 1]"),
+    );
+    assert_ne!(limited, text);
+    std::fs::write(r.config_path(), &limited).unwrap();
+    let rep = r.ok(Request::Reload { config: None });
+    assert_eq!(
+        rep["changed"],
+        json!(["ports[1].tx_rate_mbps", "ports[1].tx_weights"]),
+        "{rep}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let a = p1_tx(&r);
+    std::thread::sleep(Duration::from_secs(1));
+    let b = p1_tx(&r);
+    let limited_mbps = wire_mbps(a, b);
+    // The rate, plus the token bucket's depth (two jumbo frames: 0.15 Mbit over a second).
+    assert!(
+        limited_mbps < 10.5,
+        "{limited_mbps:.2} Mbit/s above the 10 Mbit/s limit"
+    );
+    assert!(
+        limited_mbps > 5.0,
+        "{limited_mbps:.2} Mbit/s: the limit is not used"
+    );
+    let drops = |r: &Running| {
+        r.status()["totals"]["drops"]["tx_rate"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(drops(&r) > 50_000, "{}", r.status());
+    // Lifted again by a reload: back to the generator's rate, no more tx_rate drops.
+    std::fs::write(r.config_path(), &text).unwrap();
+    let rep = r.ok(Request::Reload { config: None });
+    assert_eq!(
+        rep["changed"],
+        json!(["ports[1].tx_rate_mbps", "ports[1].tx_weights"])
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let d = drops(&r);
+    let a = p1_tx(&r);
+    std::thread::sleep(Duration::from_secs(1));
+    let b = p1_tx(&r);
+    assert!(
+        wire_mbps(a, b) > 5.0 * limited_mbps,
+        "{:.2} Mbit/s",
+        wire_mbps(a, b)
+    );
+    assert_eq!(drops(&r), d, "no rate limit any more");
+    let s = r.finish();
+    assert_eq!(s.to_json()["accounted"], true);
+    assert_eq!(s.total.total_drops(), d, "the rate limit's drops only");
 }
 
 #[test]

@@ -29,6 +29,7 @@ use super::monitor::{SharedLive, lock};
 use crate::port::PortCounters;
 use crate::safe::counters::{Local, WorkerStats};
 use crate::safe::tables::TableHandle;
+use crate::safe::tx::N_CLASSES;
 use crate::safe::{DropReason, MAX_PORTS};
 use crate::steering::Fallback;
 
@@ -235,6 +236,19 @@ impl Collector for SafeCollector {
             "port_tx_packets",
             "Packets transmitted per port",
             (0..n_ports).map(|i| (port_labels(i), t.port_tx[i])),
+        )?;
+        let class_labels = |c: usize| -> Labels { vec![("class", c.to_string())] };
+        counters(
+            e,
+            "class_tx_packets",
+            "Packets transmitted per priority class (0 = lowest), all ports",
+            (0..N_CLASSES).map(|c| (class_labels(c), t.class_tx[c])),
+        )?;
+        counters(
+            e,
+            "class_tx_drops",
+            "Packets of each priority class dropped at transmit (tx_full, tx_rate), all ports",
+            (0..N_CLASSES).map(|c| (class_labels(c), t.class_drops[c])),
         )?;
         let wl = |w: usize| -> Labels { vec![("worker", w.to_string())] };
         type Field = fn(&Local) -> u64;

@@ -6,7 +6,7 @@
 //!
 //! Reload policy (all or nothing): settings that only shape the tables (routes, routes
 //! file, next hops, steering keys/epoch/destinations, LPM sizes, and each port's
-//! `trusted`, `strip_nsh`, `mtu`) apply live. Any other change (workers, ports and their
+//! `trusted`, `strip_nsh`, `mtu`, `tx_rate_mbps`, `tx_weights`) apply live. Any other change (workers, ports and their
 //! backends, pools, the `[ctl]` and `[tpe]` sections …) is refused with the list of
 //! fields that need a restart, and nothing is applied. A new model is loaded live with
 //! `model load` instead (shadow evaluation, see [`crate::ctl::tpe`]).
@@ -390,6 +390,7 @@ impl CtlState {
                 "drops_total": t.total_drops(),
                 "drops": drops,
                 "steering_fallbacks": fb,
+                "tx_classes": crate::app::class_json(&t),
             },
             "rates": {
                 "interval_s": r.interval_s,
@@ -618,6 +619,8 @@ impl CtlState {
                 ("trusted", o.trusted != n.trusted),
                 ("strip_nsh", o.strip_nsh != n.strip_nsh),
                 ("mtu", o.mtu != n.mtu),
+                ("tx_rate_mbps", o.tx_rate_mbps != n.tx_rate_mbps),
+                ("tx_weights", o.tx_weights != n.tx_weights),
             ] {
                 if differs {
                     changed.push(format!("ports[{i}].{k}"));

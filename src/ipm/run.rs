@@ -638,6 +638,15 @@ pub fn run(cfg: &Config, opts: &MarkOptions) -> Result<MarkSummary, SetupError> 
         .flat_map(|p| [idx(&p.from), idx(&p.to)])
         .collect();
     used.sort_unstable();
+    for &i in &used {
+        let p = &cfg.ports[i];
+        if p.tx_rate_mbps.is_some() || p.tx_weights.is_some() {
+            tracing::warn!(
+                "ports[{i}] ({}): tx_rate_mbps and tx_weights apply in `steerd run`; `steerd mark` sends without them",
+                p.name
+            );
+        }
+    }
     used.dedup();
     let pairs: Vec<(usize, usize, bool)> = section
         .pairs

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crossbeam::utils::CachePadded;
 
 use super::drop::DropReason;
+use super::tx::N_CLASSES;
 use crate::steering::Fallback;
 
 /// Ports a worker keeps per-port counters for.
@@ -38,6 +39,10 @@ pub struct Local {
     pub port_rx: [u64; MAX_PORTS],
     /// Transmit per port.
     pub port_tx: [u64; MAX_PORTS],
+    /// Transmit per priority class (all ports).
+    pub class_tx: [u64; N_CLASSES],
+    /// Packets of each priority class dropped at transmit (`tx_full`, `tx_rate`).
+    pub class_drops: [u64; N_CLASSES],
     /// Loop iterations that received nothing.
     pub idle_polls: u64,
     /// Loop iterations that received something.
@@ -74,6 +79,8 @@ impl Default for Local {
             drops: [0; DropReason::COUNT],
             port_rx: [0; MAX_PORTS],
             port_tx: [0; MAX_PORTS],
+            class_tx: [0; N_CLASSES],
+            class_drops: [0; N_CLASSES],
             idle_polls: 0,
             busy_polls: 0,
             parks: 0,
@@ -119,6 +126,12 @@ impl Local {
         for (a, b) in self.port_tx.iter_mut().zip(o.port_tx.iter()) {
             *a += b;
         }
+        for (a, b) in self.class_tx.iter_mut().zip(o.class_tx.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.class_drops.iter_mut().zip(o.class_drops.iter()) {
+            *a += b;
+        }
         self.idle_polls += o.idle_polls;
         self.busy_polls += o.busy_polls;
         self.parks += o.parks;
@@ -143,7 +156,7 @@ pub struct WorkerStats {
 }
 
 const FIXED: usize = 15;
-const N_CELLS: usize = FIXED + Fallback::COUNT + DropReason::COUNT + 2 * MAX_PORTS;
+const N_CELLS: usize = FIXED + Fallback::COUNT + DropReason::COUNT + 2 * MAX_PORTS + 2 * N_CLASSES;
 
 impl Default for WorkerStats {
     fn default() -> Self {
@@ -193,9 +206,13 @@ impl WorkerStats {
         store(fb, &l.fallback);
         let (dr, rest) = rest.split_at(DropReason::COUNT);
         store(dr, &l.drops);
-        let (prx, ptx) = rest.split_at(MAX_PORTS);
+        let (prx, rest) = rest.split_at(MAX_PORTS);
         store(prx, &l.port_rx);
+        let (ptx, rest) = rest.split_at(MAX_PORTS);
         store(ptx, &l.port_tx);
+        let (ctx, cdr) = rest.split_at(N_CLASSES);
+        store(ctx, &l.class_tx);
+        store(cdr, &l.class_drops);
     }
 
     /// Reads a consistent-enough snapshot (each counter is exact; they are read one by one).
@@ -236,6 +253,10 @@ impl WorkerStats {
             *x = v[i];
             i += 1;
         }
+        for x in l.class_tx.iter_mut().chain(l.class_drops.iter_mut()) {
+            *x = v[i];
+            i += 1;
+        }
         l
     }
 }
@@ -261,6 +282,8 @@ mod tests {
         l.fallback[Fallback::BadTag as usize] = 5;
         l.port_rx[3] = 9;
         l.port_tx[15] = 2;
+        l.class_tx[3] = 6;
+        l.class_drops[0] = 8;
         let s = WorkerStats::new();
         s.publish(&l);
         let r = s.snapshot();
@@ -269,6 +292,7 @@ mod tests {
         assert_eq!(r.fallback[Fallback::BadTag as usize], 5);
         assert_eq!(r.port_rx[3], 9);
         assert_eq!(r.port_tx[15], 2);
+        assert_eq!((r.class_tx, r.class_drops), ([0, 0, 0, 6], [8, 0, 0, 0]));
         assert_eq!(r.total_drops(), 2);
         assert_eq!(
             (r.parked_ns, r.standby_parks, r.standby_parked_ns),

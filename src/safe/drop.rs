@@ -21,6 +21,8 @@ pub enum DropReason {
     MtuExceeded,
     /// The egress queue stayed full; lower priorities are dropped first.
     TxFull,
+    /// The egress port's rate limit (`tx_rate_mbps`) had no room for the packet.
+    TxRate,
     /// The next hop names a port that does not exist (a configuration race on reload).
     BadEgressPort,
     /// The steering header could not be removed (frame shorter than its headers claim).
@@ -36,7 +38,7 @@ pub enum DropReason {
 }
 
 /// Number of reasons that are not parse errors.
-const OTHER: usize = 12;
+const OTHER: usize = 13;
 
 impl DropReason {
     /// Number of distinct reasons (parse errors included).
@@ -60,6 +62,7 @@ impl DropReason {
             DropReason::LocalNotHandled => P + 9,
             DropReason::SlowPathFull => P + 10,
             DropReason::NotOurMac => P + 11,
+            DropReason::TxRate => P + 12,
         }
     }
 
@@ -82,6 +85,7 @@ impl DropReason {
             9 => DropReason::LocalNotHandled,
             10 => DropReason::SlowPathFull,
             11 => DropReason::NotOurMac,
+            12 => DropReason::TxRate,
             _ => return None,
         })
     }
@@ -102,6 +106,7 @@ impl DropReason {
             DropReason::LocalNotHandled => "local_not_handled",
             DropReason::SlowPathFull => "slowpath_full",
             DropReason::NotOurMac => "not_our_mac",
+            DropReason::TxRate => "tx_rate",
         }
     }
 }

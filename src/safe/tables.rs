@@ -49,6 +49,10 @@ pub struct PortFlags {
     pub has_v4: bool,
     /// The port has IPv6 addresses: neighbour discovery goes to the control plane.
     pub has_v6: bool,
+    /// Transmit class weights (`tx_weights`, index = class); all zero = strict priority.
+    pub tx_weights: [u16; super::tx::N_CLASSES],
+    /// Rate limit in bits per second on the wire (`tx_rate_mbps`), 0 = none.
+    pub tx_rate_bps: u64,
 }
 
 /// Most router addresses per address family (over all ports): the fast path compares a

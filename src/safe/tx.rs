@@ -1,9 +1,19 @@
-//! Per-port transmit staging with priority classes.
+//! Per-port transmit staging with priority classes, class weights and a rate limit.
 //!
 //! A worker stages packets per egress port and priority class, then flushes a port when
-//! a full burst is staged or the drain deadline passes (l3fwd's pattern). A flush sends
-//! the highest class first, so when the egress queue is full it is the lowest priorities
-//! that wait and, eventually, are dropped.
+//! a full burst is staged or the drain deadline passes (l3fwd's pattern). How a flush
+//! shares the port between the classes is the port's [`TxSched`]:
+//! - **strict priority** (the default): the highest class first, so when the egress
+//!   queue is full it is the lowest priorities that wait and, eventually, are dropped;
+//! - **weights** (`tx_weights`): the flush sends the classes interleaved in the order of
+//!   weighted fair queueing (each packet's finish tag is its class's bytes so far divided
+//!   by the class's weight), so whatever prefix the queue or the rate limit accepts is
+//!   shared in proportion to the weights; a class cut short starts the next flush with
+//!   the service it was owed, so the shares hold over time and not only within a flush;
+//! - **a rate limit** (`tx_rate_mbps`): a token bucket in wire bytes (frame + 24 bytes
+//!   of FCS, preamble and gap, as DPDK's scheduler counts), each worker holding its
+//!   share of the port's rate (share nothing, like DPDK's per-core schedulers); what
+//!   does not fit is dropped and counted (`tx_rate`), in the strict or weighted order.
 
 use crate::port::Buf;
 
@@ -14,6 +24,73 @@ pub const N_CLASSES: usize = 4;
 /// carry: the highest transmit class.
 pub const MAX_PRIORITY: u8 = (N_CLASSES - 1) as u8;
 
+/// Bytes a frame takes on the wire beyond its own: FCS (4), preamble and start
+/// delimiter (8), inter-frame gap (12).
+pub const WIRE_OVERHEAD: u64 = 24;
+
+/// Largest class weight (`tx_weights`).
+pub const MAX_WEIGHT: u16 = 1000;
+
+/// Finish tags advance by `wire bytes × (TAG_SCALE / weight)` (fixed point: a
+/// multiplication per packet; the step's rounding is under 0.01 % at weight 1000).
+const TAG_SCALE: i64 = 1 << 24;
+
+/// Largest frame a tag carry is bounded by (a jumbo frame and its overhead).
+const MAX_WIRE: i64 = 9216 + WIRE_OVERHEAD as i64;
+
+/// Shortest time the token bucket holds (its depth is at least this much of the rate).
+const BUCKET_NS: u64 = 2_000_000;
+
+/// Smallest token bucket depth in wire bytes: two of the largest frames, so any frame
+/// can pass. Small on purpose: after a worker stall the full bucket goes to what is
+/// staged, lower classes included, so the depth bounds how far a stall bends strict
+/// priority.
+pub const MIN_BUCKET_BYTES: u64 = 2 * MAX_WIRE as u64;
+
+/// How a port's transmit classes share it; taken from the port's flags at every flush
+/// (so a reload applies at once).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxSched {
+    /// Class weights (index = class, 1..=[`MAX_WEIGHT`]); all zero = strict priority.
+    pub weights: [u16; N_CLASSES],
+    /// This worker's share of the port's rate, in wire bytes per second; 0 = no limit.
+    pub rate_bytes: u64,
+}
+
+impl TxSched {
+    /// The schedule of one of `workers` workers for a port with `weights` (all zero =
+    /// strict) and a rate of `rate_bps` bits per second (0 = none), split evenly.
+    pub fn for_worker(weights: [u16; N_CLASSES], rate_bps: u64, workers: usize) -> Self {
+        let rate_bytes = if rate_bps == 0 {
+            0
+        } else {
+            (rate_bps / 8 / workers.max(1) as u64).max(1)
+        };
+        TxSched {
+            weights,
+            rate_bytes,
+        }
+    }
+
+    /// Strict priority without a rate limit: the plain flush (no ordering work).
+    #[inline]
+    pub fn is_plain(&self) -> bool {
+        self.rate_bytes == 0 && !self.weighted()
+    }
+
+    /// True when the classes share by weight.
+    #[inline]
+    pub fn weighted(&self) -> bool {
+        self.weights != [0; N_CLASSES]
+    }
+}
+
+/// Wire bytes of a staged packet.
+#[inline]
+pub fn wire_bytes<B: Buf>(b: &B) -> u64 {
+    b.len() as u64 + WIRE_OVERHEAD
+}
+
 /// Staged packets of one egress port.
 pub struct TxStage<B> {
     /// Packets per class; capacity reserved at start-up.
@@ -22,6 +99,22 @@ pub struct TxStage<B> {
     pub staged: usize,
     /// Receive time of the oldest staged packet (ns), for latency and the deadline.
     pub oldest_ns: u64,
+    /// A scheduled flush's packets in sending order (see [`TxStage::plan`]).
+    pub order: Vec<B>,
+    /// The class of each packet of `order`.
+    pub order_class: Vec<u8>,
+    /// The finish tag of each packet of `order` (weighted schedules).
+    order_tag: Vec<i64>,
+    /// Weighted: each class's start tag for the next flush (≤ 0, the service it is owed
+    /// from being cut short last time).
+    start: [i64; N_CLASSES],
+    /// The last plan had at most one class staged (no tags: strict order).
+    single: bool,
+    /// Rate limit: tokens in wire bytes, and when they were last added.
+    tokens: u64,
+    refilled_ns: u64,
+    /// Nanobyte remainder of the last refill (so slow rates are not rounded away).
+    refill_rem: u64,
 }
 
 impl<B> TxStage<B> {
@@ -34,6 +127,14 @@ impl<B> TxStage<B> {
             classes: std::array::from_fn(|_| Vec::with_capacity(cap)),
             staged: 0,
             oldest_ns: 0,
+            order: Vec::with_capacity(cap * N_CLASSES),
+            order_class: Vec::with_capacity(cap * N_CLASSES),
+            order_tag: Vec::with_capacity(cap * N_CLASSES),
+            start: [0; N_CLASSES],
+            single: true,
+            tokens: u64::MAX,
+            refilled_ns: 0,
+            refill_rem: 0,
         }
     }
 
@@ -54,11 +155,162 @@ impl<B> TxStage<B> {
     pub fn full(&self, burst: usize) -> bool {
         self.staged >= burst
     }
+
+    /// Tokens (wire bytes) the rate limit allows now, after adding those earned since
+    /// the last refill (up to the bucket's depth).
+    fn refill(&mut self, rate_bytes: u64, now_ns: u64) -> u64 {
+        let depth = (rate_bytes as u128 * BUCKET_NS as u128 / 1_000_000_000)
+            .max(MIN_BUCKET_BYTES as u128) as u64;
+        let dt = now_ns.saturating_sub(self.refilled_ns) as u128;
+        let earned = dt * rate_bytes as u128 + self.refill_rem as u128;
+        let add = earned / 1_000_000_000;
+        self.refill_rem = (earned % 1_000_000_000) as u64;
+        self.refilled_ns = self.refilled_ns.max(now_ns);
+        self.tokens = (self.tokens as u128 + add).min(depth as u128) as u64;
+        if self.tokens == depth {
+            self.refill_rem = 0;
+        }
+        self.tokens
+    }
 }
 
 impl<B: Buf> TxStage<B> {
     /// Bytes staged in class `c`.
     pub fn class_bytes(&self, c: usize) -> u64 {
         self.classes[c].iter().map(|b| b.len() as u64).sum()
+    }
+
+    /// Moves the staged packets that the schedule sends now into `order`, in sending
+    /// order (`order_class` says each one's class): strict is the highest class first;
+    /// weighted is by finish tag (ties to the higher class). With a rate limit, only
+    /// what fits in the bucket's tokens is moved; the rest stays in `classes` for the
+    /// caller to drop (`tx_rate`). Does not allocate (capacity reserved at start-up).
+    pub fn plan(&mut self, s: &TxSched, now_ns: u64) {
+        self.order.clear();
+        self.order_class.clear();
+        self.order_tag.clear();
+        let mut budget = if s.rate_bytes == 0 {
+            u64::MAX
+        } else {
+            self.refill(s.rate_bytes, now_ns)
+        };
+        let busy = self.classes.iter().filter(|v| !v.is_empty()).count();
+        self.single = busy <= 1;
+        if s.weighted() && busy > 1 {
+            self.plan_weighted(s, budget);
+            return;
+        }
+        // Strict (or one class only, which weights order the same way): whole classes,
+        // highest first, each cut at the budget.
+        for c in (0..N_CLASSES).rev() {
+            let v = &mut self.classes[c];
+            if v.is_empty() {
+                continue;
+            }
+            let mut n = v.len();
+            if budget != u64::MAX {
+                n = 0;
+                for b in v.iter() {
+                    let len = wire_bytes(b);
+                    if len > budget {
+                        break;
+                    }
+                    budget -= len;
+                    n += 1;
+                }
+            }
+            self.order.extend(v.drain(..n));
+            self.order_class.extend(std::iter::repeat_n(c as u8, n));
+            if !v.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// [`TxStage::plan`] for weights over more than one class: a merge by finish tag.
+    fn plan_weighted(&mut self, s: &TxSched, mut budget: u64) {
+        // How many packets of each class go, in the order they go (class ids only).
+        let mut take = [0usize; N_CLASSES];
+        let mut tag = self.start;
+        let step: [i64; N_CLASSES] =
+            std::array::from_fn(|c| TAG_SCALE / s.weights[c].max(1) as i64);
+        loop {
+            let mut best: Option<(i64, usize, u64)> = None;
+            for c in (0..N_CLASSES).rev() {
+                let Some(b) = self.classes[c].get(take[c]) else {
+                    continue;
+                };
+                let len = wire_bytes(b);
+                let fin = tag[c] + len as i64 * step[c];
+                if best.is_none_or(|(f, _, _)| fin < f) {
+                    best = Some((fin, c, len));
+                }
+            }
+            let Some((fin, c, len)) = best else {
+                break;
+            };
+            if len > budget {
+                break;
+            }
+            budget -= len;
+            tag[c] = fin;
+            take[c] += 1;
+            self.order_class.push(c as u8);
+            self.order_tag.push(fin);
+        }
+        let mut k = 0;
+        let mut drains = self.classes.each_mut().map(|v| {
+            let d = v.drain(..take[k]);
+            k += 1;
+            d
+        });
+        for &c in &self.order_class {
+            // `take[c]` packets of class c were counted above, in this order.
+            if let Some(b) = drains[c as usize].next() {
+                self.order.push(b);
+            }
+        }
+    }
+
+    /// After a scheduled flush sent the first `sent` packets of the planned order
+    /// (`sent_bytes` wire bytes): takes their tokens and, for weighted schedules, gives
+    /// each class cut short (packets of it left unsent) the service it was owed at the
+    /// cut as a head start for the next flush. Classes that sent everything start even;
+    /// a class with nothing staged this time keeps its head start (a flush is a few
+    /// microseconds of traffic: a class is often absent from one while it is busy).
+    pub fn settle(&mut self, s: &TxSched, sent: usize, sent_bytes: u64) {
+        if s.rate_bytes != 0 {
+            self.tokens = self.tokens.saturating_sub(sent_bytes);
+        }
+        if !s.weighted() || sent == 0 {
+            return;
+        }
+        if self.single {
+            // One class staged: it is even with itself; the absent ones keep theirs.
+            if let Some(&c) = self.order_class.first() {
+                self.start[c as usize] = 0;
+            }
+            return;
+        }
+        let cut = self.order_tag[sent - 1];
+        let mut last = self.start;
+        let mut left = [false; N_CLASSES];
+        let mut present = [false; N_CLASSES];
+        for (i, &c) in self.order_class.iter().enumerate() {
+            present[c as usize] = true;
+            if i < sent {
+                last[c as usize] = self.order_tag[i];
+            } else {
+                left[c as usize] = true;
+            }
+        }
+        for c in 0..N_CLASSES {
+            let w = s.weights[c].max(1) as i64;
+            if left[c] || !self.classes[c].is_empty() {
+                self.start[c] = (last[c] - cut).clamp(-MAX_WIRE * TAG_SCALE / w, 0);
+            } else if present[c] {
+                self.start[c] = 0;
+            }
+        }
     }
 }

@@ -24,8 +24,8 @@ use super::counters::{Local, MAX_PORTS, WorkerStats};
 use super::drop::DropReason;
 use super::pipeline::{BURST, BurstCtx, Mode, Scratch, process_burst};
 use super::punt::{CpLink, NO_PORT, Punt, PuntKind};
-use super::tables::TableReader;
-use super::tx::{N_CLASSES, TxStage};
+use super::tables::{PortFlags, TableReader};
+use super::tx::{N_CLASSES, TxSched, TxStage, WIRE_OVERHEAD};
 use crate::port::{AnyRx, AnyTx, Buf, PktBuf, Pool, PutBuf, RxQueue, TxQueue};
 use crate::telemetry::DestCounters;
 
@@ -373,6 +373,7 @@ impl Worker {
             return self.run_dpdk(q);
         }
         let n_ports = self.tx.len().min(MAX_PORTS);
+        let workers = self.ctl.idle_exhausted.len();
         let mut stages: Vec<TxStage<PktBuf>> =
             (0..n_ports).map(|_| TxStage::new(2 * BURST)).collect();
         let mut scratch = Scratch::default();
@@ -456,6 +457,8 @@ impl Worker {
                         &mut pending,
                         now,
                         burst,
+                        &tables.ports,
+                        workers,
                     );
                 }
                 if let Some(d) = self.dist.as_mut() {
@@ -501,6 +504,8 @@ impl Worker {
                                 &mut pending,
                                 now,
                                 burst,
+                                &tables.ports,
+                                workers,
                             );
                         }
                     }
@@ -534,6 +539,8 @@ impl Worker {
                         &mut pending,
                         now,
                         burst,
+                        &tables.ports,
+                        workers,
                     );
                 }
                 // Give back what this worker received beyond its own share of buffers.
@@ -557,6 +564,7 @@ impl Worker {
                         &mut pending,
                         now,
                         p,
+                        &sched_of(&tables.ports, p, workers),
                     );
                 }
             }
@@ -635,6 +643,7 @@ fn count_rx<B: Buf>(local: &mut Local, v: &[B]) {
 }
 
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn flush_full<B: Buf, P: PutBuf<B>, Q: TxQueue<Buf = B, Pool = P>>(
     stages: &mut [TxStage<B>],
     tx: &mut [Q],
@@ -643,17 +652,31 @@ fn flush_full<B: Buf, P: PutBuf<B>, Q: TxQueue<Buf = B, Pool = P>>(
     pending: &mut Vec<(u64, u64)>,
     now: u64,
     burst: usize,
+    ports: &[PortFlags],
+    workers: usize,
 ) {
     for (p, st) in stages.iter_mut().enumerate() {
         if st.full(burst) {
-            flush_port(st, &mut tx[p], pool, local, pending, now, p);
+            let s = sched_of(ports, p, workers);
+            flush_port(st, &mut tx[p], pool, local, pending, now, p, &s);
         }
     }
 }
 
-/// Sends everything staged on one port, highest priority first. A lossless queue is
-/// waited for (bounded); otherwise what the queue refuses after a few tries is dropped.
+/// The transmit schedule of port `p` for one of `workers` workers, from its flags.
 #[inline]
+fn sched_of(ports: &[PortFlags], p: usize, workers: usize) -> TxSched {
+    ports.get(p).map_or(TxSched::default(), |f| {
+        TxSched::for_worker(f.tx_weights, f.tx_rate_bps, workers)
+    })
+}
+
+/// Sends everything staged on one port as its schedule says: the plain flush (strict
+/// priority, no rate limit) sends the highest class first; weights or a rate limit take
+/// [`flush_scheduled`]. A lossless queue is waited for (bounded); otherwise what the
+/// queue refuses after a few tries is dropped.
+#[inline]
+#[allow(clippy::too_many_arguments)]
 fn flush_port<B: Buf, P: PutBuf<B>, Q: TxQueue<Buf = B, Pool = P>>(
     st: &mut TxStage<B>,
     q: &mut Q,
@@ -662,8 +685,12 @@ fn flush_port<B: Buf, P: PutBuf<B>, Q: TxQueue<Buf = B, Pool = P>>(
     pending: &mut Vec<(u64, u64)>,
     now: u64,
     port: usize,
+    sched: &TxSched,
 ) {
-    let _ = now;
+    if !sched.is_plain() {
+        flush_scheduled(st, q, pool, local, pending, now, port, sched);
+        return;
+    }
     let lossless = q.lossless();
     let mut sent_total = 0u64;
     for c in (0..N_CLASSES).rev() {
@@ -671,39 +698,71 @@ fn flush_port<B: Buf, P: PutBuf<B>, Q: TxQueue<Buf = B, Pool = P>>(
         if v.is_empty() {
             continue;
         }
-        let mut tries = 0u32;
-        let mut waited: Option<Instant> = None;
-        while !v.is_empty() {
-            let bytes: u64 = v.iter().map(|b| b.len() as u64).sum();
-            let before = v.len();
-            let sent = q.tx_burst(pool, v);
-            if sent > 0 {
-                let left: u64 = v.iter().map(|b| b.len() as u64).sum();
-                local.tx_bytes += bytes - left;
-                sent_total += sent as u64;
-                tries = 0;
-                continue;
-            }
-            debug_assert_eq!(before, v.len());
-            tries += 1;
-            if lossless {
-                // File output: the writer thread catches up; give it up to a second.
-                let t0 = *waited.get_or_insert_with(Instant::now);
-                if t0.elapsed() < Duration::from_secs(1) {
-                    std::thread::yield_now();
-                    continue;
-                }
-            } else if tries < 4 {
-                continue;
-            }
-            for b in v.drain(..) {
-                local.drop(DropReason::TxFull);
-                pool.put(b);
-            }
+        let (sent, bytes) = send_until_refused(q, pool, v, lossless);
+        local.tx_bytes += bytes;
+        sent_total += sent as u64;
+        local.class_tx[c] += sent as u64;
+        local.class_drops[c] += v.len() as u64;
+        for b in v.drain(..) {
+            local.drop(DropReason::TxFull);
+            pool.put(b);
         }
     }
     q.flush();
     st.staged = 0;
+    flushed(st, local, pending, port, sent_total);
+}
+
+/// Sends from the front of `v` until it is empty or the queue refuses: after a few
+/// tries, or, for a lossless queue (file output: the writer thread catches up), after
+/// up to a second. Returns the packets and the frame bytes sent; what is left in `v`
+/// was refused.
+#[inline]
+fn send_until_refused<B: Buf, P: PutBuf<B>, Q: TxQueue<Buf = B, Pool = P>>(
+    q: &mut Q,
+    pool: &mut P,
+    v: &mut Vec<B>,
+    lossless: bool,
+) -> (usize, u64) {
+    let mut tries = 0u32;
+    let mut waited: Option<Instant> = None;
+    let (mut sent_total, mut bytes_total) = (0usize, 0u64);
+    while !v.is_empty() {
+        let bytes: u64 = v.iter().map(|b| b.len() as u64).sum();
+        let before = v.len();
+        let sent = q.tx_burst(pool, v);
+        if sent > 0 {
+            let left: u64 = v.iter().map(|b| b.len() as u64).sum();
+            bytes_total += bytes - left;
+            sent_total += sent;
+            tries = 0;
+            continue;
+        }
+        debug_assert_eq!(before, v.len());
+        tries += 1;
+        if lossless {
+            let t0 = *waited.get_or_insert_with(Instant::now);
+            if t0.elapsed() < Duration::from_secs(1) {
+                std::thread::yield_now();
+                continue;
+            }
+        } else if tries < 4 {
+            continue;
+        }
+        break;
+    }
+    (sent_total, bytes_total)
+}
+
+/// The counters and the latency record of a flush that sent `sent_total` packets.
+#[inline]
+fn flushed<B>(
+    st: &TxStage<B>,
+    local: &mut Local,
+    pending: &mut Vec<(u64, u64)>,
+    port: usize,
+    sent_total: u64,
+) {
     if sent_total > 0 {
         local.tx += sent_total;
         if port < MAX_PORTS {
@@ -713,6 +772,48 @@ fn flush_port<B: Buf, P: PutBuf<B>, Q: TxQueue<Buf = B, Pool = P>>(
             pending.push((st.oldest_ns, sent_total));
         }
     }
+}
+
+/// A flush under class weights or a rate limit ([`TxSched`]): the stage plans the
+/// sending order ([`TxStage::plan`]: weighted fair order, or strict, cut at the rate
+/// limit's tokens), the order goes out in one burst (retried as in [`flush_port`]), and
+/// the stage settles the tokens and the classes' shares ([`TxStage::settle`]). What the
+/// queue refused is dropped as `tx_full`, what the rate limit left as `tx_rate`, each
+/// counted under its class.
+#[allow(clippy::too_many_arguments)]
+fn flush_scheduled<B: Buf, P: PutBuf<B>, Q: TxQueue<Buf = B, Pool = P>>(
+    st: &mut TxStage<B>,
+    q: &mut Q,
+    pool: &mut P,
+    local: &mut Local,
+    pending: &mut Vec<(u64, u64)>,
+    now: u64,
+    port: usize,
+    sched: &TxSched,
+) {
+    st.plan(sched, now);
+    let lossless = q.lossless();
+    let (sent, bytes) = send_until_refused(q, pool, &mut st.order, lossless);
+    local.tx_bytes += bytes;
+    st.settle(sched, sent, bytes + sent as u64 * WIRE_OVERHEAD);
+    for &c in &st.order_class[..sent] {
+        local.class_tx[c as usize] += 1;
+    }
+    for (b, &c) in st.order.drain(..).zip(&st.order_class[sent..]) {
+        local.drop(DropReason::TxFull);
+        local.class_drops[c as usize] += 1;
+        pool.put(b);
+    }
+    for (c, v) in st.classes.iter_mut().enumerate() {
+        local.class_drops[c] += v.len() as u64;
+        for b in v.drain(..) {
+            local.drop(DropReason::TxRate);
+            pool.put(b);
+        }
+    }
+    q.flush();
+    st.staged = 0;
+    flushed(st, local, pending, port, sent as u64);
 }
 
 #[cfg(feature = "dpdk")]
@@ -732,6 +833,7 @@ impl Worker {
             );
         }
         let n_ports = q.tx.len().min(MAX_PORTS);
+        let workers = self.ctl.idle_exhausted.len();
         let mut stages: Vec<TxStage<Mbuf>> =
             (0..n_ports).map(|_| TxStage::new(2 * BURST)).collect();
         let mut scratch = Scratch::default();
@@ -804,6 +906,8 @@ impl Worker {
                         &mut pending,
                         now,
                         burst,
+                        &tables.ports,
+                        workers,
                     );
                 }
             }
@@ -817,6 +921,7 @@ impl Worker {
                         &mut pending,
                         now,
                         p,
+                        &sched_of(&tables.ports, p, workers),
                     );
                 }
             }
@@ -898,6 +1003,291 @@ mod tests {
         }
     }
 
+    /// Stages `per_class[c]` packets of `size` bytes in each class c (the first byte says
+    /// the class), flushes with `sched` at `now` into a queue with `room`, and returns
+    /// what the queue took, by class.
+    #[allow(clippy::too_many_arguments)]
+    fn flush_once(
+        st: &mut TxStage<PktBuf>,
+        pool: &mut Pool,
+        local: &mut Local,
+        per_class: [usize; N_CLASSES],
+        size: usize,
+        room: usize,
+        sched: &TxSched,
+        now: u64,
+    ) -> [u64; N_CLASSES] {
+        for (class, &n) in per_class.iter().enumerate() {
+            for _ in 0..n {
+                let mut b = pool.get().expect("pool sized for the test");
+                b.fill(&vec![class as u8; size]);
+                st.push(class as u8, b, now);
+            }
+        }
+        let mut q = Limited {
+            room,
+            sent: Vec::new(),
+        };
+        let mut pending = Vec::with_capacity(8);
+        flush_port(st, &mut q, pool, local, &mut pending, now, 0, sched);
+        let mut got = [0u64; N_CLASSES];
+        for c in q.sent {
+            got[c as usize] += 1;
+        }
+        got
+    }
+
+    fn weighted(w: [u16; N_CLASSES]) -> TxSched {
+        TxSched {
+            weights: w,
+            rate_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn weights_share_a_full_queue_in_proportion() {
+        let mut pool = Pool::new(256);
+        let mut st = TxStage::new(64);
+        let mut local = Local::default();
+        let s = weighted([1, 2, 3, 4]);
+        let mut got = [0u64; N_CLASSES];
+        for i in 0..500 {
+            let g = flush_once(&mut st, &mut pool, &mut local, [16; 4], 60, 20, &s, i);
+            for c in 0..N_CLASSES {
+                got[c] += g[c];
+            }
+        }
+        let total: u64 = got.iter().sum();
+        assert_eq!(total, 500 * 20);
+        for c in 0..N_CLASSES {
+            let share = got[c] as f64 / total as f64;
+            let want = (c + 1) as f64 / 10.0;
+            assert!(
+                (share - want).abs() < 0.01,
+                "class {c}: {share} vs {want} ({got:?})"
+            );
+        }
+        assert_eq!(local.class_tx, got);
+        let dropped: u64 = local.class_drops.iter().sum();
+        assert_eq!(dropped, 500 * 64 - total);
+        assert_eq!(local.drops[DropReason::TxFull.index()], dropped);
+        assert_eq!(pool.available(), 256, "every buffer back in the pool");
+    }
+
+    #[test]
+    fn equal_weights_share_evenly_when_each_flush_sends_few() {
+        // 10 of 4 × 8 packets per flush: ties at the cut must not favour the higher
+        // classes over time.
+        let mut pool = Pool::new(64);
+        let mut st = TxStage::new(64);
+        let mut local = Local::default();
+        let s = weighted([1; 4]);
+        for i in 0..400 {
+            flush_once(&mut st, &mut pool, &mut local, [8; 4], 60, 10, &s, i);
+        }
+        for c in 0..N_CLASSES {
+            assert!(
+                local.class_tx[c].abs_diff(1000) <= 4,
+                "class {c}: {:?}",
+                local.class_tx
+            );
+        }
+    }
+
+    #[test]
+    fn weights_share_bytes_not_packets() {
+        // Class 3 sends 1000-byte frames, class 0 60-byte ones, equal weights: equal
+        // wire bytes, so class 0 sends about 1024/84 times as many packets.
+        let mut pool = Pool::new(128);
+        let mut st = TxStage::new(64);
+        let mut local = Local::default();
+        let s = weighted([1; 4]);
+        let mut got = [0u64; 4];
+        for i in 0..300 {
+            for _ in 0..40 {
+                let mut b = pool.get().unwrap();
+                b.fill(&[0u8; 60]);
+                st.push(0, b, i);
+            }
+            for _ in 0..8 {
+                let mut b = pool.get().unwrap();
+                b.fill(&[3u8; 1000]);
+                st.push(3, b, i);
+            }
+            let mut q = Limited {
+                room: 20,
+                sent: Vec::new(),
+            };
+            let mut pending = Vec::with_capacity(8);
+            flush_port(
+                &mut st,
+                &mut q,
+                &mut pool,
+                &mut local,
+                &mut pending,
+                i,
+                0,
+                &s,
+            );
+            for c in q.sent {
+                got[c as usize] += 1;
+            }
+        }
+        let bytes0 = got[0] * (60 + WIRE_OVERHEAD);
+        let bytes3 = got[3] * (1000 + WIRE_OVERHEAD);
+        let r = bytes0 as f64 / bytes3 as f64;
+        assert!((r - 1.0).abs() < 0.05, "byte ratio {r} ({got:?})");
+        assert_eq!(pool.available(), 128);
+    }
+
+    #[test]
+    fn rate_limit_sends_its_rate_strict_highest_class_first() {
+        // 1000 packets/s of 60-byte frames (84 wire bytes), offered 16 per ms.
+        let rate = 84_000u64;
+        let s = TxSched {
+            weights: [0; 4],
+            rate_bytes: rate,
+        };
+        let mut pool = Pool::new(64);
+        let mut st = TxStage::new(64);
+        let mut local = Local::default();
+        let ms = 1_000_000u64;
+        for i in 1..=10_000u64 {
+            flush_once(&mut st, &mut pool, &mut local, [4; 4], 60, 64, &s, i * ms);
+        }
+        // Ten seconds at the rate, plus the bucket's depth at the start.
+        let sent = local.tx;
+        let cap = (10 * rate + crate::safe::tx::MIN_BUCKET_BYTES) / 84;
+        assert!(sent <= cap && sent >= 10 * rate / 84, "{sent} vs ≤ {cap}");
+        assert_eq!(local.drops[DropReason::TxRate.index()], 160_000 - sent);
+        assert_eq!(local.drops[DropReason::TxFull.index()], 0);
+        for c in 0..N_CLASSES {
+            assert_eq!(local.class_tx[c] + local.class_drops[c], 40_000);
+        }
+        // The bucket's depth goes to whoever comes first at the start; after that, strict
+        // priority gives class 3 (offered 4000/s) the whole rate.
+        assert!(local.class_tx[3] >= 10 * rate / 84, "{:?}", local.class_tx);
+        let before = local.class_tx;
+        for i in 10_001..=12_000u64 {
+            flush_once(&mut st, &mut pool, &mut local, [4; 4], 60, 64, &s, i * ms);
+        }
+        assert_eq!(
+            local.class_tx[..3],
+            before[..3],
+            "nothing below class 3 once the bucket is drained"
+        );
+        assert_eq!(pool.available(), 64);
+    }
+
+    #[test]
+    fn rate_limit_with_weights_shares_the_rate() {
+        let s = TxSched {
+            weights: [1, 1, 1, 5],
+            rate_bytes: 840_000,
+        };
+        let mut pool = Pool::new(64);
+        let mut st = TxStage::new(64);
+        let mut local = Local::default();
+        for i in 1..=5_200u64 {
+            if i == 201 {
+                // Past the bucket's first depth, which every class shares while it lasts.
+                local = Local::default();
+            }
+            flush_once(
+                &mut st,
+                &mut pool,
+                &mut local,
+                [8; 4],
+                60,
+                64,
+                &s,
+                i * 1_000_000,
+            );
+        }
+        let total: u64 = local.class_tx.iter().sum();
+        let share3 = local.class_tx[3] as f64 / total as f64;
+        assert!((share3 - 0.625).abs() < 0.01, "{:?}", local.class_tx);
+        for c in 0..3 {
+            let share = local.class_tx[c] as f64 / total as f64;
+            assert!((share - 0.125).abs() < 0.01, "{:?}", local.class_tx);
+        }
+        assert_eq!(local.drops[DropReason::TxFull.index()], 0);
+    }
+
+    #[test]
+    fn plain_flush_counts_classes() {
+        let mut pool = Pool::new(64);
+        let mut st = TxStage::new(64);
+        let mut local = Local::default();
+        let got = flush_once(
+            &mut st,
+            &mut pool,
+            &mut local,
+            [8; 4],
+            60,
+            20,
+            &TxSched::default(),
+            1,
+        );
+        assert_eq!(got, [0, 4, 8, 8]);
+        assert_eq!(local.class_tx, [0, 4, 8, 8]);
+        assert_eq!(local.class_drops, [8, 4, 0, 0]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// Whatever the schedule, sizes and room: every staged packet is sent or dropped
+        /// exactly once and counted under its class, every buffer returns to the pool,
+        /// and a rate limit never sends more than its bucket held.
+        #[test]
+        fn scheduled_flushes_account_for_every_packet(
+            flushes in proptest::collection::vec(
+                (proptest::collection::vec((0u8..4, 1usize..1500), 0..64), 0usize..80, 0u64..3_000_000),
+                1..20,
+            ),
+            weights in proptest::option::of(proptest::array::uniform4(1u16..=1000)),
+            rate in proptest::option::of(1u64..2_000_000),
+        ) {
+            let s = TxSched { weights: weights.unwrap_or([0; 4]), rate_bytes: rate.unwrap_or(0) };
+            let mut pool = Pool::new(64);
+            let mut st = TxStage::new(64);
+            let mut local = Local::default();
+            let mut staged = [0u64; 4];
+            let mut now = 0u64;
+            let mut wire_sent = 0u64;
+            for (pkts, room, dt) in &flushes {
+                now += dt;
+                for &(c, len) in pkts.iter().take(64) {
+                    let mut b = pool.get().unwrap();
+                    b.fill(&vec![c; len]);
+                    st.push(c, b, now);
+                    staged[c as usize] += 1;
+                }
+                let before = local.tx_bytes;
+                let tx_before = local.tx;
+                let mut q = Limited { room: *room, sent: Vec::new() };
+                let mut pending = Vec::with_capacity(8);
+                flush_port(&mut st, &mut q, &mut pool, &mut local, &mut pending, now, 0, &s);
+                proptest::prop_assert!(q.sent.len() <= *room);
+                wire_sent += local.tx_bytes - before + (local.tx - tx_before) * WIRE_OVERHEAD;
+            }
+            for (c, n) in staged.iter().enumerate() {
+                proptest::prop_assert_eq!(local.class_tx[c] + local.class_drops[c], *n);
+            }
+            proptest::prop_assert_eq!(local.class_tx.iter().sum::<u64>(), local.tx);
+            proptest::prop_assert_eq!(local.class_drops.iter().sum::<u64>(), local.total_drops());
+            proptest::prop_assert_eq!(pool.available(), 64);
+            proptest::prop_assert_eq!(st.staged, 0);
+            if let Some(r) = rate {
+                let depth = (r * 2 / 1000).max(crate::safe::tx::MIN_BUCKET_BYTES);
+                let earned = (now as u128 * r as u128 / 1_000_000_000) as u64;
+                proptest::prop_assert!(wire_sent <= depth + earned, "{} > {} + {}", wire_sent, depth, earned);
+            } else {
+                proptest::prop_assert_eq!(local.drops[DropReason::TxRate.index()], 0);
+            }
+        }
+    }
+
     #[test]
     fn flush_sends_high_priority_first_and_drops_low_when_full() {
         let mut pool = Pool::new(64);
@@ -916,7 +1306,16 @@ mod tests {
         };
         let mut local = Local::default();
         let mut pending = Vec::with_capacity(8);
-        flush_port(&mut st, &mut q, &mut pool, &mut local, &mut pending, 10, 0);
+        flush_port(
+            &mut st,
+            &mut q,
+            &mut pool,
+            &mut local,
+            &mut pending,
+            10,
+            0,
+            &TxSched::default(),
+        );
         assert_eq!(local.tx, 20);
         assert_eq!(local.drops[DropReason::TxFull.index()], 12);
         assert_eq!(&q.sent[..8], &[3; 8], "class 3 first");
