@@ -14,8 +14,14 @@ const RATE_MBPS: f64 = 20.0;
 /// The example's 128-byte frames (routed and steered alike) and the 24 bytes of FCS,
 /// preamble and gap the rate counts.
 const WIRE: f64 = 152.0;
-/// The token bucket's depth (`safe::tx`): at 20 Mbit/s, two of the largest frames.
-const DEPTH_BYTES: f64 = steerd::safe::tx::MIN_BUCKET_BYTES as f64;
+/// What the buckets hold at the start (`safe::tx::max_burst`): at 20 Mbit/s, two of
+/// the largest frames for strict priority; with weights, each class's bucket (the
+/// classes' share of that depth, and at least one of the largest frames each).
+fn depth_bytes(strict: bool) -> f64 {
+    let weights = if strict { [0; 4] } else { [3, 1, 1, 1] };
+    let sched = steerd::safe::tx::TxSched::for_worker(weights, 20_000_000, 1);
+    steerd::safe::tx::max_burst(&sched).unwrap() as f64
+}
 
 /// The runs take turns: a worker kept off its core lets the bucket fill, and a full
 /// bucket goes to every class staged (see `strict_priority_…`).
@@ -43,11 +49,11 @@ fn run(strict: bool) -> Summary {
 }
 
 /// Checks what every run must hold and returns the packets sent per class.
-fn check(s: &Summary) -> [u64; 4] {
+fn check(s: &Summary, strict: bool) -> [u64; 4] {
     let t = &s.total;
     assert!(t.accounted(), "every packet sent or counted");
     // The rate holds on the wire (plus the bucket's depth at the start) …
-    let allowed = RATE_MBPS * 1e6 / 8.0 * s.elapsed.as_secs_f64() + DEPTH_BYTES;
+    let allowed = RATE_MBPS * 1e6 / 8.0 * s.elapsed.as_secs_f64() + depth_bytes(strict);
     let sent = t.port_tx[1] as f64 * WIRE;
     assert!(
         sent <= allowed,
@@ -84,7 +90,7 @@ fn check(s: &Summary) -> [u64; 4] {
 #[test]
 fn strict_priority_gives_the_rate_to_the_highest_class() {
     let s = run(true);
-    let c = check(&s);
+    let c = check(&s, true);
     assert!(c[2] > 0 && c[0] > 0, "both classes offered: {c:?}");
     // Class 0 gets only what class 2 left of the bucket: its depth at the start and
     // after any moment the worker was off its core (the bucket refills meanwhile).
@@ -100,7 +106,7 @@ fn strict_priority_gives_the_rate_to_the_highest_class() {
 #[test]
 fn weights_share_the_rate_in_proportion() {
     let s = run(false);
-    let c = check(&s);
+    let c = check(&s, false);
     let share0 = c[0] as f64 / (c[0] + c[2]) as f64;
     assert!(
         (share0 - 0.75).abs() < 0.03,

@@ -14,6 +14,12 @@
 //!   of FCS, preamble and gap, as DPDK's scheduler counts), each worker holding its
 //!   share of the port's rate (share nothing, like DPDK's per-core schedulers); what
 //!   does not fit is dropped and counted (`tx_rate`), in the strict or weighted order.
+//!   With weights, each class also earns its weighted share of the rate in a bucket of
+//!   its own and spends that first; what a class does not use (its bucket full) spills
+//!   into the shared bucket, which any class may use. A class whose packets are sparse
+//!   (a few per flush, while the flushes themselves hold only a packet's worth of
+//!   tokens) thus still gets its share: it is not the order within a flush that
+//!   decides, since there is no queue to keep a class backlogged between flushes.
 
 use crate::port::Buf;
 
@@ -85,6 +91,22 @@ impl TxSched {
     }
 }
 
+/// The most wire bytes one worker's schedule `s` sends at once after an idle spell
+/// (what its buckets hold when full): the bucket's depth, or with weights the sum of
+/// the classes' depths. `None` without a rate limit.
+pub fn max_burst(s: &TxSched) -> Option<u64> {
+    if s.rate_bytes == 0 {
+        return None;
+    }
+    if !s.weighted() {
+        return Some(TxStage::<()>::depth(s.rate_bytes));
+    }
+    let sum: u128 = (0..N_CLASSES)
+        .map(|c| TxStage::<()>::class_depth(s, c) / NANO)
+        .sum();
+    Some(sum as u64)
+}
+
 /// Wire bytes of a staged packet.
 #[inline]
 pub fn wire_bytes<B: Buf>(b: &B) -> u64 {
@@ -110,11 +132,18 @@ pub struct TxStage<B> {
     start: [i64; N_CLASSES],
     /// The last plan had at most one class staged (no tags: strict order).
     single: bool,
-    /// Rate limit: tokens in wire bytes, and when they were last added.
+    /// Rate limit: tokens in wire bytes (the shared bucket), and when they were last
+    /// added.
     tokens: u64,
     refilled_ns: u64,
     /// Nanobyte remainder of the last refill (so slow rates are not rounded away).
     refill_rem: u64,
+    /// Rate limit with weights: each class's own bucket (its weighted share), in
+    /// nanobytes.
+    class_tokens: [u64; N_CLASSES],
+    /// Rate limit with weights: the last plan took its tokens from the classes'
+    /// buckets already ([`TxStage::settle`] refunds what was not sent).
+    prepaid: bool,
 }
 
 impl<B> TxStage<B> {
@@ -135,6 +164,8 @@ impl<B> TxStage<B> {
             tokens: u64::MAX,
             refilled_ns: 0,
             refill_rem: 0,
+            class_tokens: [u64::MAX; N_CLASSES],
+            prepaid: false,
         }
     }
 
@@ -156,23 +187,87 @@ impl<B> TxStage<B> {
         self.staged >= burst
     }
 
+    /// The shared bucket's depth at `rate_bytes`.
+    fn depth(rate_bytes: u64) -> u64 {
+        (rate_bytes as u128 * BUCKET_NS as u128 / 1_000_000_000).max(MIN_BUCKET_BYTES as u128)
+            as u64
+    }
+
+    /// Wire bytes earned at `rate_bytes` since the last refill (the nanobyte remainder
+    /// carried).
+    fn earn(&mut self, rate_bytes: u64, now_ns: u64) -> u128 {
+        let dt = now_ns.saturating_sub(self.refilled_ns) as u128;
+        let earned = dt * rate_bytes as u128 + self.refill_rem as u128;
+        self.refill_rem = (earned % 1_000_000_000) as u64;
+        self.refilled_ns = self.refilled_ns.max(now_ns);
+        earned / 1_000_000_000
+    }
+
     /// Tokens (wire bytes) the rate limit allows now, after adding those earned since
     /// the last refill (up to the bucket's depth).
     fn refill(&mut self, rate_bytes: u64, now_ns: u64) -> u64 {
-        let depth = (rate_bytes as u128 * BUCKET_NS as u128 / 1_000_000_000)
-            .max(MIN_BUCKET_BYTES as u128) as u64;
-        let dt = now_ns.saturating_sub(self.refilled_ns) as u128;
-        let earned = dt * rate_bytes as u128 + self.refill_rem as u128;
-        let add = earned / 1_000_000_000;
-        self.refill_rem = (earned % 1_000_000_000) as u64;
-        self.refilled_ns = self.refilled_ns.max(now_ns);
+        let depth = Self::depth(rate_bytes);
+        let add = self.earn(rate_bytes, now_ns);
         self.tokens = (self.tokens as u128 + add).min(depth as u128) as u64;
         if self.tokens == depth {
             self.refill_rem = 0;
         }
         self.tokens
     }
+
+    /// A class's own bucket depth under weights, in nanobytes: its weighted share of
+    /// the depth, and at least one of the largest frames (so any frame can pass).
+    fn class_depth(s: &TxSched, c: usize) -> u128 {
+        let total: u128 = s.weights.iter().map(|&w| u128::from(w.max(1))).sum();
+        let w = u128::from(s.weights[c].max(1));
+        (Self::depth(s.rate_bytes) as u128 * w / total).max(MAX_WIRE as u128) * NANO
+    }
+
+    /// [`TxStage::refill`] with weights: each class earns `weight / Σ weights` of the
+    /// rate into its own bucket ([`TxStage::class_depth`] deep). What a full bucket (a
+    /// class with nothing to send) cannot take goes to the classes whose buckets are not
+    /// full, again by weight, so an idle class's share is divided among the busy ones
+    /// as weighted fair queueing divides it. When every bucket is full the rest is
+    /// lost, as a full bucket's is: after an idle spell a worker sends at most the sum
+    /// of the classes' depths (the shared depth and up to one frame per class).
+    fn refill_classes(&mut self, s: &TxSched, now_ns: u64) {
+        // In nanobytes: at a flush every few microseconds a class's share of the bytes
+        // earned is a fraction of a byte, which whole bytes would round away.
+        let dt = now_ns.saturating_sub(self.refilled_ns) as u128;
+        self.refilled_ns = self.refilled_ns.max(now_ns);
+        let mut pending = dt * s.rate_bytes as u128;
+        let w: [u128; N_CLASSES] = std::array::from_fn(|c| u128::from(s.weights[c].max(1)));
+        let mut full = [false; N_CLASSES];
+        // Each round fills at least one more bucket or hands out everything.
+        for _ in 0..N_CLASSES {
+            let open: u128 = (0..N_CLASSES).filter(|&c| !full[c]).map(|c| w[c]).sum();
+            if pending == 0 || open == 0 {
+                break;
+            }
+            let mut spill = pending;
+            for c in 0..N_CLASSES {
+                if full[c] {
+                    continue;
+                }
+                let cap = Self::class_depth(s, c);
+                let share = pending * w[c] / open;
+                spill -= share;
+                let v = self.class_tokens[c] as u128 + share;
+                if v >= cap {
+                    spill += v - cap;
+                    self.class_tokens[c] = cap as u64;
+                    full[c] = true;
+                } else {
+                    self.class_tokens[c] = v as u64;
+                }
+            }
+            pending = spill;
+        }
+    }
 }
+
+/// Nanobytes per byte (the classes' buckets count in nanobytes).
+const NANO: u128 = 1_000_000_000;
 
 impl<B: Buf> TxStage<B> {
     /// Bytes staged in class `c`.
@@ -189,15 +284,22 @@ impl<B: Buf> TxStage<B> {
         self.order.clear();
         self.order_class.clear();
         self.order_tag.clear();
+        self.prepaid = false;
+        let busy = self.classes.iter().filter(|v| !v.is_empty()).count();
+        self.single = busy <= 1;
+        if s.weighted() && s.rate_bytes != 0 {
+            // The classes' own buckets decide, also for a class staged alone.
+            self.refill_classes(s, now_ns);
+            self.plan_weighted(s, true);
+            return;
+        }
         let mut budget = if s.rate_bytes == 0 {
             u64::MAX
         } else {
             self.refill(s.rate_bytes, now_ns)
         };
-        let busy = self.classes.iter().filter(|v| !v.is_empty()).count();
-        self.single = busy <= 1;
         if s.weighted() && busy > 1 {
-            self.plan_weighted(s, budget);
+            self.plan_weighted(s, false);
             return;
         }
         // Strict (or one class only, which weights order the same way): whole classes,
@@ -227,16 +329,24 @@ impl<B: Buf> TxStage<B> {
         }
     }
 
-    /// [`TxStage::plan`] for weights over more than one class: a merge by finish tag.
-    fn plan_weighted(&mut self, s: &TxSched, mut budget: u64) {
+    /// [`TxStage::plan`] for weights: a merge by finish tag. With a rate limit
+    /// (`limited`) each packet is paid from its class's bucket, else from the shared
+    /// one; a class that can pay neither sends nothing more in this flush while the
+    /// others go on. The tokens are taken here ([`TxStage::settle`] refunds what the
+    /// queue refused).
+    fn plan_weighted(&mut self, s: &TxSched, limited: bool) {
         // How many packets of each class go, in the order they go (class ids only).
         let mut take = [0usize; N_CLASSES];
+        let mut blocked = [false; N_CLASSES];
         let mut tag = self.start;
         let step: [i64; N_CLASSES] =
             std::array::from_fn(|c| TAG_SCALE / s.weights[c].max(1) as i64);
         loop {
             let mut best: Option<(i64, usize, u64)> = None;
             for c in (0..N_CLASSES).rev() {
+                if blocked[c] {
+                    continue;
+                }
                 let Some(b) = self.classes[c].get(take[c]) else {
                     continue;
                 };
@@ -249,10 +359,14 @@ impl<B: Buf> TxStage<B> {
             let Some((fin, c, len)) = best else {
                 break;
             };
-            if len > budget {
-                break;
+            if limited {
+                let nano = len * NANO as u64;
+                if self.class_tokens[c] < nano {
+                    blocked[c] = true;
+                    continue;
+                }
+                self.class_tokens[c] -= nano;
             }
-            budget -= len;
             tag[c] = fin;
             take[c] += 1;
             self.order_class.push(c as u8);
@@ -270,6 +384,7 @@ impl<B: Buf> TxStage<B> {
                 self.order.push(b);
             }
         }
+        self.prepaid = limited;
     }
 
     /// After a scheduled flush sent the first `sent` packets of the planned order
@@ -279,7 +394,19 @@ impl<B: Buf> TxStage<B> {
     /// a class with nothing staged this time keeps its head start (a flush is a few
     /// microseconds of traffic: a class is often absent from one while it is busy).
     pub fn settle(&mut self, s: &TxSched, sent: usize, sent_bytes: u64) {
-        if s.rate_bytes != 0 {
+        if std::mem::take(&mut self.prepaid) {
+            // Paid in the plan: what the queue refused (still in `order`) goes back to
+            // its class's bucket.
+            for (b, &c) in self
+                .order
+                .iter()
+                .zip(&self.order_class[sent.min(self.order_class.len())..])
+            {
+                let c = c as usize;
+                let v = self.class_tokens[c] as u128 + wire_bytes(b) as u128 * NANO;
+                self.class_tokens[c] = v.min(Self::class_depth(s, c)) as u64;
+            }
+        } else if s.rate_bytes != 0 {
             self.tokens = self.tokens.saturating_sub(sent_bytes);
         }
         if !s.weighted() || sent == 0 {
@@ -304,9 +431,13 @@ impl<B: Buf> TxStage<B> {
                 left[c as usize] = true;
             }
         }
+        // Under a rate limit the classes' buckets keep the shares: a class the limit
+        // left behind (unplanned packets) used up its share and is owed nothing; only
+        // one the queue cut short is.
+        let limited = s.rate_bytes != 0;
         for c in 0..N_CLASSES {
             let w = s.weights[c].max(1) as i64;
-            if left[c] || !self.classes[c].is_empty() {
+            if left[c] || (!limited && !self.classes[c].is_empty()) {
                 self.start[c] = (last[c] - cut).clamp(-MAX_WIRE * TAG_SCALE / w, 0);
             } else if present[c] {
                 self.start[c] = 0;

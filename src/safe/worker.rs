@@ -1214,6 +1214,46 @@ mod tests {
         assert_eq!(local.drops[DropReason::TxFull.index()], 0);
     }
 
+    /// The rate is earned by the classes' own buckets, so a class whose packets are
+    /// sparse still gets its weighted share: here every flush holds one packet (class 0
+    /// three times in four, class 3 once) while the rate pays for one packet in four
+    /// flushes. Equal weights share the rate equally; without the classes' buckets the
+    /// packet that happened to come when the tokens did went, and class 3 had a quarter.
+    #[test]
+    fn sparse_classes_get_their_weighted_share_of_the_rate() {
+        let mut pool = Pool::new(64);
+        let mut st = TxStage::new(64);
+        // 40,000 flushes 100 µs apart from `from`, each of one 60-byte packet; counts
+        // from the 1,001st (past the buckets' first depth). Returns the packets sent.
+        let mut run = |weights, from: u64| {
+            // 84 wire bytes per packet, a flush every 100 µs: 210,000 B/s pays a quarter.
+            let s = TxSched {
+                weights,
+                rate_bytes: 210_000,
+            };
+            let mut local = Local::default();
+            for i in from..from + 40_000 {
+                if i == from + 1_000 {
+                    local = Local::default();
+                }
+                let mut per = [0; 4];
+                per[if i % 4 == 0 { 3 } else { 0 }] = 1;
+                flush_once(&mut st, &mut pool, &mut local, per, 60, 64, &s, i * 100_000);
+            }
+            local.class_tx
+        };
+        let tx = run([1, 1, 1, 1], 1);
+        let total: u64 = tx.iter().sum();
+        // 39,000 flushes × a quarter of a packet.
+        assert!(total.abs_diff(9_750) <= 20, "{tx:?}");
+        let share3 = tx[3] as f64 / total as f64;
+        assert!((share3 - 0.5).abs() < 0.02, "{tx:?}");
+        // Weights 3:1 for class 0: it gets three quarters.
+        let tx = run([3, 1, 1, 1], 40_001);
+        let share0 = tx[0] as f64 / tx.iter().sum::<u64>() as f64;
+        assert!((share0 - 0.75).abs() < 0.02, "{tx:?}");
+    }
+
     #[test]
     fn plain_flush_counts_classes() {
         let mut pool = Pool::new(64);
@@ -1279,7 +1319,9 @@ mod tests {
             proptest::prop_assert_eq!(pool.available(), 64);
             proptest::prop_assert_eq!(st.staged, 0);
             if let Some(r) = rate {
-                let depth = (r * 2 / 1000).max(crate::safe::tx::MIN_BUCKET_BYTES);
+                // With weights, the classes' buckets: the depth and a frame per class at most.
+                let depth = crate::safe::tx::max_burst(&s).unwrap();
+                proptest::prop_assert!(depth <= (r * 2 / 1000).max(crate::safe::tx::MIN_BUCKET_BYTES) + 4 * (9216 + WIRE_OVERHEAD));
                 let earned = (now as u128 * r as u128 / 1_000_000_000) as u64;
                 proptest::prop_assert!(wire_sent <= depth + earned, "{} > {} + {}", wire_sent, depth, earned);
             } else {
