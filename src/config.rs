@@ -1758,6 +1758,12 @@ impl Config {
             }
         }
         if !r.live {
+            if r.set_tx_weights {
+                return Err(self.error(
+                    "ram.set_tx_weights",
+                    "only the live RAM sets transmit weights: set ram.live = true (scenario runs have no egress ports to weigh)",
+                ));
+            }
             return Ok(());
         }
         // The live RAM (`steerd run` with `ram.live = true`).
@@ -2155,6 +2161,28 @@ site = "dc"
             );
             parse(&t).unwrap();
         }
+        // Transmit weights are set by the live RAM only; the floor is a weight.
+        let e = field(ok.replace("live = true\n", "").replace(
+            "worker_pps = 1000",
+            "worker_pps = 1000\nset_tx_weights = true",
+        ));
+        assert_eq!(e.field, "ram.set_tx_weights", "{e}");
+        assert!(e.msg.contains("ram.live = true"), "{e}");
+        let e = field(ok.replace(
+            "live = true",
+            "live = true\nset_tx_weights = true\ntx_weight_floor = 1001",
+        ));
+        assert_eq!(e.field, "ram.tx_weight_floor", "{e}");
+        let t = ok.replace("live = true", "live = true\nset_tx_weights = true");
+        let c = parse(&t).unwrap();
+        assert_eq!(
+            crate::ram::live::weight_ports(&c),
+            vec![1],
+            "nh1 leaves on p1"
+        );
+        assert!(crate::ram::live::weight_ports(&parse(&ok).unwrap()).is_empty());
+        let e = field(ok.replace("site = \"dc\"", "site = \"dc\"\nmax_priority = 9"));
+        assert_eq!(e.field, "ram.destinations[0].max_priority", "{e}");
         // A destination the telemetry does not count.
         let t = ok.replace("workers = 1", "workers = 1\ntelemetry_destinations = 1");
         let e = field(t);

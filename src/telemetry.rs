@@ -156,6 +156,14 @@ impl DestCounters {
             .load(Ordering::Relaxed)
     }
 
+    /// Bytes counted so far for destination `dest` (as [`DestCounters::packets`]).
+    /// Cold: for the live RAM, status and tests.
+    pub fn bytes(&self, dest: usize) -> u64 {
+        slot(&self.dest, dest.min(self.n_dest))
+            .bytes
+            .load(Ordering::Relaxed)
+    }
+
     /// Adds this worker's running totals into `t` (cold; called by the aggregator).
     fn accumulate(&self, t: &mut Totals) {
         let n = self.n_dest.min(t.dest_p.len());

@@ -285,6 +285,87 @@ fn ctl_shows_the_ram_and_respects_its_steering_table() {
     assert_eq!(ram["republished_after_overwrite"], 0, "{ram}");
 }
 
+/// `config` with `set_tx_weights`: destination 1 is in class 2 (`max_priority = 2`,
+/// the generator's headers say 3), and p1 is the port its next hop leaves on.
+fn weights_config() -> String {
+    config("reactive", 2000)
+        .replace(
+            "steered_fraction = 0.5",
+            "steered_fraction = 0.5\npriority = 3",
+        )
+        .replace(
+            "id = 1\nsite = \"fra\"",
+            "id = 1\nsite = \"fra\"\nmax_priority = 2",
+        )
+        .replace(
+            "standby_park_us = 1000",
+            "standby_park_us = 1000\nset_tx_weights = true\ntx_weight_floor = 100",
+        )
+}
+
+/// The RAM sets p1's transmit class weights from the demand it expects there per class
+/// (all of it destination 1's, in class 2; the floor for the others), the workers'
+/// tables carry them, a route change and a reload keep them, and a reload that would
+/// change them is refused naming the field.
+#[test]
+fn the_ram_sets_the_class_weights_of_its_ports() {
+    let r = Running::start(&weights_config(), false);
+    let want = serde_json::json!([100, 100, 1000, 100]);
+    r.wait_for("the RAM's weights on p1", |r| {
+        r.status()["ports"][1]["tx_weights"] == want
+    });
+    let st = r.status();
+    let w = &st["components"]["ram"]["tx_weights"];
+    assert_eq!(w[0]["port"], "p1", "{w}");
+    assert_eq!(w[0]["weights"], want, "{w}");
+    assert_eq!(w[0]["set_by"], "ram", "{w}");
+    let mbps = w[0]["expected_mbps"].as_array().unwrap();
+    assert!(mbps[2].as_f64().unwrap() > 0.0, "{w}");
+    assert!(
+        [0, 1, 3].iter().all(|&c| mbps[c].as_f64() == Some(0.0)),
+        "{w}"
+    );
+    // p0 is no port of a steering next hop: its flags stay the config's (none).
+    assert_eq!(st["ports"][0]["tx_weights"], Value::Null, "{}", st["ports"]);
+    // A route change rebuilds the tables from the config: the RAM's weights stay.
+    r.ok(Request::RoutesAdd {
+        prefix: "203.0.113.0/24".into(),
+        via: vec!["r1".into()],
+        replace: false,
+    });
+    assert_eq!(r.status()["ports"][1]["tx_weights"], want);
+    // A reload may not set the weights the RAM owns ...
+    let path = r.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            "mac = \"02:00:00:00:00:11\"\n",
+            "mac = \"02:00:00:00:00:11\"\ntx_weights = [1, 1, 1, 1]\n",
+        ),
+    )
+    .unwrap();
+    let e = r.err(Request::Reload { config: None });
+    assert_eq!(e["code"], "steering_owned", "{e}");
+    assert_eq!(
+        e["fields"],
+        serde_json::json!(["ports[1].tx_weights"]),
+        "{e}"
+    );
+    // ... and one that leaves them alone keeps them.
+    std::fs::write(&path, &text).unwrap();
+    r.ok(Request::Reload { config: None });
+    assert_eq!(r.status()["ports"][1]["tx_weights"], want);
+    let s = r.finish();
+    let j = s.to_json();
+    assert_eq!(s.total.total_drops(), 0, "{}", j["drops"]);
+    let classes = &j["tx_classes"];
+    // Steered packets leave in class 2 (the entry's cap), routed ones in class 0.
+    assert!(classes[2]["tx_packets"].as_u64().unwrap() > 0, "{classes}");
+    assert!(classes[0]["tx_packets"].as_u64().unwrap() > 0, "{classes}");
+    assert_eq!(j["ram"]["republished_after_overwrite"], 0, "{}", j["ram"]);
+}
+
 /// `config`'s run with a second way to the data center: the edge reaches `fra` through
 /// router `r1` (next hop `steer-a` on port p1, 200 µs) or router `r2` (`steer-b` on
 /// port p2, 400 µs), so destination 1 is steered through r1 until that link goes down.

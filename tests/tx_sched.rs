@@ -113,3 +113,51 @@ fn weights_share_the_rate_in_proportion() {
         "class 0 (weight 3) has {share0:.3} of the rate against class 2 (weight 1): {c:?}"
     );
 }
+
+/// conf/ram-tx-weights.toml: the live RAM sets the weights of the rate-limited port
+/// "out" from the demand it measures per class (destinations 1 and 3 in class 2, 2 in
+/// class 1: 2:1), at least the floor (50) each; the classes then share the 4 Mbit/s
+/// 2:1, and the routed traffic (class 0, half of what is offered) is held to its floor.
+#[test]
+fn the_live_ram_weighs_the_classes_by_their_demand() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let text = std::fs::read_to_string(dir.join("ram-tx-weights.toml")).unwrap();
+    let cfg = Config::from_toml(&text, "ram-tx-weights.toml", &dir, false).unwrap();
+    let opts = RunOptions {
+        duration: Some(std::time::Duration::from_secs(3)),
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let s = Appliance::build(cfg, &opts).unwrap().run(&opts).unwrap();
+    let t = &s.total;
+    assert!(t.accounted());
+    let v = s.to_json();
+    let w = &v["ram"]["tx_weights"][0];
+    assert_eq!(w["port"], "out", "{w}");
+    assert_eq!(w["set_by"], "ram", "{w}");
+    let got: Vec<u64> = w["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    assert_eq!((got[0], got[3]), (50, 50), "the floor: {w}");
+    assert!(
+        got[1].abs_diff(333) <= 30 && got[2].abs_diff(667) <= 30,
+        "{w}"
+    );
+    // Sent per class, in packets (the steered frames are all the same size).
+    let c = t.class_tx;
+    let ratio = c[1] as f64 / c[2] as f64;
+    assert!(
+        (ratio - 0.5).abs() < 0.08,
+        "class 1 : class 2 = {ratio:.3}: {c:?}"
+    );
+    // Routed traffic: half of what is offered, its floor's share of what is sent.
+    assert!(c[0] * 8 < c[2], "{c:?}");
+    assert!(c[0] > 0, "the floor lets class 0 through: {c:?}");
+    let wire = (t.tx_bytes + 24 * t.tx) as f64 * 8.0 / s.elapsed.as_secs_f64() / 1e6;
+    assert!(wire < 4.3, "{wire:.3} Mbit/s on a 4 Mbit/s port");
+    eprintln!("out: {wire:.3} Mbit/s on the wire, weights {got:?}, sent by class {c:?}");
+}

@@ -31,7 +31,7 @@ use crate::app::{SetupError, build_tables_from};
 use crate::config::{Config, ConfigError};
 use crate::route::{Prefix, RouteSpec};
 use crate::safe::counters::{Local, WorkerStats};
-use crate::safe::tables::TableHandle;
+use crate::safe::tables::{TableHandle, Tables};
 use crate::safe::worker::RunControl;
 use crate::safe::{DropReason, MAX_PORTS};
 use crate::steering::{Fallback, Key, SteeringKeys};
@@ -346,8 +346,15 @@ impl CtlState {
             .take(MAX_PORTS)
             .map(|(i, (name, backend))| {
                 let (rx_pps, tx_pps) = r.ports.get(i).copied().unwrap_or_default();
+                let flags = tables.ports.get(i);
+                let weights = flags
+                    .map(|f| f.tx_weights)
+                    .filter(|w| w.iter().any(|&x| x > 0));
+                let rate = flags.map_or(0, |f| f.tx_rate_bps);
                 json!({"name": name, "backend": backend, "rx_packets": t.port_rx[i],
-                       "tx_packets": t.port_tx[i], "rx_pps": rx_pps, "tx_pps": tx_pps})
+                       "tx_packets": t.port_tx[i], "rx_pps": rx_pps, "tx_pps": tx_pps,
+                       "tx_weights": weights,
+                       "tx_rate_mbps": (rate > 0).then(|| rate as f64 / 1e6)})
             })
             .collect();
         let workers: Vec<Value> = per
@@ -433,10 +440,12 @@ impl CtlState {
         if let Some(k) = self.keys_override {
             t.steering.keys = k;
         }
+        let owned = crate::ram::live::weight_ports(&self.config);
         let g = self
             .tables
             .update(|cur| {
                 t.steering = cur.steering.clone();
+                keep_ram_weights(&mut t, cur, &owned);
                 Some(t)
             })
             .expect("the closure always publishes");
@@ -571,7 +580,7 @@ impl CtlState {
                 return Err(OpError::new(
                     "steering_owned",
                     format!(
-                        "refused: the live RAM ([ram] live = true) owns the steering table, so a reload cannot change {} (nothing was changed; restart steerd to apply)",
+                        "refused: the live RAM ([ram] live = true) owns the steering table (and, with set_tx_weights, its ports' tx_weights), so a reload cannot change {} (nothing was changed; restart steerd to apply)",
                         owned.join(", ")
                     ),
                 )
@@ -628,12 +637,15 @@ impl CtlState {
             }
         }
         let g = if self.ram.is_some() {
-            // The RAM's entries and epoch stay; the keys are the reload's.
+            // The RAM's entries and epoch stay (and the weights it sets); the keys are
+            // the reload's.
             let keys = t.steering.keys;
+            let owned = crate::ram::live::weight_ports(&self.config);
             self.tables
                 .update(|cur| {
                     t.steering = cur.steering.clone();
                     t.steering.keys = keys;
+                    keep_ram_weights(&mut t, cur, &owned);
                     Some(t)
                 })
                 .expect("the closure always publishes")
@@ -662,12 +674,28 @@ impl CtlState {
     }
 }
 
-/// What a reload would change of the steering table the live RAM owns: its entries
+/// Keeps in `t` the transmit weights the live RAM set on the ports it owns (`owned`,
+/// from [`crate::ram::live::weight_ports`]) in `cur`, the snapshot in force.
+fn keep_ram_weights(t: &mut Tables, cur: &Tables, owned: &[usize]) {
+    for &p in owned {
+        if let (Some(f), Some(c)) = (t.ports.get_mut(p), cur.ports.get(p)) {
+            f.tx_weights = c.tx_weights;
+        }
+    }
+}
+
+/// What a reload would change of what the live RAM owns: the steering table's entries
 /// (`steering.destinations`), its epoch, and the next hops its entries point at (their
 /// names and order: the entries hold next-hop indices; a MAC change is fine, and so are
-/// next hops appended after the existing ones).
+/// next hops appended after the existing ones); with `set_tx_weights`, the
+/// `tx_weights` of the ports it sets them on.
 pub fn ram_owned_changes(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
+    for p in crate::ram::live::weight_ports(old) {
+        if old.ports.get(p).map(|x| &x.tx_weights) != new.ports.get(p).map(|x| &x.tx_weights) {
+            out.push(format!("ports[{p}].tx_weights"));
+        }
+    }
     let (a, b) = (&old.steering, &new.steering);
     if a.destinations != b.destinations {
         out.push("steering.destinations".to_string());

@@ -38,10 +38,12 @@ use super::path::{self, DestPath, PathWeights};
 use super::plan::{Demand, Planner};
 use super::steer;
 use super::topology::{RamConfig, RamMode, Topology};
+use super::weights::{self, WeightHold};
 use crate::config::Config;
 use crate::ctl::metrics::{counter, gauge};
 use crate::port::netdev::LinkEventsStop;
-use crate::safe::tables::TableHandle;
+use crate::safe::tables::{TableHandle, Tables};
+use crate::safe::tx::N_CLASSES;
 use crate::safe::worker::RunControl;
 use crate::telemetry::DestCounters;
 
@@ -680,8 +682,62 @@ struct Ram {
     carrier_back: Vec<Option<Instant>>,
     /// Next-hop names, by index (for the status).
     nh_names: Vec<String>,
+    /// Per next hop (index as in the route table): the index of the port it leaves on.
+    nh_port: Vec<Option<usize>>,
+    /// The ports whose `tx_weights` this RAM sets (`set_tx_weights`).
+    weight_ports: Vec<WeightPort>,
+    /// Publications of weights alone (the steering entries unchanged).
+    weight_publications: u64,
+    /// Telemetry byte totals at the last tick, per destination (as `prev`).
+    prev_bytes: Vec<u64>,
+    /// Per destination: bytes on the wire per packet (frame + 24), measured.
+    wire_bytes: Vec<f64>,
+    /// Logical time of the last tick.
+    now: f64,
     shared: Arc<RamShared>,
     start: Instant,
+}
+
+/// A port whose transmit class weights the RAM sets.
+struct WeightPort {
+    port: usize,
+    name: String,
+    /// The port's own `tx_weights` (all zero: strict priority), in force while the RAM
+    /// expects nothing there.
+    configured: [u16; N_CLASSES],
+    hold: WeightHold,
+    /// Expected wire bytes per second per class at the last placement.
+    demand: [f64; N_CLASSES],
+}
+
+impl WeightPort {
+    /// The weights this RAM wants in force.
+    fn want(&self) -> [u16; N_CLASSES] {
+        self.hold.current().unwrap_or(self.configured)
+    }
+}
+
+/// Bytes a frame takes on the wire beyond its own (preamble, start, gap, FCS), as the
+/// transmit scheduler counts.
+const WIRE_OVERHEAD: f64 = 24.0;
+
+/// The ports whose `tx_weights` the live RAM owns: with `[ram] live = true` and
+/// `set_tx_weights = true`, the ports of the next hops on links out of the edge (in
+/// port order). Empty otherwise.
+pub fn weight_ports(cfg: &Config) -> Vec<usize> {
+    let Some(rc) = cfg.ram.as_ref().filter(|r| r.live && r.set_tx_weights) else {
+        return Vec::new();
+    };
+    let mut out: Vec<usize> = rc
+        .links
+        .iter()
+        .filter_map(|l| l.next_hop.as_deref())
+        .filter_map(|n| cfg.next_hops.iter().find(|h| h.name == n))
+        .filter_map(|h| cfg.ports.iter().position(|p| p.name == h.port))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 impl Ram {
@@ -700,11 +756,37 @@ impl Ram {
         t
     }
 
+    /// Per destination below the RAM's range: bytes counted so far, over all workers.
+    fn byte_totals(&self) -> Vec<u64> {
+        let n = self.prev_bytes.len();
+        let mut t = vec![0u64; n];
+        for c in &self.inputs.telemetry {
+            for (d, x) in t.iter_mut().enumerate() {
+                *x = x.wrapping_add(c.bytes(d));
+            }
+        }
+        t
+    }
+
     fn tick(&mut self) {
         let wall = self.start.elapsed().as_secs_f64();
         let now = wall * self.time_scale;
+        self.now = now;
         // Measured rates (per wall second) over the last measure_s.
         let tot = self.totals();
+        if !self.weight_ports.is_empty() {
+            // Bytes per packet on the wire, per destination: the last tick's mean where
+            // packets were counted (the last value, or 64-byte frames, otherwise).
+            let bytes = self.byte_totals();
+            for (d, (&b, pb)) in bytes.iter().zip(self.prev_bytes.iter_mut()).enumerate() {
+                let packets = tot[d].wrapping_sub(self.prev[d]);
+                if packets > 0 {
+                    self.wire_bytes[d] =
+                        b.wrapping_sub(*pb) as f64 / packets as f64 + WIRE_OVERHEAD;
+                }
+                *pb = b;
+            }
+        }
         let slot = (self.ticks as usize) % self.ring.len();
         for (d, (&t, p)) in tot.iter().zip(self.prev.iter_mut()).enumerate() {
             self.ring[slot][d] = t.wrapping_sub(*p);
@@ -867,12 +949,24 @@ impl Ram {
         let (paths, load) = path::place(&self.topo, &self.weights, self.planner.expected(), &down);
         self.paths = paths;
         self.link_load = load;
-        let entries = steer::entries(&self.link_nh, &self.steered, &self.paths);
+        let entries = steer::entries(
+            &self.link_nh,
+            &self.steered,
+            &self.paths,
+            &self.topo.dest_priority,
+        );
+        let weights_moved = self.step_weights(&entries);
         // Publish when the entries change, and when another publisher's snapshot no
-        // longer carries this RAM's table (its epoch moved away from ours).
-        let replaced =
-            self.publications > 0 && self.inputs.tables.load().steering.epoch != self.epoch;
-        if replaced {
+        // longer carries this RAM's table (its epoch moved away from ours) or weights.
+        let cur = self.inputs.tables.load();
+        let replaced = self.publications > 0 && cur.steering.epoch != self.epoch;
+        let weights_lost = self.publications > 0
+            && self
+                .weight_ports
+                .iter()
+                .any(|w| cur.ports.get(w.port).map(|f| f.tx_weights) != Some(w.want()));
+        drop(cur);
+        if replaced || weights_lost {
             self.republished += 1;
         }
         if replaced || self.published.as_ref() != Some(&entries) {
@@ -880,13 +974,61 @@ impl Ram {
             self.inputs.tables.update(|cur| {
                 epoch = cur.steering.epoch.wrapping_add(1);
                 let st = steer::steering_table(&cur.steering, epoch, &entries);
-                Some(cur.with_steering(st))
+                let mut t = cur.with_steering(st);
+                self.apply_weights(&mut t);
+                Some(t)
             });
             self.epoch = epoch;
             self.publications += 1;
             self.published = Some(entries);
+        } else if weights_moved || weights_lost {
+            // The weights alone: the steering table (and its epoch) stays.
+            self.inputs.tables.update(|cur| {
+                let mut t = cur.with_steering(cur.steering.clone());
+                self.apply_weights(&mut t);
+                Some(t)
+            });
+            self.weight_publications += 1;
         }
         self.inputs.tables.reclaim();
+    }
+
+    /// Steps each weight port's hold toward the shares of the demand the plan expects
+    /// there (`set_tx_weights`). Returns whether any published weight changed.
+    fn step_weights(&mut self, entries: &[Option<crate::steering::SteerEntry>]) -> bool {
+        if self.weight_ports.is_empty() {
+            return false;
+        }
+        let demand = weights::class_demand(
+            entries,
+            self.planner.expected(),
+            &self.wire_bytes,
+            &self.nh_port,
+            self.nh_port.iter().flatten().max().map_or(0, |p| p + 1),
+        );
+        let hold = match (self.mode, self.cfg.predictive_release_hold_s) {
+            (RamMode::Predictive, Some(h)) => h,
+            _ => self.cfg.release_hold_s,
+        };
+        let floor = self.cfg.tx_weight_floor;
+        let mut moved = false;
+        for w in &mut self.weight_ports {
+            w.demand = demand.get(w.port).copied().unwrap_or([0.0; N_CLASSES]);
+            let was = w.want();
+            w.hold
+                .step(self.now, weights::shares(&w.demand, floor), hold);
+            moved |= w.want() != was;
+        }
+        moved
+    }
+
+    /// Puts the weights this RAM wants on its weight ports of `t`.
+    fn apply_weights(&self, t: &mut Tables) {
+        for w in &self.weight_ports {
+            if let Some(f) = t.ports.get_mut(w.port) {
+                f.tx_weights = w.want();
+            }
+        }
     }
 
     /// Between ticks: when a link changed state (an operator's `ctl ram link`, or a
@@ -1012,6 +1154,13 @@ impl Ram {
             "links_down": self.down.iter().filter(|d| d.is_some()).count(),
             "link_changes": self.link_changes,
             "paths": paths,
+            "tx_weights": self.weight_ports.iter().map(|w| json!({
+                "port": w.name,
+                "weights": w.want(),
+                "set_by": if w.hold.current().is_some() { "ram" } else { "config" },
+                "expected_mbps": w.demand.iter().map(|b| round3(b * 8.0 / 1e6)).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "weight_publications": self.weight_publications,
         })
     }
 }
@@ -1197,6 +1346,25 @@ impl LiveRam {
             link_changed_ms: vec![None; topo.links.len()],
             carrier_back: vec![None; topo.links.len()],
             nh_names: cfg.next_hops.iter().map(|h| h.name.clone()).collect(),
+            nh_port: cfg
+                .next_hops
+                .iter()
+                .map(|h| cfg.ports.iter().position(|p| p.name == h.port))
+                .collect(),
+            weight_ports: weight_ports(cfg)
+                .into_iter()
+                .map(|p| WeightPort {
+                    port: p,
+                    name: cfg.ports[p].name.clone(),
+                    configured: cfg.ports[p].tx_weights_array(),
+                    hold: WeightHold::default(),
+                    demand: [0.0; N_CLASSES],
+                })
+                .collect(),
+            weight_publications: 0,
+            prev_bytes: vec![0; topo.n_dest()],
+            wire_bytes: vec![64.0 + WIRE_OVERHEAD; topo.n_dest()],
+            now: 0.0,
             shared: shared.clone(),
             start: Instant::now(),
             inputs,
@@ -1204,6 +1372,7 @@ impl LiveRam {
             cfg: rc,
         };
         ram.prev = ram.totals();
+        ram.prev_bytes = ram.byte_totals();
         for (w, flag) in ram.inputs.run.standby.iter().enumerate() {
             flag.store(ram.pool.in_standby(w), Ordering::Relaxed);
         }
@@ -1327,8 +1496,19 @@ pub fn check(cfg: &Config, rc: &RamConfig) -> String {
         0 => "one per core".to_string(),
         n => n.to_string(),
     };
+    let wp = weight_ports(cfg);
+    let weights = if wp.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = wp.iter().map(|&p| cfg.ports[p].name.as_str()).collect();
+        format!(
+            ", sets tx_weights on {} (floor {})",
+            names.join(", "),
+            rc.tx_weight_floor
+        )
+    };
     format!(
-        "{what}; live: tick {} ms, owns the steering table, {workers} worker(s) at {} pps each (headroom {}, at least {} active), standby park {} µs, carriers read every {} ms",
+        "{what}; live: tick {} ms, owns the steering table{weights}, {workers} worker(s) at {} pps each (headroom {}, at least {} active), standby park {} µs, carriers read every {} ms",
         rc.tick_ms,
         Topology::local_worker_pps(rc),
         rc.headroom,

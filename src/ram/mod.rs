@@ -14,6 +14,8 @@
 //!   capacity over a run.
 //! - [`steer`]: the steering table of a plan (one entry per steered destination, on
 //!   its primary path's first next hop), shared by [`sim`] and [`live`].
+//! - [`weights`]: with `set_tx_weights`, the transmit class weights of the ports its
+//!   steering next hops leave on, from the demand it expects per class there.
 //! - [`live`]: the RAM inside `steerd run` (`[ram] live = true`, the `steerd-ram`
 //!   thread): measured telemetry and the TPE's forecast in, steering tables and the
 //!   workers' standby flags out.
@@ -34,5 +36,6 @@ pub mod sim;
 pub mod steer;
 pub mod timeline;
 pub mod topology;
+pub mod weights;
 
 pub use topology::{RamConfig, RamMode, Topology};

@@ -268,6 +268,8 @@ struct Edge {
     mac_nh: Vec<([u8; 6], u16)>,
     /// Next hops that steered traffic takes.
     steer_nh: Vec<bool>,
+    /// Transmit class cap per destination (`ram.destinations[].max_priority`).
+    priority: Vec<u8>,
     epoch: u32,
     publications: u64,
 }
@@ -314,6 +316,7 @@ impl Edge {
             nh_link,
             mac_nh,
             steer_nh,
+            priority: topo.dest_priority.clone(),
             epoch,
             publications: 0,
         })
@@ -324,7 +327,7 @@ impl Edge {
     fn publish(&mut self, steered: &[bool], paths: &[Option<DestPath>]) {
         let cur = self.handle.load();
         self.epoch = self.epoch.wrapping_add(1);
-        let entries = super::steer::entries(&self.link_nh, steered, paths);
+        let entries = super::steer::entries(&self.link_nh, steered, paths, &self.priority);
         let st = super::steer::steering_table(&cur.steering, self.epoch, &entries);
         let t: Tables = cur.with_steering(st);
         drop(cur);

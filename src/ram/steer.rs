@@ -34,11 +34,14 @@ pub fn link_next_hops(cfg: &Config, topo: &Topology) -> Result<Vec<Option<u16>>,
 /// that has a path: the next hop (from `link_nh`, see [`link_next_hops`]) of the first
 /// link of its primary path, then those of its equal-cost paths
 /// ([`DestPath::ecmp`]) that leave on other next hops (ECMP: the destination's flows
-/// are spread over them by flow hash). `None` for the others.
+/// are spread over them by flow hash). `None` for the others. Each entry caps the
+/// header's priority at the destination's class in `priority` ([`MAX_PRIORITY`] for
+/// destinations beyond its end; see [`Topology::priority_of`]).
 pub fn entries(
     link_nh: &[Option<u16>],
     steered: &[bool],
     paths: &[Option<DestPath>],
+    priority: &[u8],
 ) -> Vec<Option<SteerEntry>> {
     let first_nh = |p: &super::path::Path| {
         p.links
@@ -62,8 +65,9 @@ pub fn entries(
                     n += 1;
                 }
             }
+            let prio = priority.get(d).copied().unwrap_or(MAX_PRIORITY);
             // 1..=MAX_STEER_WAYS hops: cannot fail.
-            SteerEntry::ecmp(&hops[..n], MAX_PRIORITY).ok()
+            SteerEntry::ecmp(&hops[..n], prio).ok()
         })
         .collect()
 }
@@ -116,12 +120,12 @@ mod tests {
         let (paths, _) = place(&t, &w, &[10.0, 10.0], &[]);
         let link_nh = test_link_nh(&t);
         let hop = |e: &Option<SteerEntry>| e.map(|e| e.hops().to_vec());
-        let e = entries(&link_nh, &[true, true], &paths);
+        let e = entries(&link_nh, &[true, true], &paths, &[]);
         assert_eq!(
             e.iter().map(hop).collect::<Vec<_>>(),
             vec![Some(vec![7]), Some(vec![9])]
         );
-        let e = entries(&link_nh, &[false, true, true], &paths);
+        let e = entries(&link_nh, &[false, true, true], &paths, &[]);
         assert_eq!(
             e.iter().map(hop).collect::<Vec<_>>(),
             vec![None, Some(vec![9]), None],
@@ -149,7 +153,7 @@ mod tests {
         let link_nh: Vec<Option<u16>> = (0..t.links.len())
             .map(|l| (l % 2 == 0).then_some(10 + l as u16))
             .collect();
-        let e = entries(&link_nh, &[true], &paths)[0].unwrap();
+        let e = entries(&link_nh, &[true], &paths, &[])[0].unwrap();
         let mut hops = e.hops().to_vec();
         hops.sort_unstable();
         assert_eq!(hops, vec![10, 12, 14]);
@@ -157,7 +161,8 @@ mod tests {
         let same: Vec<Option<u16>> = (0..t.links.len())
             .map(|l| (l % 2 == 0).then_some(if l == 4 { 10 } else { 10 + l as u16 }))
             .collect();
-        let e = entries(&same, &[true], &paths)[0].unwrap();
+        let e = entries(&same, &[true], &paths, &[2])[0].unwrap();
+        assert_eq!(e.max_priority, 2, "the destination's class");
         let mut hops = e.hops().to_vec();
         hops.sort_unstable();
         assert_eq!(hops, vec![10, 12]);
@@ -182,7 +187,8 @@ mod tests {
         // Half of the demand on each edge link.
         assert_eq!((load[0], load[1]), (50.0, 50.0));
         let link_nh = test_link_nh(&t);
-        let e = entries(&link_nh, &[true, false], &paths)[0].unwrap();
+        let e = entries(&link_nh, &[true, false], &paths, &[])[0].unwrap();
+        assert_eq!(e.max_priority, MAX_PRIORITY);
         let mut hops = e.hops().to_vec();
         hops.sort_unstable();
         assert_eq!(hops, vec![7, 9]);

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use crate::safe::tx::MAX_PRIORITY;
+
 /// Name of the node that stands for this appliance (where paths start).
 pub const EDGE: &str = "edge";
 
@@ -109,6 +111,11 @@ pub struct RamDestConfig {
     pub id: u16,
     /// The data center.
     pub site: String,
+    /// Highest transmit class (0..=3) of this destination's steered traffic: the cap
+    /// its steering entry puts on the header's priority, as `max_priority` does in
+    /// `[[steering.destinations]]`. Default 3 (the header's priority stands).
+    #[serde(default)]
+    pub max_priority: Option<u8>,
 }
 
 /// The `[ram]` section: the Resource Allocation Manager's settings and topology.
@@ -186,6 +193,14 @@ pub struct RamConfig {
     /// Live RAM: packets per (wall) second one of steerd's own workers serves, for the
     /// number of workers kept active (default: `worker_pps`).
     pub local_worker_pps: Option<f64>,
+    /// Live RAM: set the transmit class weights (`tx_weights`) of the ports its steering
+    /// next hops leave on, in proportion to the demand it expects per class there (the
+    /// forecast over the lead time in predictive mode), raised at once and lowered
+    /// after the release hold. The RAM then owns those ports' `tx_weights`.
+    pub set_tx_weights: bool,
+    /// Live RAM with `set_tx_weights`: the weight (per mille of the port, 1..=1000) of
+    /// a class it expects little or no traffic in, so no class is shut out.
+    pub tx_weight_floor: u16,
     /// Regions.
     pub regions: Vec<RegionConfig>,
     /// Zones.
@@ -229,6 +244,8 @@ impl Default for RamConfig {
             link_poll_ms: 100,
             link_up_hold_ms: 0,
             local_worker_pps: None,
+            set_tx_weights: false,
+            tx_weight_floor: 50,
             regions: Vec::new(),
             zones: Vec::new(),
             sites: Vec::new(),
@@ -306,6 +323,8 @@ pub struct Topology {
     pub regions: Vec<(String, u32)>,
     /// Site index per destination id (None: not served by any site).
     pub dest_site: Vec<Option<usize>>,
+    /// Highest transmit class per destination id (`max_priority`, default 3).
+    pub dest_priority: Vec<u8>,
 }
 
 /// Indices of the links whose ends, by name, are `a` and `b` (either order).
@@ -555,7 +574,14 @@ impl Topology {
                 next_hop: l.next_hop.clone(),
             });
         }
+        if !(1..=1000).contains(&c.tx_weight_floor) {
+            return Err(err(
+                "ram.tx_weight_floor".into(),
+                format!("{} is outside 1..=1000", c.tx_weight_floor),
+            ));
+        }
         let mut dest_site: Vec<Option<usize>> = Vec::new();
+        let mut dest_priority: Vec<u8> = Vec::new();
         for (i, d) in c.destinations.iter().enumerate() {
             let Some(s) = sites.iter().position(|s| s.name == d.site) else {
                 return Err(err(
@@ -574,7 +600,17 @@ impl Topology {
                 ));
             }
             dest_site[id] = Some(s);
+            let prio = d.max_priority.unwrap_or(MAX_PRIORITY);
+            if prio > MAX_PRIORITY {
+                return Err(err(
+                    format!("ram.destinations[{i}].max_priority"),
+                    format!("{prio} is outside 0..={MAX_PRIORITY}"),
+                ));
+            }
+            dest_priority.resize(dest_site.len(), MAX_PRIORITY);
+            dest_priority[id] = prio;
         }
+        dest_priority.resize(dest_site.len(), MAX_PRIORITY);
         let t = Topology {
             nodes,
             links,
@@ -583,6 +619,7 @@ impl Topology {
             zones,
             regions,
             dest_site,
+            dest_priority,
         };
         // Every site must be reachable from the edge.
         let reach = t.reachable(0);
@@ -639,6 +676,11 @@ impl Topology {
     /// Packets per second one of steerd's own workers serves (live RAM).
     pub fn local_worker_pps(c: &RamConfig) -> f64 {
         c.local_worker_pps.unwrap_or(c.worker_pps)
+    }
+
+    /// Highest transmit class of destination `d`'s steered traffic.
+    pub fn priority_of(&self, d: usize) -> u8 {
+        self.dest_priority.get(d).copied().unwrap_or(MAX_PRIORITY)
     }
 
     /// Destinations served by a site.
@@ -731,6 +773,15 @@ site = "ams"
         assert_eq!(t.site_of(1), Some(1));
         assert_eq!(t.site_of(7), None);
         assert_eq!(t.adj[0].len(), 2);
+        // The destinations' classes: the header's priority stands unless capped.
+        assert_eq!(
+            (t.priority_of(0), t.priority_of(1), t.priority_of(7)),
+            (3, 3, 3)
+        );
+        let mut c = small();
+        c.destinations[1].max_priority = Some(1);
+        let t = Topology::build(&c).unwrap();
+        assert_eq!((t.priority_of(0), t.priority_of(1)), (3, 1));
     }
 
     #[test]
@@ -749,6 +800,14 @@ site = "ams"
         let mut c = small();
         c.destinations[1].id = 0;
         assert_eq!(Topology::build(&c).unwrap_err().0, "ram.destinations[1].id");
+        let mut c = small();
+        c.destinations[1].max_priority = Some(4);
+        let e = Topology::build(&c).unwrap_err();
+        assert_eq!(e.0, "ram.destinations[1].max_priority");
+        assert!(e.1.contains("outside 0..=3"), "{}", e.1);
+        let mut c = small();
+        c.tx_weight_floor = 0;
+        assert_eq!(Topology::build(&c).unwrap_err().0, "ram.tx_weight_floor");
         let mut c = small();
         c.headroom = 0.5;
         assert_eq!(Topology::build(&c).unwrap_err().0, "ram.headroom");
