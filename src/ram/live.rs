@@ -43,7 +43,7 @@ use crate::config::Config;
 use crate::ctl::metrics::{counter, gauge};
 use crate::port::netdev::LinkEventsStop;
 use crate::safe::tables::{TableHandle, Tables};
-use crate::safe::tx::N_CLASSES;
+use crate::safe::tx::{N_CLASSES, WIRE_OVERHEAD};
 use crate::safe::worker::RunControl;
 use crate::telemetry::DestCounters;
 
@@ -717,10 +717,6 @@ impl WeightPort {
     }
 }
 
-/// Bytes a frame takes on the wire beyond its own (preamble, start, gap, FCS), as the
-/// transmit scheduler counts.
-const WIRE_OVERHEAD: f64 = 24.0;
-
 /// The ports whose `tx_weights` the live RAM owns: with `[ram] live = true` and
 /// `set_tx_weights = true`, the ports of the next hops on links out of the edge (in
 /// port order). Empty otherwise.
@@ -782,7 +778,7 @@ impl Ram {
                 let packets = tot[d].wrapping_sub(self.prev[d]);
                 if packets > 0 {
                     self.wire_bytes[d] =
-                        b.wrapping_sub(*pb) as f64 / packets as f64 + WIRE_OVERHEAD;
+                        b.wrapping_sub(*pb) as f64 / packets as f64 + WIRE_OVERHEAD as f64;
                 }
                 *pb = b;
             }
@@ -1363,7 +1359,7 @@ impl LiveRam {
                 .collect(),
             weight_publications: 0,
             prev_bytes: vec![0; topo.n_dest()],
-            wire_bytes: vec![64.0 + WIRE_OVERHEAD; topo.n_dest()],
+            wire_bytes: vec![64.0 + WIRE_OVERHEAD as f64; topo.n_dest()],
             now: 0.0,
             shared: shared.clone(),
             start: Instant::now(),
