@@ -237,6 +237,7 @@ impl<B> TxStage<B> {
         self.refilled_ns = self.refilled_ns.max(now_ns);
         let mut pending = dt * s.rate_bytes as u128;
         let w: [u128; N_CLASSES] = std::array::from_fn(|c| u128::from(s.weights[c].max(1)));
+        let cap: [u128; N_CLASSES] = std::array::from_fn(|c| Self::class_depth(s, c));
         let mut full = [false; N_CLASSES];
         // Each round fills at least one more bucket or hands out everything.
         for _ in 0..N_CLASSES {
@@ -249,13 +250,12 @@ impl<B> TxStage<B> {
                 if full[c] {
                     continue;
                 }
-                let cap = Self::class_depth(s, c);
                 let share = pending * w[c] / open;
                 spill -= share;
                 let v = self.class_tokens[c] as u128 + share;
-                if v >= cap {
-                    spill += v - cap;
-                    self.class_tokens[c] = cap as u64;
+                if v >= cap[c] {
+                    spill += v - cap[c];
+                    self.class_tokens[c] = cap[c] as u64;
                     full[c] = true;
                 } else {
                     self.class_tokens[c] = v as u64;
