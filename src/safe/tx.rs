@@ -14,9 +14,9 @@
 //!   of FCS, preamble and gap, as DPDK's scheduler counts), each worker holding its
 //!   share of the port's rate (share nothing, like DPDK's per-core schedulers); what
 //!   does not fit is dropped and counted (`tx_rate`), in the strict or weighted order.
-//!   With weights, each class also earns its weighted share of the rate in a bucket of
-//!   its own and spends that first; what a class does not use (its bucket full) spills
-//!   into the shared bucket, which any class may use. A class whose packets are sparse
+//!   With weights, each class earns its weighted share of the rate in a bucket of its
+//!   own and pays from it; what a class does not use (its bucket full) goes to the
+//!   classes whose buckets are not full, by weight. A class whose packets are sparse
 //!   (a few per flush, while the flushes themselves hold only a packet's worth of
 //!   tokens) thus still gets its share: it is not the order within a flush that
 //!   decides, since there is no queue to keep a class backlogged between flushes.
@@ -132,8 +132,8 @@ pub struct TxStage<B> {
     start: [i64; N_CLASSES],
     /// The last plan had at most one class staged (no tags: strict order).
     single: bool,
-    /// Rate limit: tokens in wire bytes (the shared bucket), and when they were last
-    /// added.
+    /// Rate limit: tokens in wire bytes (strict priority's one bucket), and when
+    /// tokens were last added (also to the classes' buckets).
     tokens: u64,
     refilled_ns: u64,
     /// Nanobyte remainder of the last refill (so slow rates are not rounded away).
@@ -187,7 +187,8 @@ impl<B> TxStage<B> {
         self.staged >= burst
     }
 
-    /// The shared bucket's depth at `rate_bytes`.
+    /// The rate limit's depth at `rate_bytes` (strict priority's bucket; the classes'
+    /// buckets split it).
     fn depth(rate_bytes: u64) -> u64 {
         (rate_bytes as u128 * BUCKET_NS as u128 / 1_000_000_000).max(MIN_BUCKET_BYTES as u128)
             as u64
@@ -229,7 +230,7 @@ impl<B> TxStage<B> {
     /// full, again by weight, so an idle class's share is divided among the busy ones
     /// as weighted fair queueing divides it. When every bucket is full the rest is
     /// lost, as a full bucket's is: after an idle spell a worker sends at most the sum
-    /// of the classes' depths (the shared depth and up to one frame per class).
+    /// of the classes' depths (the depth and up to one frame per class).
     fn refill_classes(&mut self, s: &TxSched, now_ns: u64) {
         // In nanobytes: at a flush every few microseconds a class's share of the bytes
         // earned is a fraction of a byte, which whole bytes would round away.
@@ -330,9 +331,8 @@ impl<B: Buf> TxStage<B> {
     }
 
     /// [`TxStage::plan`] for weights: a merge by finish tag. With a rate limit
-    /// (`limited`) each packet is paid from its class's bucket, else from the shared
-    /// one; a class that can pay neither sends nothing more in this flush while the
-    /// others go on. The tokens are taken here ([`TxStage::settle`] refunds what the
+    /// (`limited`) each packet is paid from its class's bucket; a class that cannot
+    /// pay sends nothing more in this flush while the others go on. The tokens are taken here ([`TxStage::settle`] refunds what the
     /// queue refused).
     fn plan_weighted(&mut self, s: &TxSched, limited: bool) {
         // How many packets of each class go, in the order they go (class ids only).
