@@ -275,6 +275,9 @@ pub fn run_eval(args: &TpeEvalArgs) -> Result<i32, TpeError> {
         extra["oracle_definition"] = json!(
             "not a forecaster: the generated scenario's noise-free rate at the target bucket (knows future flash crowds); the floor set by per-bucket noise"
         );
+        extra["oracle_causal_definition"] = json!(
+            "not a forecaster: the noise-free rate at the target bucket as known at the forecast's time by an observer who knows the scenario's state exactly (seasonality, the drift's current segment, the calendar, events and flash crowds that have started) but not what starts later (later drift at its median, no new flash crowds, responses of events to come at 1); an estimate of the floor for forecasters that see only the past and the calendar"
+        );
     }
     if args.json {
         let v = res.to_json(extra);

@@ -47,7 +47,9 @@ pub struct EvalInput {
     /// First scored bucket (forecasts made at the end of buckets `>= warmup`).
     pub warmup: usize,
     /// For generated data: the scenario itself, scored as `oracle` (it knows the
-    /// noise-free future rate, flash crowds included; a floor, not a forecaster).
+    /// noise-free future rate, flash crowds included; a floor, not a forecaster) and as
+    /// `oracle_causal` (it knows the present state exactly but not what starts later:
+    /// [`ScenarioClock::expected_known_at`]).
     pub oracle: Option<ScenarioClock>,
 }
 
@@ -158,6 +160,9 @@ impl Default for EvalOptions {
     }
 }
 
+/// The predictors whose MAE is also reported as a ratio to the best baseline's.
+const FLOORED: [&str; 4] = ["model", "model_corrected", "oracle", "oracle_causal"];
+
 /// Runs all predictors (and the model, if given) over `inputs` and pools the metrics.
 pub fn evaluate(
     inputs: &[EvalInput],
@@ -170,7 +175,7 @@ pub fn evaluate(
         names.extend(["model", "model_corrected"]);
     }
     if inputs.iter().any(|i| i.oracle.is_some()) {
-        names.push("oracle");
+        names.extend(["oracle", "oracle_causal"]);
     }
     for n in &names {
         res.acc.insert(n.to_string(), [Acc::default(); 3]);
@@ -248,8 +253,11 @@ pub fn evaluate(
                 }
                 if let Some(o) = &inp.oracle {
                     for (k, &h) in HORIZONS.iter().enumerate() {
+                        let (target, actual) = ((t + h) as u64, inp.x[d][t + h]);
                         res.acc.get_mut("oracle").expect("oracle acc")[k]
-                            .add(o.expected(d, (t + h) as u64) as f32, inp.x[d][t + h]);
+                            .add(o.expected(d, target) as f32, actual);
+                        res.acc.get_mut("oracle_causal").expect("oracle acc")[k]
+                            .add(o.expected_known_at(d, target, t as u64) as f32, actual);
                     }
                 }
                 if model.is_some() {
@@ -307,7 +315,7 @@ impl EvalResult {
         for (k, l) in labels.iter().enumerate() {
             best.insert((*l).into(), json!(self.best_baseline(k)));
         }
-        for name in ["model", "model_corrected", "oracle"] {
+        for name in FLOORED {
             if let Some(accs) = self.acc.get(name) {
                 let mut m = serde_json::Map::new();
                 for (k, l) in labels.iter().enumerate() {
@@ -350,7 +358,7 @@ impl EvalResult {
                 ));
             }
         }
-        for name in ["model", "model_corrected", "oracle"] {
+        for name in FLOORED {
             if let Some(accs) = self.acc.get(name) {
                 let r: Vec<String> = (0..3)
                     .map(|k| {
@@ -535,5 +543,30 @@ mod tests {
         r.plot_svg(&svg).unwrap();
         let text = std::fs::read_to_string(&svg).unwrap();
         assert!(text.starts_with("<svg") && text.contains("destination 0"));
+    }
+
+    #[test]
+    fn the_causal_floor_lies_between_the_oracle_and_the_baselines() {
+        // Short held-out scenarios: 4 destinations, scored over the last 2 days.
+        let inputs: Vec<EvalInput> = EvalInput::heldout(HELDOUT_SEED, 4)
+            .into_iter()
+            .map(|mut i| {
+                let len = 10 * DAY as usize;
+                i.x.iter_mut().for_each(|r| r.truncate(len));
+                i.warmup = len - 2 * DAY as usize;
+                i
+            })
+            .collect();
+        let r = evaluate(&inputs, None, &EvalOptions::default());
+        let mae = |n: &str, k: usize| r.acc[n][k].mae();
+        for k in 0..3 {
+            let best = mae(r.best_baseline(k), k);
+            assert!(mae("oracle", k) < mae("oracle_causal", k), "horizon {k}");
+            assert!(mae("oracle_causal", k) < best, "horizon {k}");
+        }
+        // Not knowing what starts later costs more the further ahead it looks.
+        assert!(mae("oracle_causal", 0) < mae("oracle_causal", 2));
+        let j = r.to_json(json!({}));
+        assert!(j["ratio_to_best_baseline"]["oracle_causal"]["5m"].is_number());
     }
 }

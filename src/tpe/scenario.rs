@@ -448,24 +448,39 @@ impl ScenarioClock {
         p.base * diurnal * weekly * growth
     }
 
-    fn drift(&self, dest: usize, t: u64) -> f64 {
+    /// The drift at `t` as known at the end of bucket `now`: the knots of the segment
+    /// that `now` is in (and the one it ends on) are known, later knots are at their
+    /// median, 0.
+    fn drift(&self, dest: usize, t: u64, now: u64) -> f64 {
         let k = t / DRIFT_KNOT;
         let f = (t % DRIFT_KNOT) as f64 / DRIFT_KNOT as f64;
-        let knot = |k: u64| Rng::keyed(self.seed, S_DRIFT, dest as u64, k).normal();
+        let known = now / DRIFT_KNOT + 1;
+        let knot = |k: u64| {
+            if k > known {
+                0.0
+            } else {
+                Rng::keyed(self.seed, S_DRIFT, dest as u64, k).normal()
+            }
+        };
         let s = f * f * (3.0 - 2.0 * f);
         let v = knot(k) * (1.0 - s) + knot(k + 1) * s;
         (f64::from(self.cfg.drift_sigma) * v).exp()
     }
 
-    fn events_actual(&self, dest: usize, t: u64) -> f64 {
+    /// The scheduled events' effect at `t` as known at the end of bucket `now`: the
+    /// response of an event that has not started is at its median, 1.
+    fn events_actual(&self, dest: usize, t: u64, now: u64) -> f64 {
         let mut f = 1.0;
         let check = |e: &Event, f: &mut f64| {
             if t >= e.start_bucket
                 && t < e.start_bucket + u64::from(e.duration)
                 && e.dests.iter().any(|&d| d as usize == dest)
             {
-                let mut r = Rng::keyed(self.seed, S_RESP, e.start_bucket, dest as u64);
-                let resp = r.range(0.8, 1.2);
+                let resp = if e.start_bucket <= now {
+                    Rng::keyed(self.seed, S_RESP, e.start_bucket, dest as u64).range(0.8, 1.2)
+                } else {
+                    1.0
+                };
                 *f *= f64::from(e.profile(t)).max(1e-3).powf(resp);
             }
         };
@@ -482,7 +497,10 @@ impl ScenarioClock {
         f
     }
 
-    fn flash(&self, dest: usize, t: u64) -> f64 {
+    /// The flash crowds' effect at `t` as known at the end of bucket `now`: only those
+    /// that have started (with their whole shape, which the traffic reveals only as it
+    /// goes).
+    fn flash(&self, dest: usize, t: u64, now: u64) -> f64 {
         if self.cfg.flash_per_dest_day <= 0.0 {
             return 1.0;
         }
@@ -490,7 +508,7 @@ impl ScenarioClock {
         let today = t / DAY;
         for day in today.saturating_sub(1)..=today {
             for fl in self.flashes(dest, day) {
-                if t >= fl.start && t < fl.end() {
+                if t >= fl.start && t < fl.end() && fl.start <= now {
                     f *= fl.factor_at(t);
                 }
             }
@@ -501,13 +519,28 @@ impl ScenarioClock {
     /// Expected packets of `dest` in bucket `t` including drift, events and flash crowds,
     /// before per-bucket noise.
     pub fn expected(&self, dest: usize, t: u64) -> f64 {
+        self.expected_known_at(dest, t, t)
+    }
+
+    /// Expected packets of `dest` in bucket `t`, before per-bucket noise, as far as it is
+    /// known at the end of bucket `now` by an observer who knows the scenario's state up
+    /// to then exactly: seasonality and growth, the drift's current segment, the
+    /// calendar, the response of events that have started and the flash crowds that have
+    /// started. What comes later is at its median: later drift knots at 0, the response
+    /// of events still to come at 1, no new flash crowds. With `now >= t` this is
+    /// [`expected`](Self::expected).
+    ///
+    /// The `oracle_causal` of `tpe eval`: an estimate of how close a forecaster that
+    /// sees only the past and the calendar can get, given perfect knowledge of the
+    /// present (no forecaster has that: it sees the present through the noise).
+    pub fn expected_known_at(&self, dest: usize, t: u64, now: u64) -> f64 {
         if dest >= self.dests.len() {
             return 0.0;
         }
         self.seasonal(dest, t)
-            * self.drift(dest, t)
-            * self.events_actual(dest, t)
-            * self.flash(dest, t)
+            * self.drift(dest, t, now)
+            * self.events_actual(dest, t, now)
+            * self.flash(dest, t, now)
     }
 
     /// Packets of `dest` in bucket `t` (an integer, as f32): the scenario's value.
@@ -607,12 +640,78 @@ mod tests {
         let mut hit = false;
         for d in 0..4 {
             for t in 0..DAY {
-                if clock.flash(d, t) > 3.0 {
+                if clock.flash(d, t, t) > 3.0 {
                     hit = true;
                 }
             }
         }
         assert!(hit);
+    }
+
+    #[test]
+    fn the_causal_floor_knows_the_present_and_not_what_starts_later() {
+        let cfg = ScenarioConfig::preset("surge", 4).unwrap();
+        let clock = ScenarioClock::new(cfg, 5);
+        // Known at or after the target bucket: the scenario's own expected rate.
+        for d in 0..4 {
+            for t in (0..2 * DAY).step_by(7) {
+                assert_eq!(clock.expected_known_at(d, t, t), clock.expected(d, t));
+                assert_eq!(clock.expected_known_at(d, t, t + 60), clock.expected(d, t));
+            }
+        }
+        // A flash crowd that starts after `now` is not known; once it has started it is
+        // (without drift, which the later knots would change as well).
+        let mut still = ScenarioConfig::preset("surge", 4).unwrap();
+        still.drift_sigma = 0.0;
+        let clock = ScenarioClock::new(still, 5);
+        let (d, fl) = (0..4)
+            .flat_map(|d| clock.flashes(d, 0).into_iter().map(move |f| (d, f)))
+            .find(|(_, f)| f.start >= 60)
+            .expect("a flash crowd on day 0");
+        let t = fl.start + fl.ramp;
+        let before = clock.expected_known_at(d, t, fl.start - 1);
+        let after = clock.expected_known_at(d, t, fl.start);
+        assert_eq!(after, clock.expected(d, t));
+        let ratio = after / before;
+        assert!(
+            (ratio - fl.factor_at(t)).abs() < 1e-6 * ratio,
+            "{ratio} vs {}",
+            fl.factor_at(t)
+        );
+        // The drift beyond the next knot is at its median.
+        let diurnal = ScenarioClock::new(ScenarioConfig::preset("diurnal", 1).unwrap(), 3);
+        let (now, far) = (100, 100 + 3 * DRIFT_KNOT);
+        assert_ne!(
+            diurnal.expected_known_at(0, far, now),
+            diurnal.expected(0, far)
+        );
+        let flat = diurnal.seasonal(0, far);
+        assert!((diurnal.expected_known_at(0, far, now) - flat).abs() < 1e-9 * flat);
+    }
+
+    /// An event raising destination 0 five times over buckets 100–129.
+    fn five_times_on_dest0() -> Event {
+        Event {
+            start_bucket: 100,
+            duration: 30,
+            dests: vec![0],
+            factor: 5.0,
+        }
+    }
+
+    #[test]
+    fn an_event_response_is_known_once_the_event_has_started() {
+        let mut cfg = ScenarioConfig::preset("diurnal", 1).unwrap();
+        cfg.drift_sigma = 0.0;
+        cfg.events.push(five_times_on_dest0());
+        let clock = ScenarioClock::new(cfg, 9);
+        let at = |now| clock.expected_known_at(0, 110, now) / clock.seasonal(0, 110);
+        assert!((at(99) - 5.0).abs() < 1e-9, "{}", at(99));
+        assert_eq!(at(100), clock.expected(0, 110) / clock.seasonal(0, 110));
+        assert!(
+            (at(100) - 5.0).abs() > 1e-6,
+            "the response is not exactly 1"
+        );
     }
 
     #[test]
@@ -639,12 +738,7 @@ mod tests {
     #[test]
     fn config_events_are_in_calendar_and_raise_traffic() {
         let mut cfg = ScenarioConfig::preset("diurnal", 2).unwrap();
-        cfg.events.push(Event {
-            start_bucket: 100,
-            duration: 30,
-            dests: vec![0],
-            factor: 5.0,
-        });
+        cfg.events.push(five_times_on_dest0());
         let clock = ScenarioClock::new(cfg, 9);
         assert_eq!(clock.calendar(0, 200).events.len(), 1);
         assert!(clock.expected(0, 110) > 3.0 * clock.seasonal(0, 110) * 0.8);
