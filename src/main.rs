@@ -78,6 +78,12 @@ enum Cmd {
         /// without +DUR until the end), e.g. core-a,fra1@120+30. Repeatable.
         #[arg(long, value_name = "A,B@MIN[+DUR]", requires = "scenario")]
         fail_link: Vec<String>,
+        /// Scenario run, a diagnostic: what the predictive RAM is given as its forecast:
+        /// model (the TPE's, the default), oracle (the scenario's noise-free future rate)
+        /// or oracle-causal (that rate as known at the forecast's time). The oracles read
+        /// the generator, which no deployment can: they bound what a better model buys.
+        #[arg(long, value_name = "SOURCE", requires = "scenario")]
+        forecast: Option<String>,
     },
     #[cfg(feature = "tpe")]
     /// Resource Allocation Manager tools.
@@ -534,6 +540,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
             fast,
             seed,
             fail_link,
+            forecast,
         } => {
             if let Some(scenario) = scenario {
                 #[cfg(feature = "tpe")]
@@ -549,12 +556,13 @@ fn real_main(cli: Cli) -> Result<ExitCode, app::SetupError> {
                         seed,
                         quiet,
                         fail_links: fail_link,
+                        forecast,
                     };
                     return tool_exit(steerd::ram::cli::run_scenario(&a));
                 }
                 #[cfg(not(feature = "tpe"))]
                 {
-                    let _ = (scenario, ram, fast, seed, fail_link);
+                    let _ = (scenario, ram, fast, seed, fail_link, forecast);
                     eprintln!(
                         "steerd: --scenario needs the prediction engine (build with the tpe feature)"
                     );

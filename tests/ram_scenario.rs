@@ -10,7 +10,8 @@ use std::process::Command;
 use serde_json::Value;
 use steerd::config::Config;
 use steerd::ram::RamMode;
-use steerd::ram::sim::{self, SimOptions};
+use steerd::ram::sim::{self, ForecastSource, SimOptions};
+use steerd::tpe::scenario::{ScenarioClock, ScenarioConfig};
 
 fn config(scale: f64) -> Config {
     let text = sim::SURGE_TOML.replace("packet_scale = 1.0", &format!("packet_scale = {scale}"));
@@ -240,4 +241,59 @@ fn cli_run_then_timeline_plot() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("predictive"));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--forecast oracle`: the predictive RAM is handed the scenario's noise-free rate for
+/// each horizon's target bucket instead of the TPE's forecast, and the summary says so.
+/// The timeline's 5-minute prediction for each bucket is then the scenario's own
+/// expected rate there; the causal oracle differs from it where something not yet
+/// started (drift beyond the next knot, flash crowds) reaches into the horizon.
+#[test]
+fn an_oracle_forecast_is_the_scenarios_rate_and_is_labelled() {
+    let cfg = config(0.25);
+    let oracle = |f: ForecastSource| {
+        let opts = SimOptions {
+            mode: Some(RamMode::Predictive),
+            duration_s: 2.5,
+            fast: true,
+            forecast: f,
+            ..SimOptions::default()
+        };
+        sim::run(&cfg, &opts).unwrap()
+    };
+    let v = oracle(ForecastSource::Oracle);
+    assert_eq!(v["tpe_source"], "oracle");
+    let nd = 16;
+    let clock = ScenarioClock::new(ScenarioConfig::preset("surge", nd).unwrap(), 2026);
+    let tl = v["timeline"].as_array().unwrap();
+    assert!(tl.len() >= 12, "{} buckets", tl.len());
+    for (i, r) in tl.iter().enumerate().skip(4) {
+        let b = (sim::WARMUP_BUCKETS + i) as u64;
+        let want: f64 = (0..nd).map(|d| clock.expected(d, b)).sum::<f64>() / 60.0;
+        let got = r["predicted_pps"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 0.01 + 1e-4 * want,
+            "bucket {i}: {got} vs {want}"
+        );
+    }
+    let c = oracle(ForecastSource::OracleCausal);
+    assert_eq!(c["tpe_source"], "oracle_causal");
+    assert_eq!(c["packets"], v["packets"], "the same traffic");
+    // Only the predictive RAM reads a forecast; unknown sources are refused, naming the
+    // flag.
+    let opts = SimOptions {
+        mode: Some(RamMode::Reactive),
+        forecast: ForecastSource::Oracle,
+        ..SimOptions::default()
+    };
+    let e = sim::run(&cfg, &opts).unwrap_err();
+    assert!(
+        e.contains("--forecast oracle") && e.contains("reactive"),
+        "{e}"
+    );
+    let e = "crystal-ball".parse::<ForecastSource>().unwrap_err();
+    assert!(
+        e.contains("--forecast") && e.contains("oracle-causal"),
+        "{e}"
+    );
 }

@@ -34,6 +34,8 @@ pub struct ScenarioArgs {
     pub quiet: bool,
     /// `--fail-link A,B@MIN[+DUR]`, unparsed.
     pub fail_links: Vec<String>,
+    /// `--forecast model|oracle|oracle-causal`, unparsed (None: model).
+    pub forecast: Option<String>,
 }
 
 /// `steerd run --scenario`: runs it, prints a summary, writes the JSON.
@@ -52,6 +54,12 @@ pub fn run_scenario(a: &ScenarioArgs) -> Result<i32, String> {
             .iter()
             .map(|f| f.parse().map_err(|e| format!("--fail-link {e}")))
             .collect::<Result<_, String>>()?,
+        forecast: a
+            .forecast
+            .as_deref()
+            .map(str::parse)
+            .transpose()?
+            .unwrap_or_default(),
     };
     let out = a
         .json

@@ -56,7 +56,7 @@ pub const SURGE_TOML: &str = include_str!("../../conf/ram-surge.toml");
 const FLOWS: usize = 8;
 /// Buckets of history the TPE starts with (its features look a week back) and the
 /// static mode takes its peak from.
-const WARMUP_BUCKETS: usize = 8 * DAY as usize;
+pub const WARMUP_BUCKETS: usize = 8 * DAY as usize;
 /// A destination is in a surge above this multiple of its seasonal level.
 const SURGE_FACTOR: f64 = 1.5;
 
@@ -77,6 +77,51 @@ pub struct SimOptions {
     pub verbose: bool,
     /// Links taken out of the run for a while (`--fail-link`).
     pub fail_links: Vec<LinkFailure>,
+    /// Where the predictive RAM's forecast comes from (`--forecast`; a diagnostic).
+    pub forecast: ForecastSource,
+}
+
+/// The forecast a scenario run hands the RAM (`--forecast`). `model` is the appliance;
+/// the two oracles are diagnostics that ask how much a better forecast could buy: they
+/// read the scenario generator instead of the TPE, which no deployment can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForecastSource {
+    /// The TPE's predictions (the shipped ONNX model, or its fallback).
+    #[default]
+    Model,
+    /// The scenario's noise-free rate at each horizon's target bucket, flash crowds that
+    /// have not started included ([`ScenarioClock::expected`]); per-bucket noise and
+    /// single-bucket spikes are still unknown to it.
+    Oracle,
+    /// The noise-free rate as known at the forecast's time: the present state exactly,
+    /// nothing that starts later ([`ScenarioClock::expected_known_at`]).
+    OracleCausal,
+}
+
+impl ForecastSource {
+    /// Its name in `--forecast` and in the summary's `tpe_source`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForecastSource::Model => "model",
+            ForecastSource::Oracle => "oracle",
+            ForecastSource::OracleCausal => "oracle_causal",
+        }
+    }
+}
+
+impl std::str::FromStr for ForecastSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "model" => Ok(ForecastSource::Model),
+            "oracle" => Ok(ForecastSource::Oracle),
+            "oracle-causal" | "oracle_causal" => Ok(ForecastSource::OracleCausal),
+            _ => Err(format!(
+                "--forecast {s:?}: one of model, oracle, oracle-causal"
+            )),
+        }
+    }
 }
 
 /// A topology link that fails during a scenario run: `A,B@MIN[+DUR]` on the command line
@@ -142,6 +187,7 @@ impl Default for SimOptions {
             seed: 2026,
             verbose: false,
             fail_links: Vec::new(),
+            forecast: ForecastSource::Model,
         }
     }
 }
@@ -364,6 +410,13 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
         .ok_or("a scenario run needs a [ram] section")?;
     let topo = Topology::build(rc).map_err(|(f, m)| format!("{f}: {m}"))?;
     let mode = opts.mode.unwrap_or(rc.mode);
+    if opts.forecast != ForecastSource::Model && mode != RamMode::Predictive {
+        return Err(format!(
+            "--forecast {}: only the predictive RAM reads a forecast (this run is {})",
+            opts.forecast.name(),
+            mode.as_str()
+        ));
+    }
     let time_scale = cfg.tpe.effective_time_scale();
     if !(opts.duration_s.is_finite() && opts.duration_s > 0.0) {
         return Err("--duration must be a positive number of seconds".into());
@@ -434,10 +487,34 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
     ec.events = series.events.clone();
     let mut engine = Engine::new(ec).map_err(|e| format!("tpe: {e}"))?;
     let mut latest = Arc::new(crate::tpe::Predictions::empty(nd));
+    // `--forecast oracle*`: the engine still runs (same work, same telemetry path), but
+    // what the RAM reads is the scenario's own rate for each horizon's target bucket, in
+    // the engine's units (packets per bucket at the packet scale).
+    let overlay = |p: Arc<crate::tpe::Predictions>| -> Arc<crate::tpe::Predictions> {
+        if opts.forecast == ForecastSource::Model {
+            return p;
+        }
+        let now = p.bucket_index;
+        let mut o = (*p).clone();
+        for (d, v) in o.per_dest.iter_mut().enumerate() {
+            for (k, h) in crate::tpe::HORIZONS.iter().enumerate() {
+                let t = now + u64::from(h.buckets);
+                let e = match opts.forecast {
+                    ForecastSource::OracleCausal => clock.expected_known_at(d, t, now),
+                    _ => clock.expected(d, t),
+                };
+                v[k] = (e * scale) as f32;
+            }
+        }
+        Arc::new(o)
+    };
     for b in 0..WARMUP_BUCKETS {
-        latest = engine.step(&scale_bucket(&series, b, scale, series.origin_unix_ms));
+        latest = overlay(engine.step(&scale_bucket(&series, b, scale, series.origin_unix_ms)));
     }
-    let model_source = latest.source.name();
+    let model_source = match opts.forecast {
+        ForecastSource::Model => latest.source.name(),
+        f => f.name(),
+    };
 
     // History per site: peak (static mode) and the last bucket (where the others start).
     let n_sites = topo.sites.len();
@@ -864,7 +941,7 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
                     *m += ((fd - a).abs() - *m) / 30.0;
                 }
             }
-            latest = engine.step(&bucket);
+            latest = overlay(engine.step(&bucket));
             pending5.push_back(
                 (0..nd)
                     .map(|d| f64::from(latest.per_dest[d][0]) / 60.0 / scale)
