@@ -246,8 +246,8 @@ fn cli_run_then_timeline_plot() {
 /// `--forecast oracle`: the predictive RAM is handed the scenario's noise-free rate for
 /// each horizon's target bucket instead of the TPE's forecast, and the summary says so.
 /// The timeline's 5-minute prediction for each bucket is then the scenario's own
-/// expected rate there; the causal oracle differs from it where something not yet
-/// started (drift beyond the next knot, flash crowds) reaches into the horizon.
+/// expected rate there. The causal oracle is labelled as such over the same traffic
+/// (how it differs from the oracle is tested in `tpe::scenario`).
 #[test]
 fn an_oracle_forecast_is_the_scenarios_rate_and_is_labelled() {
     let cfg = config(0.25);
