@@ -278,6 +278,9 @@ pub fn run_eval(args: &TpeEvalArgs) -> Result<i32, TpeError> {
         extra["oracle_causal_definition"] = json!(
             "not a forecaster: the noise-free rate at the target bucket as known at the forecast's time by an observer who knows the scenario's state exactly (seasonality, the drift's current segment, the calendar, events and flash crowds that have started) but not what starts later (later drift at its median, no new flash crowds, responses of events to come at 1); an estimate of the floor for forecasters that see only the past and the calendar"
         );
+        extra["oracle_filtered_definition"] = json!(
+            "not a forecaster: oracle_causal with the drift estimated from the observed buckets instead of read from the generator (the posterior median under the scenario's own priors and noise sigma, spikes above 3.5 sd left out); still knows the seasonality, the calendar's responses and a started flash crowd's shape exactly"
+        );
     }
     if args.json {
         let v = res.to_json(extra);
