@@ -272,7 +272,7 @@ pub fn evaluate(
                     let targets = HORIZONS.map(|h| (t + h) as u64);
                     let filtered = o.filtered_known_at(d, &inp.x[d], &known[d], t as u64, targets);
                     for (k, &h) in HORIZONS.iter().enumerate() {
-                        let (target, actual) = ((t + h) as u64, inp.x[d][t + h]);
+                        let (target, actual) = (targets[k], inp.x[d][t + h]);
                         res.acc.get_mut("oracle").expect("oracle acc")[k]
                             .add(o.expected(d, target) as f32, actual);
                         res.acc.get_mut("oracle_causal").expect("oracle acc")[k]
