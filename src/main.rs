@@ -79,9 +79,10 @@ enum Cmd {
         #[arg(long, value_name = "A,B@MIN[+DUR]", requires = "scenario")]
         fail_link: Vec<String>,
         /// Scenario run, a diagnostic: what the predictive RAM is given as its forecast:
-        /// model (the TPE's, the default), oracle (the scenario's noise-free future rate)
-        /// or oracle-causal (that rate as known at the forecast's time). The oracles read
-        /// the generator, which no deployment can: they bound what a better model buys.
+        /// model (the TPE's, the default), oracle (the scenario's noise-free future rate),
+        /// oracle-causal (that rate as known at the forecast's time) or clairvoyant (the
+        /// generated traffic itself, noise and spikes included). All but model read the
+        /// generator, which no deployment can: they bound what a better model buys.
         #[arg(long, value_name = "SOURCE", requires = "scenario")]
         forecast: Option<String>,
     },

@@ -247,7 +247,8 @@ fn cli_run_then_timeline_plot() {
 /// each horizon's target bucket instead of the TPE's forecast, and the summary says so.
 /// The timeline's 5-minute prediction for each bucket is then the scenario's own
 /// expected rate there. The causal oracle is labelled as such over the same traffic
-/// (how it differs from the oracle is tested in `tpe::scenario`).
+/// (how it differs from the oracle is tested in `tpe::scenario`). The clairvoyant's
+/// prediction is the generated bucket, noise included.
 #[test]
 fn an_oracle_forecast_is_the_scenarios_rate_and_is_labelled() {
     let cfg = config(0.25);
@@ -279,6 +280,31 @@ fn an_oracle_forecast_is_the_scenarios_rate_and_is_labelled() {
     let c = oracle(ForecastSource::OracleCausal);
     assert_eq!(c["tpe_source"], "oracle_causal");
     assert_eq!(c["packets"], v["packets"], "the same traffic");
+    // The clairvoyant's 5-minute prediction for a bucket is the generated bucket itself,
+    // noise and spikes included, so it differs from the oracle's where the noise does.
+    let k = oracle(ForecastSource::Clairvoyant);
+    assert_eq!(k["tpe_source"], "clairvoyant");
+    assert_eq!(k["packets"], v["packets"], "the same traffic");
+    let mut off_the_rate = 0;
+    for (i, (r, o)) in k["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(tl)
+        .enumerate()
+        .skip(4)
+    {
+        let b = (sim::WARMUP_BUCKETS + i) as u64;
+        let want: f64 = (0..nd).map(|d| f64::from(clock.packets(d, b))).sum::<f64>() / 60.0;
+        let got = r["predicted_pps"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 0.01 + 1e-4 * want,
+            "bucket {i}: {got} vs {want}"
+        );
+        let oracle_pps = o["predicted_pps"].as_f64().unwrap();
+        off_the_rate += usize::from((got - oracle_pps).abs() > 0.05);
+    }
+    assert!(off_the_rate > 0, "the clairvoyant sees the noise");
     // Only the predictive RAM reads a forecast; unknown sources are refused, naming the
     // flag.
     let opts = SimOptions {
@@ -293,7 +319,7 @@ fn an_oracle_forecast_is_the_scenarios_rate_and_is_labelled() {
     );
     let e = "crystal-ball".parse::<ForecastSource>().unwrap_err();
     assert!(
-        e.contains("--forecast") && e.contains("oracle-causal"),
+        e.contains("--forecast") && e.contains("oracle-causal") && e.contains("clairvoyant"),
         "{e}"
     );
 }

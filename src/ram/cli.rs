@@ -34,7 +34,7 @@ pub struct ScenarioArgs {
     pub quiet: bool,
     /// `--fail-link A,B@MIN[+DUR]`, unparsed.
     pub fail_links: Vec<String>,
-    /// `--forecast model|oracle|oracle-causal`, unparsed (None: model).
+    /// `--forecast model|oracle|oracle-causal|clairvoyant`, unparsed (None: model).
     pub forecast: Option<String>,
 }
 

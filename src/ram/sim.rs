@@ -82,8 +82,8 @@ pub struct SimOptions {
 }
 
 /// The forecast a scenario run hands the RAM (`--forecast`). `model` is the appliance;
-/// the two oracles are diagnostics that ask how much a better forecast could buy: they
-/// read the scenario generator instead of the TPE, which no deployment can.
+/// the others are diagnostics that ask how much a better forecast could buy: they read
+/// the scenario generator instead of the TPE, which no deployment can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ForecastSource {
     /// The TPE's predictions (the shipped ONNX model, or its fallback).
@@ -96,6 +96,10 @@ pub enum ForecastSource {
     /// The noise-free rate as known at the forecast's time: the present state exactly,
     /// nothing that starts later ([`ScenarioClock::expected_known_at`]).
     OracleCausal,
+    /// The generated traffic itself at each horizon's target bucket: per-bucket noise and
+    /// spikes included, so nothing a forecast of the rate could not know is left out.
+    /// It asks whether the RAM would meet its aims if its information were perfect.
+    Clairvoyant,
 }
 
 impl ForecastSource {
@@ -105,6 +109,7 @@ impl ForecastSource {
             ForecastSource::Model => "model",
             ForecastSource::Oracle => "oracle",
             ForecastSource::OracleCausal => "oracle_causal",
+            ForecastSource::Clairvoyant => "clairvoyant",
         }
     }
 }
@@ -117,8 +122,9 @@ impl std::str::FromStr for ForecastSource {
             "model" => Ok(ForecastSource::Model),
             "oracle" => Ok(ForecastSource::Oracle),
             "oracle-causal" | "oracle_causal" => Ok(ForecastSource::OracleCausal),
+            "clairvoyant" => Ok(ForecastSource::Clairvoyant),
             _ => Err(format!(
-                "--forecast {s:?}: one of model, oracle, oracle-causal"
+                "--forecast {s:?}: one of model, oracle, oracle-causal, clairvoyant"
             )),
         }
     }
@@ -487,9 +493,11 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
     ec.events = series.events.clone();
     let mut engine = Engine::new(ec).map_err(|e| format!("tpe: {e}"))?;
     let mut latest = Arc::new(crate::tpe::Predictions::empty(nd));
-    // `--forecast oracle*`: the engine still runs (same work, same telemetry path), but
-    // what the RAM reads is the scenario's own rate for each horizon's target bucket, in
-    // the engine's units (packets per bucket at the packet scale).
+    // `--forecast oracle*|clairvoyant`: the engine still runs (same work, same telemetry
+    // path), but what the RAM reads is the scenario's own rate for each horizon's target
+    // bucket, in the engine's units (packets per bucket at the packet scale); the
+    // clairvoyant's is the generated bucket itself (`ScenarioClock::packets`, what
+    // `series` holds).
     let overlay = |p: Arc<crate::tpe::Predictions>| -> Arc<crate::tpe::Predictions> {
         if opts.forecast == ForecastSource::Model {
             return p;
@@ -501,6 +509,7 @@ pub fn run(cfg: &Config, opts: &SimOptions) -> Result<Value, String> {
                 let t = now + u64::from(h.buckets);
                 let e = match opts.forecast {
                     ForecastSource::OracleCausal => clock.expected_known_at(d, t, now),
+                    ForecastSource::Clairvoyant => f64::from(clock.packets(d, t)),
                     _ => clock.expected(d, t),
                 };
                 v[k] = (e * scale) as f32;
