@@ -96,9 +96,9 @@ pub enum ForecastSource {
     /// The noise-free rate as known at the forecast's time: the present state exactly,
     /// nothing that starts later ([`ScenarioClock::expected_known_at`]).
     OracleCausal,
-    /// The generated traffic itself at each horizon's target bucket: per-bucket noise and
-    /// spikes included, so nothing a forecast of the rate could not know is left out.
-    /// It asks whether the RAM would meet its aims if its information were perfect.
+    /// The generated traffic itself at each horizon's target bucket
+    /// ([`ScenarioClock::packets`]): with the per-bucket noise and spikes, which no
+    /// forecast of the rate has. It asks what the RAM does with perfect information.
     Clairvoyant,
 }
 
